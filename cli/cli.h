@@ -1,0 +1,48 @@
+/* cli.h: what every cmd-<name>.c shares.  A command parses its arguments,
+ * calls libcapsa and prints; it never re-implements library logic. */
+#ifndef CAPSA_CLI_H
+#define CAPSA_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "capsa/capsa.h"
+
+/* docker's exit code contract */
+#define EXIT_CAPSA 125	    /* capsa itself failed */
+#define EXIT_NOT_EXEC 126   /* command cannot be invoked */
+#define EXIT_NOT_FOUND 127  /* command not found */
+
+struct cli {
+	struct capsa_ctx_opts opts;
+	struct capsa_ctx *ctx;
+	const char *cmd; /* "image import", for messages */
+	bool debug;
+};
+
+struct cli_cmd {
+	const char *name;
+	int (*fn)(struct cli *cli, int argc, char **argv);
+	const char *summary;
+};
+
+/* Prints "capsa: <message>" and frees err; returns EXIT_CAPSA. */
+int cli_fail(struct cli *cli, struct capsa_error *err);
+/* Prints "capsa <cmd>: <fmt>" and returns EXIT_CAPSA. */
+int cli_usage_error(struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The context, opened on first use; on failure prints and exits 125. */
+struct capsa_ctx *cli_ctx(struct cli *cli);
+/* Runs a sub-command table ("capsa image ls"). */
+int cli_dispatch(struct cli *cli, const struct cli_cmd *table, const char *group, const char *usage,
+		 int argc, char **argv);
+/* Prints text to stdout and returns 0: for --help. */
+int cli_help(const char *text);
+/* Re-executes the full front-end (capsa-full) with the same arguments: the
+ * light binary does not load libcurl/libarchive/libmicrohttpd. */
+int cli_exec_full(char **orig_argv);
+extern char **cli_orig_argv;
+
+#define CLI_CMD(n) int cmd_##n(struct cli *cli, int argc, char **argv)
+
+#endif

@@ -1,0 +1,108 @@
+/* context.c: opening a store root and its runtime directory.
+ *
+ * Layout (docs/image-store.md): capsa.db, blobs/sha256/, layers/,
+ * sandboxes/, tmp/ under the root; one directory per live sandbox under the
+ * runtime root.  Directories are created 0700 (the root itself 0711) because
+ * layer contents and sandbox uppers may hold files other users must not read.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "context.h"
+#include "util/fs.h"
+#include "util/str.h"
+
+CAPSA_EXPORT const char *capsa_version(void)
+{
+	return CAPSA_VERSION;
+}
+
+static char *pick(const char *opt, const char *env, const char *def)
+{
+	if (opt && *opt)
+		return xstrdup(opt);
+	const char *e = getenv(env);
+	if (e && *e)
+		return xstrdup(e);
+	return xstrdup(def);
+}
+
+static int ensure_dir(const char *path, mode_t mode, struct capsa_error **err)
+{
+	if (mkdir_p(path, mode) < 0)
+		return error_sys(err, errno, "create directory %s", path);
+	return 0;
+}
+
+CAPSA_EXPORT int capsa_ctx_open(const struct capsa_ctx_opts *opts, struct capsa_ctx **out,
+				struct capsa_error **err)
+{
+	struct capsa_ctx *ctx = xcalloc(1, sizeof(*ctx));
+	ctx->root_fd = ctx->run_fd = -1;
+	ctx->root = pick(opts ? opts->root : NULL, "CAPSA_ROOT", CAPSA_DEFAULT_ROOT);
+	ctx->run_root = pick(opts ? opts->run_root : NULL, "CAPSA_RUN_ROOT", CAPSA_DEFAULT_RUN_ROOT);
+	if (ctx->root[0] != '/' || ctx->run_root[0] != '/') {
+		error_set(err, EINVAL, "store root %s and runtime root %s must be absolute paths", ctx->root,
+			  ctx->run_root);
+		goto fail;
+	}
+	if (ensure_dir(ctx->root, 0711, err) < 0 || ensure_dir(ctx->run_root, 0711, err) < 0)
+		goto fail;
+	ctx->root_fd = open(ctx->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	ctx->run_fd = open(ctx->run_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (ctx->root_fd < 0 || ctx->run_fd < 0) {
+		error_sys(err, errno, "open %s", ctx->root_fd < 0 ? ctx->root : ctx->run_root);
+		goto fail;
+	}
+	static const char *const subdirs[] = { "blobs", "blobs/sha256", "layers", "sandboxes", "tmp" };
+	for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
+		if (mkdirat(ctx->root_fd, subdirs[i], 0700) < 0 && errno != EEXIST) {
+			error_sys(err, errno, "create directory %s/%s", ctx->root, subdirs[i]);
+			goto fail;
+		}
+	}
+	*out = ctx;
+	return 0;
+fail:
+	capsa_ctx_free(ctx);
+	return -1;
+}
+
+struct store *ctx_db(struct capsa_ctx *ctx, struct capsa_error **err)
+{
+	if (ctx->db)
+		return ctx->db;
+	_cleanup_free_ char *path = xasprintf("%s/capsa.db", ctx->root);
+	if (store_open(path, false, &ctx->db, err) < 0)
+		return NULL;
+	return ctx->db;
+}
+
+CAPSA_EXPORT void capsa_ctx_free(struct capsa_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	store_close(ctx->db);
+	if (ctx->root_fd >= 0)
+		close(ctx->root_fd);
+	if (ctx->run_fd >= 0)
+		close(ctx->run_fd);
+	free(ctx->root);
+	free(ctx->run_root);
+	free(ctx);
+}
+
+CAPSA_EXPORT const char *capsa_ctx_root(const struct capsa_ctx *ctx)
+{
+	return ctx->root;
+}
+
+CAPSA_EXPORT const char *capsa_ctx_run_root(const struct capsa_ctx *ctx)
+{
+	return ctx->run_root;
+}

@@ -1,0 +1,19 @@
+/* context.h: struct capsa_ctx, the root every library call starts from. */
+#ifndef CAPSA_CONTEXT_H
+#define CAPSA_CONTEXT_H
+
+#include "capsa/capsa.h"
+#include "store/store.h"
+
+struct capsa_ctx {
+	char *root;	/* /var/lib/capsa */
+	char *run_root; /* /run/capsa */
+	int root_fd;	/* O_PATH of root */
+	int run_fd;	/* O_PATH of run_root */
+	struct store *db;
+};
+
+/* The state database, opened (and migrated) on first use. */
+struct store *ctx_db(struct capsa_ctx *ctx, struct capsa_error **err);
+
+#endif

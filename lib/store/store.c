@@ -1,0 +1,257 @@
+/* store.c: opening, migrating and transacting on capsa.db. */
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "util/str.h"
+
+/* Each entry moves the schema from version i to i+1.  Never edit a shipped
+ * entry: add a new one. */
+static const char *const migrations[] = {
+	/* 1: the initial schema, shared by the image store, sandboxes,
+	 * events, templates and the capacity ledger. */
+	"CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE blobs("
+	"  digest TEXT PRIMARY KEY,"
+	"  size INTEGER NOT NULL,"
+	"  media_type TEXT NOT NULL DEFAULT '',"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE layers("
+	"  digest TEXT PRIMARY KEY,"		  /* digest of the blob as stored */
+	"  diff_id TEXT NOT NULL DEFAULT '',"	  /* digest of the uncompressed tar */
+	"  media_type TEXT NOT NULL DEFAULT '',"
+	"  size INTEGER NOT NULL DEFAULT 0,"
+	"  unpacked_size INTEGER NOT NULL DEFAULT 0,"
+	"  state TEXT NOT NULL,"		  /* unpacking | ready */
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE images("
+	"  id TEXT PRIMARY KEY,"		  /* config digest */
+	"  manifest_digest TEXT NOT NULL,"
+	"  manifest_media_type TEXT NOT NULL DEFAULT '',"
+	"  config TEXT NOT NULL,"
+	"  platform TEXT NOT NULL DEFAULT 'linux/amd64',"
+	"  size INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE image_layers("
+	"  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,"
+	"  idx INTEGER NOT NULL,"
+	"  layer_digest TEXT NOT NULL REFERENCES layers(digest),"
+	"  PRIMARY KEY(image_id, idx));"
+	"CREATE INDEX image_layers_layer ON image_layers(layer_digest);"
+	"CREATE TABLE refs("
+	"  name TEXT PRIMARY KEY,"		  /* docker.io/library/busybox:latest */
+	"  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE INDEX refs_image ON refs(image_id);"
+	"CREATE TABLE sandboxes("
+	"  id TEXT PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  image_id TEXT,"
+	"  image_ref TEXT NOT NULL DEFAULT '',"
+	"  state TEXT NOT NULL,"		  /* creating running paused exited */
+	"  config TEXT NOT NULL DEFAULT '{}',"
+	"  labels TEXT NOT NULL DEFAULT '{}',"
+	"  created_at INTEGER NOT NULL,"
+	"  started_at INTEGER,"
+	"  finished_at INTEGER,"
+	"  exit_code INTEGER,"
+	"  reason TEXT,"			  /* exited signaled oom stopped killed lost ... */
+	"  error TEXT,"
+	"  supervisor_pid INTEGER,"
+	"  init_pid INTEGER,"
+	"  auto_remove INTEGER NOT NULL DEFAULT 0,"
+	"  deadline_at INTEGER,"		  /* max lifetime, ms since epoch */
+	"  idle_timeout_ms INTEGER,"
+	"  reserved_cpus_milli INTEGER NOT NULL DEFAULT 0,"
+	"  reserved_memory INTEGER NOT NULL DEFAULT 0,"
+	"  reserved_disk INTEGER NOT NULL DEFAULT 0,"
+	"  reserved INTEGER NOT NULL DEFAULT 0);"  /* 1 while the ledger holds it */
+	"CREATE INDEX sandboxes_state ON sandboxes(state);"
+	"CREATE TABLE sandbox_layers("
+	"  sandbox_id TEXT NOT NULL REFERENCES sandboxes(id) ON DELETE CASCADE,"
+	"  layer_digest TEXT NOT NULL,"
+	"  PRIMARY KEY(sandbox_id, layer_digest));"
+	"CREATE INDEX sandbox_layers_layer ON sandbox_layers(layer_digest);"
+	"CREATE TABLE events("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  ts INTEGER NOT NULL,"
+	"  sandbox_id TEXT,"
+	"  type TEXT NOT NULL,"
+	"  attrs TEXT NOT NULL DEFAULT '{}');"
+	"CREATE INDEX events_ts ON events(ts);"
+	"CREATE TABLE templates("
+	"  name TEXT PRIMARY KEY,"
+	"  image_ref TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL);",
+};
+
+const int store_schema_version = (int)ARRAY_SIZE(migrations);
+
+int store_error(struct store *s, const char *what, struct capsa_error **err)
+{
+	int code = sqlite3_errcode(s->db);
+	int e = code == SQLITE_BUSY ? EBUSY : code == SQLITE_FULL ? ENOSPC : code == SQLITE_READONLY ? EROFS : EIO;
+	return error_set(err, e, "%s: database %s: %s", what, s->path, sqlite3_errmsg(s->db));
+}
+
+int store_exec(struct store *s, const char *sql, struct capsa_error **err)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		error_set(err, EIO, "database %s: %s", s->path, msg ? msg : "error");
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+int store_prepare(struct store *s, const char *sql, sqlite3_stmt **out, struct capsa_error **err)
+{
+	if (sqlite3_prepare_v2(s->db, sql, -1, out, NULL) != SQLITE_OK)
+		return store_error(s, "prepare", err);
+	return 0;
+}
+
+int store_bind_text(sqlite3_stmt *st, int idx, const char *s)
+{
+	if (!s)
+		return sqlite3_bind_null(st, idx);
+	return sqlite3_bind_text(st, idx, s, -1, SQLITE_TRANSIENT);
+}
+
+char *store_col_strdup(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	return t ? xstrdup((const char *)t) : NULL;
+}
+
+int store_begin(struct store *s, struct capsa_error **err)
+{
+	if (s->tx_depth++ > 0)
+		return 0;
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		s->tx_depth--;
+		return store_error(s, "begin transaction", err);
+	}
+	return 0;
+}
+
+int store_commit(struct store *s, struct capsa_error **err)
+{
+	if (s->tx_depth <= 0)
+		return 0;
+	if (--s->tx_depth > 0)
+		return 0;
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		store_error(s, "commit", err);
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+void store_rollback(struct store *s)
+{
+	if (s->tx_depth <= 0)
+		return;
+	s->tx_depth = 0;
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int migrate(struct store *s, struct capsa_error **err)
+{
+	sqlite3_stmt *st;
+	int version = 0;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return store_error(s, "read schema version", err);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version == store_schema_version)
+		return 0;
+	if (version > store_schema_version)
+		return error_set(err, EPROTO,
+				 "database %s: schema version %d is newer than this capsa understands (%d)",
+				 s->path, version, store_schema_version);
+	if (store_begin(s, err) < 0)
+		return -1;
+	/* re-read under the write lock: another process may have migrated */
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK) {
+		store_rollback(s);
+		return store_error(s, "read schema version", err);
+	}
+	if (sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	for (int v = version; v < store_schema_version; v++) {
+		if (store_exec(s, migrations[v], err) < 0) {
+			store_rollback(s);
+			return error_wrap(err, "migrate schema to version %d", v + 1);
+		}
+	}
+	char sql[64];
+	snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", store_schema_version);
+	if (store_exec(s, sql, err) < 0) {
+		store_rollback(s);
+		return -1;
+	}
+	return store_commit(s, err);
+}
+
+int store_open(const char *path, bool readonly, struct store **out, struct capsa_error **err)
+{
+	struct store *s = xcalloc(1, sizeof(*s));
+	s->path = xstrdup(path);
+	int flags = readonly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+	flags |= SQLITE_OPEN_NOMUTEX;
+	/* new files get 0600 then 0644: the db holds no secrets (credentials
+	 * live in a separate 0600 file) but must not be writable by others */
+	if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+		error_set(err, EIO, "open database %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		store_close(s);
+		return -1;
+	}
+	sqlite3_busy_timeout(s->db, 30000);
+	sqlite3_extended_result_codes(s->db, 0);
+	if (!readonly) {
+		/* WAL: readers never block the writer.  synchronous=NORMAL: a
+		 * commit survives a process crash; an OS crash may lose the
+		 * last transactions but never corrupts the file. */
+		if (store_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err) < 0 ||
+		    store_exec(s, "PRAGMA foreign_keys=ON;", err) < 0 || migrate(s, err) < 0) {
+			store_close(s);
+			return -1;
+		}
+	} else {
+		store_exec(s, "PRAGMA foreign_keys=ON;", NULL);
+	}
+	*out = s;
+	return 0;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	if (s->db)
+		sqlite3_close_v2(s->db);
+	free(s->path);
+	free(s);
+}
+
+int store_add_event(struct store *s, const char *sandbox_id, const char *type, const char *attrs_json,
+		    struct capsa_error **err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	if (store_prepare(s, "INSERT INTO events(ts, sandbox_id, type, attrs) VALUES(?,?,?,?)", &st, err) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, now_ms());
+	store_bind_text(st, 2, sandbox_id);
+	store_bind_text(st, 3, type);
+	store_bind_text(st, 4, attrs_json ? attrs_json : "{}");
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return store_error(s, "record event", err);
+	return 0;
+}

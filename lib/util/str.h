@@ -1,0 +1,81 @@
+/* str.h: strings, string vectors, a growable buffer with a hard cap, and the
+ * parsers for the human-facing values (sizes, durations, signals) that every
+ * front-end accepts.  libc only.
+ */
+#ifndef CAPSA_UTIL_STR_H
+#define CAPSA_UTIL_STR_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "error.h"
+
+static inline bool str_eq(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b) == 0;
+}
+
+static inline bool str_has_prefix(const char *s, const char *p)
+{
+	return strncmp(s, p, strlen(p)) == 0;
+}
+
+bool str_has_suffix(const char *s, const char *suffix);
+
+/* NULL-terminated vectors of heap strings. */
+size_t strv_len(char *const *v);
+char **strv_dup(char *const *v);
+/* Appends a copy of s; returns the (possibly moved) vector. */
+char **strv_push(char **v, const char *s);
+char **strv_push_take(char **v, char *s);
+bool strv_contains(char *const *v, const char *s);
+/* Splits s on sep; empty fields are kept. */
+char **strv_split(const char *s, char sep);
+
+/* A growable byte buffer that refuses to grow past cap: every buffer fed from
+ * outside has a cap checked before allocation. */
+struct buf {
+	char *data;
+	size_t len;
+	size_t alloc;
+	size_t cap; /* 0: no cap */
+};
+#define BUF_INIT { NULL, 0, 0, 0 }
+void buf_release(struct buf *b);
+/* Returns -1 (errno ENOSPC-like EFBIG) when the cap would be exceeded. */
+int buf_reserve(struct buf *b, size_t extra);
+int buf_append(struct buf *b, const void *p, size_t n);
+int buf_appendf(struct buf *b, const char *fmt, ...) PRINTF(2, 3);
+int buf_putc(struct buf *b, char c);
+/* NUL-terminated view; the NUL is not counted in len. */
+const char *buf_cstr(struct buf *b);
+char *buf_steal(struct buf *b);
+void buf_consume(struct buf *b, size_t n);
+
+/* "64m", "1.5g", "4096", "2GiB": bytes.  Units are powers of 1024, as docker
+ * reads them.  Refuses negatives, unknown units and overflow. */
+int parse_size(const char *s, int64_t *out, struct capsa_error **err);
+/* "10s", "500ms", "1h30m", "2" (seconds): milliseconds. */
+int parse_duration_ms(const char *s, int64_t *out, struct capsa_error **err);
+/* "TERM", "SIGTERM", "15", "sigusr1": signal number. */
+int parse_signal(const char *s, int *out, struct capsa_error **err);
+const char *signal_name(int sig); /* "SIGTERM"; NULL if unknown */
+/* Decimal integer within [min, max]. */
+int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* Hex of n random bytes from getrandom(). */
+char *random_hex(size_t nbytes);
+void hex_encode(const uint8_t *in, size_t n, char *out /* 2n+1 */);
+
+/* Milliseconds since the epoch / CLOCK_MONOTONIC. */
+int64_t now_ms(void);
+int64_t mono_ms(void);
+int64_t mono_ns(void);
+/* RFC 3339 with nanoseconds in UTC, as docker prints timestamps. */
+void format_rfc3339(int64_t unix_ms, char *out, size_t n);
+int parse_rfc3339(const char *s, int64_t *unix_ms);
+
+#endif

@@ -1,0 +1,165 @@
+/* test-util.c: lib/util: value parsers, buffers, confined path resolution
+ * (openat2 and the fallback walk), atomic writes, rm -rf. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tap.h"
+#include "util/fs.h"
+#include "util/str.h"
+
+static void test_sizes(void)
+{
+	int64_t v;
+	struct capsa_error *err = NULL;
+	ok(parse_size("64m", &v, &err) == 0 && v == 64 << 20, "64m");
+	ok(parse_size("1g", &v, &err) == 0 && v == 1LL << 30, "1g");
+	ok(parse_size("4096", &v, &err) == 0 && v == 4096, "plain bytes");
+	ok(parse_size("1.5k", &v, &err) == 0 && v == 1536, "fraction");
+	ok(parse_size("2GiB", &v, &err) == 0 && v == 2LL << 30, "GiB");
+	ok(parse_size("12q", &v, &err) < 0 && err && strstr(err->msg, "'12q'") && strstr(err->msg, "unit"),
+	   "unknown unit named in error: %s", err ? err->msg : "");
+	capsa_error_free(err);
+	err = NULL;
+	ok(parse_size("-1", &v, &err) < 0, "negative refused");
+	capsa_error_free(err);
+	err = NULL;
+	ok(parse_size("99999999999t", &v, &err) < 0 && err->code == ERANGE, "overflow refused");
+	capsa_error_free(err);
+	err = NULL;
+	ok(parse_size("", &v, &err) < 0, "empty refused");
+	capsa_error_free(err);
+}
+
+static void test_durations(void)
+{
+	int64_t v;
+	struct capsa_error *err = NULL;
+	ok(parse_duration_ms("10s", &v, &err) == 0 && v == 10000, "10s");
+	ok(parse_duration_ms("500ms", &v, &err) == 0 && v == 500, "500ms");
+	ok(parse_duration_ms("1h30m", &v, &err) == 0 && v == 5400000, "1h30m");
+	ok(parse_duration_ms("2", &v, &err) == 0 && v == 2000, "bare seconds");
+	ok(parse_duration_ms("5x", &v, &err) < 0 && strstr(err->msg, "'5x'"), "bad unit");
+	capsa_error_free(err);
+	err = NULL;
+	ok(parse_duration_ms("-5s", &v, &err) < 0, "negative refused");
+	capsa_error_free(err);
+}
+
+static void test_signals(void)
+{
+	int s;
+	struct capsa_error *err = NULL;
+	ok(parse_signal("TERM", &s, &err) == 0 && s == SIGTERM, "TERM");
+	ok(parse_signal("SIGUSR1", &s, &err) == 0 && s == SIGUSR1, "SIGUSR1");
+	ok(parse_signal("sigkill", &s, &err) == 0 && s == SIGKILL, "lower case");
+	ok(parse_signal("15", &s, &err) == 0 && s == SIGTERM, "number");
+	ok(parse_signal("RTMIN+2", &s, &err) == 0 && s == SIGRTMIN + 2, "realtime");
+	ok(parse_signal("BOGUS", &s, &err) < 0 && strstr(err->msg, "BOGUS"), "unknown name");
+	capsa_error_free(err);
+	err = NULL;
+	ok(parse_signal("99", &s, &err) < 0, "out of range number");
+	capsa_error_free(err);
+	is_str(signal_name(SIGTERM), "SIGTERM", "signal_name");
+}
+
+static void test_buf(void)
+{
+	struct buf b = BUF_INIT;
+	b.cap = 8;
+	ok(buf_append(&b, "12345678", 8) == 0, "append up to the cap");
+	ok(buf_append(&b, "9", 1) < 0 && errno == EFBIG, "cap enforced");
+	buf_consume(&b, 3);
+	is_str(buf_cstr(&b), "45678", "consume");
+	buf_release(&b);
+	char **v = strv_split("a::b", ':');
+	is_int(strv_len(v), 3, "split keeps empty fields");
+	strv_free(v);
+}
+
+static void test_rfc3339(void)
+{
+	int64_t ms;
+	ok(parse_rfc3339("2026-11-23T17:15:00.250Z", &ms) == 0 && ms == 1795454100250LL, "parse");
+	char out[64];
+	format_rfc3339(ms, out, sizeof(out));
+	is_str(out, "2026-11-23T17:15:00.250Z", "format round trip");
+	ok(parse_rfc3339("2026-11-23", &ms) < 0, "date only refused");
+}
+
+static void test_beneath(bool fallback)
+{
+	const char *mode = fallback ? "fallback" : "openat2";
+	fs_force_openat2_fallback(fallback);
+	char tmpl[] = "/tmp/capsa-test-XXXXXX";
+	ok(mkdtemp(tmpl) != NULL, "mkdtemp");
+	int root = open(tmpl, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	mkdirat(root, "d", 0755);
+	mkdirat(root, "d/e", 0755);
+	int fd = openat(root, "d/e/f", O_CREAT | O_WRONLY, 0644);
+	close(fd);
+	ok(symlinkat("/etc", root, "abs") == 0 && symlinkat("../../..", root, "d/up") == 0 &&
+		   symlinkat("e", root, "d/rel") == 0,
+	   "%s: symlinks", mode);
+
+	fd = open_beneath(root, "d/e/f", O_RDONLY, 0, RES_NO_SYMLINKS);
+	ok(fd >= 0, "%s: plain path resolves", mode);
+	close(fd);
+	fd = open_beneath(root, "abs/passwd", O_RDONLY, 0, RES_NO_SYMLINKS);
+	ok(fd < 0 && (errno == ELOOP || errno == EXDEV), "%s: symlink parent refused (errno %d)", mode, errno);
+	fd = open_beneath(root, "../etc/passwd", O_RDONLY, 0, RES_NO_SYMLINKS);
+	ok(fd < 0 && errno == EXDEV, "%s: .. refused", mode);
+	fd = open_beneath(root, "/etc/passwd", O_RDONLY, 0, RES_NO_SYMLINKS);
+	ok(fd < 0, "%s: absolute refused", mode);
+
+	/* in-root mode: escapes are clamped to the root */
+	fd = open_beneath(root, "abs/passwd", O_RDONLY, 0, RES_IN_ROOT);
+	ok(fd < 0 && errno == ENOENT, "%s: /etc symlink stays inside root (errno %d)", mode, errno);
+	fd = open_beneath(root, "d/up/d/e/f", O_RDONLY, 0, RES_IN_ROOT);
+	ok(fd >= 0, "%s: ../../.. clamps at root", mode);
+	if (fd >= 0)
+		close(fd);
+	fd = open_beneath(root, "../../../../d/rel/f", O_RDONLY, 0, RES_IN_ROOT);
+	ok(fd >= 0, "%s: leading .. clamps and relative link follows", mode);
+	if (fd >= 0)
+		close(fd);
+	const char *base;
+	int pfd = open_parent_beneath(root, "d/e/newfile", RES_NO_SYMLINKS, &base);
+	ok(pfd >= 0 && str_eq(base, "newfile"), "%s: parent split", mode);
+	if (pfd >= 0)
+		close(pfd);
+
+	struct capsa_error *err = NULL;
+	ok(write_file_atomic_at(root, "atomic", "hello", 5, 0600, true, &err) == 0, "%s: atomic write", mode);
+	struct buf b = BUF_INIT;
+	ok(read_file_at(root, "atomic", 100, &b, &err) == 0 && str_eq(b.data, "hello"), "%s: read back", mode);
+	buf_release(&b);
+	ok(read_file_at(root, "atomic", 2, &b, &err) < 0 && err && err->code == EFBIG, "%s: read cap", mode);
+	capsa_error_free(err);
+	err = NULL;
+	buf_release(&b);
+
+	int parent = open("/tmp", O_PATH | O_DIRECTORY);
+	ok(rm_rf_at(parent, tmpl + 5, &err) == 0, "%s: rm -rf", mode);
+	ok(access(tmpl, F_OK) < 0, "%s: gone", mode);
+	ok(access("/etc/passwd", F_OK) == 0, "%s: symlink targets untouched", mode);
+	close(parent);
+	close(root);
+	fs_force_openat2_fallback(false);
+}
+
+int main(void)
+{
+	test_sizes();
+	test_durations();
+	test_signals();
+	test_buf();
+	test_rfc3339();
+	test_beneath(false);
+	test_beneath(true);
+	return done_testing();
+}
