@@ -1,0 +1,62 @@
+/* proc.h: the security context of one process (the sandbox's main process,
+ * an exec, an OCI container process), applied by the child right before
+ * execve.  libc only: the agent calls this. */
+#ifndef CAPSA_LINUX_PROC_H
+#define CAPSA_LINUX_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util/error.h"
+
+struct linux_rlimit {
+	int resource; /* RLIMIT_* */
+	uint64_t soft, hard;
+};
+
+struct linux_proc_sec {
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups; /* supplementary groups */
+	size_t n_groups;
+	bool set_ids; /* false: keep the current uid/gid/groups */
+
+	/* Capability sets after the uid switch.  The bounding set is reduced
+	 * to cap_bounding (needs CAP_SETPCAP, so it is done before the sets
+	 * are lowered). */
+	uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
+	bool set_caps;
+
+	bool no_new_privs;
+	const struct linux_rlimit *rlimits;
+	size_t n_rlimits;
+	/* classic BPF (struct sock_filter array), or NULL for none */
+	const void *seccomp_bpf;
+	size_t seccomp_len; /* bytes */
+	unsigned seccomp_flags; /* SECCOMP_FILTER_FLAG_* */
+	int oom_score_adj;
+	bool set_oom_score_adj;
+	mode_t umask;
+	bool set_umask;
+};
+
+/* Applies, in this order: oom_score_adj, rlimits, bounding set, groups, gid,
+ * uid (with PR_SET_KEEPCAPS so the configured sets survive), the
+ * effective/permitted/inheritable sets, ambient caps, no_new_privs, umask,
+ * and last the seccomp filter (so that no syscall above is filtered).  On
+ * failure the process is left half-configured: callers _exit() after
+ * reporting the error. */
+int linux_proc_apply(const struct linux_proc_sec *s, struct capsa_error **err);
+
+/* Installs a classic BPF seccomp filter (requires no_new_privs or
+ * CAP_SYS_ADMIN).  len must be a multiple of sizeof(struct sock_filter). */
+int linux_seccomp_install(const void *bpf, size_t len, unsigned flags, struct capsa_error **err);
+
+/* A sealed (F_SEAL_SEAL|SHRINK|GROW|WRITE), close-on-exec memfd holding a
+ * copy of the executable at path: a sandbox can neither see the file it came
+ * from nor overwrite the copy (runc CVE-2019-5736). */
+int linux_sealed_memfd(const char *path, const char *name, struct capsa_error **err);
+
+#endif

@@ -1,0 +1,74 @@
+/* rootfs.h: building a sandbox's (or an OCI container's) filesystem view in
+ * a new mount namespace and pivoting into it.  libc only.
+ *
+ * Security: every mount target is resolved inside the new root with
+ * open_beneath(RES_IN_ROOT) and mounted through /proc/self/fd/N, so an image
+ * whose /proc or /dev is a symlink cannot redirect a mount onto the host.
+ */
+#ifndef CAPSA_LINUX_ROOTFS_H
+#define CAPSA_LINUX_ROOTFS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "util/error.h"
+
+struct linux_mount {
+	const char *source;
+	const char *target;	 /* absolute, inside the new root */
+	const char *fstype;	 /* NULL for bind mounts */
+	const char *data;	 /* fs-specific options */
+	unsigned long flags;	 /* MS_RDONLY MS_NOSUID MS_NODEV MS_NOEXEC ... */
+	unsigned long propagation; /* MS_PRIVATE/MS_SLAVE/MS_SHARED/MS_UNBINDABLE (| MS_REC), 0: leave */
+	bool bind;		 /* bind source (a host path) onto target */
+	bool recursive;		 /* rbind */
+	bool file;		 /* target is a file (created empty if missing) */
+};
+
+struct linux_device {
+	const char *path; /* "/dev/null" */
+	char type;	  /* 'c', 'b', 'p' */
+	unsigned major, minor;
+	mode_t mode;	  /* permission bits */
+	uid_t uid;
+	gid_t gid;
+};
+
+struct linux_rootfs {
+	const char *root;	   /* host path of the new root directory */
+	/* When set, an overlay is mounted on root first with these options;
+	 * relative lowerdir/upperdir/workdir paths are taken relative to
+	 * overlay_dir (keeps the option string under a page for many layers). */
+	const char *overlay_data;
+	const char *overlay_dir;
+	bool readonly;		   /* root remounted read-only at the end */
+	unsigned long propagation; /* of the new root; 0: MS_PRIVATE */
+	const struct linux_mount *mounts; /* in order, after the root */
+	size_t n_mounts;
+	/* Create /dev/{null,zero,full,random,urandom,tty} and the symlinks
+	 * fd stdin stdout stderr ptmx core (needs a tmpfs on /dev among the
+	 * mounts; created by mknod, or bind-mounted from the host when mknod
+	 * is not permitted, as in a user namespace). */
+	bool default_devices;
+	const struct linux_device *devices;
+	size_t n_devices;
+	char *const *masked_paths;   /* NULL-terminated; /dev/null (files) or ro tmpfs (dirs) over each */
+	char *const *readonly_paths; /* NULL-terminated; bind-remounted read-only */
+	bool no_pivot;		     /* MS_MOVE + chroot instead of pivot_root (OCI --no-pivot) */
+};
+
+/* The docker/OCI defaults: proc, /dev tmpfs, devpts (newinstance,
+ * ptmxmode=0666), /dev/shm (shm_size bytes), /dev/mqueue, sysfs (ro), and the
+ * cgroup filesystem (ro, of the sandbox's cgroup namespace). */
+extern const struct linux_mount *linux_default_mounts(size_t *n, const char *shm_size_opt);
+extern char *const linux_default_masked_paths[];
+extern char *const linux_default_readonly_paths[];
+
+/* Runs in the child, in its own (fresh) mount namespace: makes "/" a
+ * slave/private tree so nothing propagates back to the host, mounts the
+ * overlay, the mounts, the devices, masks paths, pivots into root and
+ * detaches the old root.  Returns with cwd "/" inside the new root. */
+int linux_rootfs_setup(const struct linux_rootfs *r, struct capsa_error **err);
+
+#endif

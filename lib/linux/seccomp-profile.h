@@ -1,0 +1,24 @@
+/* seccomp-profile.h: compiling seccomp profiles to classic BPF with
+ * libseccomp.  Part of the core library (not libc-only): the agent receives
+ * the compiled program and only installs it (proc.h).
+ */
+#ifndef CAPSA_LINUX_SECCOMP_PROFILE_H
+#define CAPSA_LINUX_SECCOMP_PROFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/error.h"
+#include "util/str.h"
+
+/* docker's default profile (an allowlist, EPERM otherwise; ENOSYS for
+ * syscalls unknown to it), with the rules that depend on the granted
+ * capability set applied for caps. */
+int seccomp_profile_default(uint64_t caps, struct buf *bpf, struct capsa_error **err);
+/* A profile in docker's JSON format or the OCI runtime-spec linux.seccomp
+ * object.  Unknown syscall names are skipped (as docker does); unknown
+ * actions, arches or operators are an error naming them. */
+int seccomp_profile_compile_json(const char *json, size_t len, uint64_t caps, struct buf *bpf,
+				 struct capsa_error **err);
+
+#endif
