@@ -1,0 +1,54 @@
+/* ingest.h: getting verified content into the store.  Shared by every way
+ * an image arrives (import of a layout or archive, registry pull).
+ *
+ * A blob is streamed into a temporary file under <root>/tmp, hashed while it
+ * is written, fsynced, checked against the expected digest and size, and
+ * renamed to blobs/sha256/<hex>; a mismatch is an error naming both digests
+ * and nothing is kept.  With resume, a partial download of the same digest
+ * left by an interrupted pull is re-hashed and continued (the caller asks the
+ * registry for a Range from blob_writer_offset()).
+ */
+#ifndef CAPSA_IMAGE_INGEST_H
+#define CAPSA_IMAGE_INGEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/context.h"
+
+struct blob_writer;
+
+/* digest: "sha256:<64 hex>" expected, or NULL when unknown (the digest is
+ * then whatever the content hashes to).  size: expected size or -1. */
+int blob_writer_open(struct capsa_ctx *ctx, const char *digest, int64_t size, bool resume,
+		     struct blob_writer **out, struct capsa_error **err);
+/* Bytes already present from an earlier partial download (0 without resume). */
+int64_t blob_writer_offset(const struct blob_writer *w);
+/* Fails (and the writer must be aborted) when more than the expected size
+ * arrives. */
+int blob_writer_write(struct blob_writer *w, const void *p, size_t n, struct capsa_error **err);
+/* Verifies, fsyncs, renames into place and records the blob; *digest_out
+ * (optional) receives "sha256:<hex>".  Frees the writer in all cases. */
+int blob_writer_commit(struct blob_writer *w, const char *media_type, char **digest_out,
+		       struct capsa_error **err);
+/* Discards the temporary file (keeps it for a later resume when keep_partial). */
+void blob_writer_abort(struct blob_writer *w, bool keep_partial);
+
+/* true when blobs/sha256/<hex> exists with the recorded size. */
+bool blob_exists(struct capsa_ctx *ctx, const char *digest, int64_t *size_out);
+/* O_RDONLY fd of a stored blob, or -1 with err. */
+int blob_open(struct capsa_ctx *ctx, const char *digest, struct capsa_error **err);
+
+/* Digest syntax check: "sha256:" + 64 lower-case hex. */
+bool digest_valid(const char *digest);
+
+/* Turns a manifest whose config and layer blobs are all in the store into an
+ * image: validates the manifest and config (media types, layer count cap,
+ * diff_ids matching the layers), unpacks each layer not yet unpacked (once,
+ * shared), records images/image_layers rows and, when ref is non-NULL, points
+ * the ref ("docker.io/library/busybox:latest") at it.  *image_id_out
+ * (optional) receives the config digest. */
+int image_ingest_manifest(struct capsa_ctx *ctx, const char *manifest, size_t len, const char *manifest_digest,
+			  const char *ref, const char *platform, char **image_id_out, struct capsa_error **err);
+
+#endif
