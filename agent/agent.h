@@ -1,0 +1,51 @@
+/* agent.h: shared state of capsa-agent, PID 1 of every sandbox.
+ *
+ * The agent is trusted code running among untrusted processes: it is
+ * non-dumpable (no ptrace, no /proc/1/mem), executed from a sealed memfd,
+ * and treats every frame as well-formed only after the codec checked it.
+ */
+#ifndef CAPSA_AGENT_H
+#define CAPSA_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ev/ev.h"
+#include "proto/conn.h"
+#include "proto/msg.h"
+
+struct aproc;
+
+struct agent {
+	struct ev_loop loop;
+	struct proto_conn chan;
+	struct ev_io chan_io;
+	struct ev_io sig_io;
+	int sigfd;
+	struct proto_proc defaults; /* from INIT */
+	bool have_init;
+	struct aproc *procs;	    /* live sessions */
+	struct aproc *main;
+	bool ending;		    /* main exited: kill the rest and leave */
+	int exit_code;
+	char hostname[256];
+};
+
+extern struct agent agent;
+
+/* Queues a frame to the supervisor and flushes opportunistically. */
+void agent_send(uint16_t type, uint16_t flags, uint32_t stream, const void *p, size_t n);
+void agent_send_error(uint32_t stream, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Re-evaluates the channel's epoll interest after output was queued. */
+void agent_chan_update(void);
+
+/* proc.c */
+void proc_start(uint32_t stream, const uint8_t *payload, size_t len);
+void proc_frame(const struct proto_hdr *h, const uint8_t *payload);
+void proc_reap(void);
+void proc_forward_signal(int sig);
+void proc_kill_all(void);
+bool proc_all_done(void);
+
+#endif

@@ -1,0 +1,235 @@
+/* conn.c: buffered frame I/O. */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+
+void proto_conn_init(struct proto_conn *c, int fd)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	c->max_payload = PROTO_MAX_PAYLOAD;
+}
+
+void proto_conn_release(struct proto_conn *c, bool close_fd)
+{
+	buf_release(&c->in);
+	buf_release(&c->out);
+	if (close_fd && c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
+/* Delivers every complete frame at the start of c->in. */
+static int parse(struct proto_conn *c, proto_frame_cb cb, void *ctx)
+{
+	size_t off = 0;
+	int rc = 0;
+	while (c->in.len - off >= PROTO_HDR_SIZE) {
+		struct proto_hdr h;
+		if (proto_hdr_decode((const uint8_t *)c->in.data + off, &h, c->max_payload) < 0) {
+			errno = EMSGSIZE;
+			rc = -1;
+			break;
+		}
+		if (c->in.len - off - PROTO_HDR_SIZE < h.len)
+			break;
+		rc = cb(ctx, c, &h, (const uint8_t *)c->in.data + off + PROTO_HDR_SIZE);
+		off += PROTO_HDR_SIZE + h.len;
+		if (rc < 0)
+			break;
+		if (c->fd < 0) /* the callback closed us */
+			return -1;
+	}
+	buf_consume(&c->in, off);
+	return rc < 0 ? -1 : 0;
+}
+
+int proto_conn_parse_buffered(struct proto_conn *c, proto_frame_cb cb, void *ctx)
+{
+	return parse(c, cb, ctx);
+}
+
+int proto_conn_read(struct proto_conn *c, proto_frame_cb cb, void *ctx)
+{
+	for (int rounds = 0; rounds < 16; rounds++) {
+		/* room for at least one whole frame, never more than two */
+		size_t want = PROTO_HDR_SIZE + c->max_payload;
+		if (c->in.len >= want) {
+			errno = EMSGSIZE;
+			return -1;
+		}
+		size_t room = MAX((size_t)16384, c->in.len >= PROTO_HDR_SIZE ? want - c->in.len : 65536);
+		if (buf_reserve(&c->in, room) < 0)
+			return -1;
+		ssize_t r = read(c->fd, c->in.data + c->in.len, room);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return 0;
+			return -1;
+		}
+		if (r == 0) {
+			c->eof = true;
+			if (parse(c, cb, ctx) < 0)
+				return -1;
+			return 1;
+		}
+		c->in.len += (size_t)r;
+		if (parse(c, cb, ctx) < 0)
+			return -1;
+		if ((size_t)r < room)
+			return 0;
+	}
+	return 0; /* let other fds run; level-triggered epoll brings us back */
+}
+
+int proto_conn_queue(struct proto_conn *c, uint16_t type, uint16_t flags, uint32_t stream, const void *p, size_t n)
+{
+	if (c->fd < 0) {
+		errno = EPIPE;
+		return -1;
+	}
+	if (c->out_off && c->out_off == c->out.len) {
+		c->out.len = 0;
+		c->out_off = 0;
+	}
+	return proto_frame_raw(&c->out, type, flags, stream, p, n);
+}
+
+int proto_conn_queue_buf(struct proto_conn *c, uint16_t type, uint16_t flags, uint32_t stream, const struct buf *b)
+{
+	return proto_conn_queue(c, type, flags, stream, b->data, b->len);
+}
+
+int proto_conn_flush(struct proto_conn *c)
+{
+	while (c->out_off < c->out.len) {
+		ssize_t w = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return 1;
+			if (errno == ENOTSOCK) {
+				w = write(c->fd, c->out.data + c->out_off, c->out.len - c->out_off);
+				if (w < 0 && errno == EAGAIN)
+					return 1;
+				if (w < 0)
+					return -1;
+			} else {
+				return -1;
+			}
+		}
+		c->out_off += (size_t)w;
+	}
+	c->out.len = 0;
+	c->out_off = 0;
+	/* give a burst's memory back once it is written */
+	if (c->out.alloc > (1u << 20))
+		buf_release(&c->out);
+	return 0;
+}
+
+int proto_conn_wait(struct proto_conn *c, int timeout_ms, proto_frame_cb cb, void *ctx)
+{
+	struct wait_state {
+		proto_frame_cb cb;
+		void *ctx;
+		int got;
+	};
+	for (;;) {
+		/* a frame may already be buffered */
+		if (c->in.len >= PROTO_HDR_SIZE) {
+			struct proto_hdr h;
+			if (proto_hdr_decode((const uint8_t *)c->in.data, &h, c->max_payload) < 0) {
+				errno = EMSGSIZE;
+				return -1;
+			}
+			if (c->in.len - PROTO_HDR_SIZE >= h.len) {
+				int rc = cb(ctx, c, &h, (const uint8_t *)c->in.data + PROTO_HDR_SIZE);
+				buf_consume(&c->in, PROTO_HDR_SIZE + h.len);
+				return rc < 0 ? -1 : 1;
+			}
+		}
+		if (c->eof)
+			return 0;
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		int pr = poll(&pfd, 1, timeout_ms);
+		if (pr < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (pr == 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		size_t room = 65536;
+		if (c->in.len >= PROTO_HDR_SIZE + c->max_payload) {
+			errno = EMSGSIZE;
+			return -1;
+		}
+		if (buf_reserve(&c->in, room) < 0)
+			return -1;
+		ssize_t r = read(c->fd, c->in.data + c->in.len, room);
+		if (r < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return -1;
+		}
+		if (r == 0)
+			c->eof = true;
+		c->in.len += (size_t)r;
+	}
+}
+
+int proto_conn_flush_all(struct proto_conn *c, int timeout_ms)
+{
+	for (;;) {
+		int r = proto_conn_flush(c);
+		if (r <= 0)
+			return r;
+		struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
+		int pr = poll(&pfd, 1, timeout_ms);
+		if (pr < 0 && errno != EINTR)
+			return -1;
+		if (pr == 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+	}
+}
+
+ssize_t proto_conn_queue_read(struct proto_conn *c, uint16_t type, uint16_t flags, uint32_t stream, int fd,
+			      size_t max)
+{
+	if (max > PROTO_MAX_PAYLOAD)
+		max = PROTO_MAX_PAYLOAD;
+	if (c->out_off && c->out_off == c->out.len) {
+		c->out.len = 0;
+		c->out_off = 0;
+	}
+	size_t start = proto_frame_begin(&c->out, type, flags, stream);
+	if (buf_reserve(&c->out, max) < 0) {
+		c->out.len = start;
+		return -1;
+	}
+	ssize_t r;
+	do
+		r = read(fd, c->out.data + c->out.len, max);
+	while (r < 0 && errno == EINTR);
+	if (r <= 0) {
+		int e = errno;
+		c->out.len = start;
+		errno = e;
+		return r;
+	}
+	c->out.len += (size_t)r;
+	proto_frame_end(&c->out, start);
+	return r;
+}

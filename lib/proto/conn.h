@@ -1,0 +1,59 @@
+/* conn.h: a framed, buffered connection over a (usually non-blocking)
+ * stream socket.  Input is parsed in place, several frames per read; output
+ * is queued and flushed as the socket allows.  libc only.
+ */
+#ifndef CAPSA_PROTO_CONN_H
+#define CAPSA_PROTO_CONN_H
+
+#include <stdbool.h>
+
+#include "proto.h"
+
+struct proto_conn {
+	int fd;
+	struct buf in;
+	struct buf out;
+	size_t out_off;	    /* bytes of out already written */
+	uint32_t max_payload;
+	bool eof;
+};
+
+typedef int (*proto_frame_cb)(void *ctx, struct proto_conn *c, const struct proto_hdr *h, const uint8_t *payload);
+
+void proto_conn_init(struct proto_conn *c, int fd);
+/* Frees buffers; closes fd when close_fd. */
+void proto_conn_release(struct proto_conn *c, bool close_fd);
+/* Reads what is available and calls cb for every complete frame (cb
+ * returning < 0 stops with that error).  Returns 0 when the socket would
+ * block, 1 at EOF (after delivering complete frames), -1 on error or on a
+ * frame over max_payload (errno EMSGSIZE). */
+int proto_conn_read(struct proto_conn *c, proto_frame_cb cb, void *ctx);
+/* Delivers the complete frames already in the input buffer (read earlier
+ * by someone else) without reading. */
+int proto_conn_parse_buffered(struct proto_conn *c, proto_frame_cb cb, void *ctx);
+/* Queues one frame; does not write. */
+int proto_conn_queue(struct proto_conn *c, uint16_t type, uint16_t flags, uint32_t stream, const void *p, size_t n);
+/* Queues a frame whose payload is the content of b (TLVs built by the caller). */
+int proto_conn_queue_buf(struct proto_conn *c, uint16_t type, uint16_t flags, uint32_t stream, const struct buf *b);
+/* Writes queued output.  0: all written, 1: some left (wait for EPOLLOUT),
+ * -1: error. */
+int proto_conn_flush(struct proto_conn *c);
+static inline size_t proto_conn_pending(const struct proto_conn *c)
+{
+	return c->out.len - c->out_off;
+}
+/* Blocking: waits for one frame (poll with timeout_ms, -1 forever) and
+ * delivers it through cb.  Returns 1 after a frame, 0 at EOF, -1 on error
+ * or timeout (errno ETIMEDOUT). */
+int proto_conn_wait(struct proto_conn *c, int timeout_ms, proto_frame_cb cb, void *ctx);
+/* Blocking write of everything queued. */
+int proto_conn_flush_all(struct proto_conn *c, int timeout_ms);
+
+/* Reads up to max bytes from fd straight into a new DATA-style frame at the
+ * end of the output queue (no intermediate copy).  Returns the bytes read
+ * (the frame is queued), 0 at EOF, -1 with errno (EAGAIN included); nothing
+ * is queued unless bytes were read. */
+ssize_t proto_conn_queue_read(struct proto_conn *c, uint16_t type, uint16_t flags, uint32_t stream, int fd,
+			      size_t max);
+
+#endif

@@ -1,0 +1,430 @@
+/* clients.c: the supervisor's control socket: clients, their requests, and
+ * the routing of process sessions between clients and the agent.
+ *
+ * Every client picks its own stream ids; the supervisor maps each exec to a
+ * fresh agent stream, so clients cannot see or disturb each other's
+ * sessions.  Exec output is credited end to end (the client returns credit
+ * as it writes), so the supervisor holds at most one window per stream.  The
+ * main process's output goes to the log and to every attached client; its
+ * credit is returned by the supervisor itself, held back while an attached
+ * client is more than ATTACH_BACKLOG behind.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "supervisor.h"
+#include "util/fs.h"
+
+static int on_client_frame(void *ctx, struct proto_conn *conn, const struct proto_hdr *h, const uint8_t *payload);
+
+struct client *client_add(int fd, bool creator)
+{
+	struct client *c = xcalloc(1, sizeof(*c));
+	proto_conn_init(&c->conn, fd);
+	fd_set_nonblock(fd, true);
+	c->creator = creator;
+	c->next = sup.clients;
+	sup.clients = c;
+	return c;
+}
+
+static void update_interest(struct client *c)
+{
+	if (c->closing || !c->io.active)
+		return;
+	ev_io_set(&sup.loop, &c->io, EPOLLIN | (proto_conn_pending(&c->conn) ? EPOLLOUT : 0));
+}
+
+static void free_client(void *arg)
+{
+	struct client *c = arg;
+	proto_conn_release(&c->conn, false);
+	free(c);
+}
+
+void client_drop(struct client *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	ev_io_stop(&sup.loop, &c->io);
+	close(c->conn.fd);
+	c->conn.fd = -1;
+	if (c == sup.creator)
+		sup.creator = NULL;
+	/* its exec sessions lose their terminal: hang them up, and keep
+	 * crediting their output so they never block on a reader that left */
+	for (struct route *r = sup.routes; r; r = r->next) {
+		if (r->client != c)
+			continue;
+		r->client = NULL;
+		uint8_t s[4];
+		put_be32(s, SIGHUP);
+		agent_send(P_SIGNAL, 1, r->agent_stream, s, 4);
+	}
+	if ((c->attach & ATTACH_STDIN) && sup.main_started && !sup.main_exited)
+		agent_send(P_EOF, CH_STDIN, MAIN_STREAM, NULL, 0);
+	c->attach = 0;
+	for (struct client **pp = &sup.clients; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	ev_defer(&sup.loop, free_client, c);
+	main_output_credit();
+}
+
+void client_send(struct client *c, uint16_t type, uint16_t flags, uint32_t stream, const void *p, size_t n)
+{
+	if (c->closing)
+		return;
+	if (proto_conn_queue(&c->conn, type, flags, stream, p, n) < 0)
+		return;
+	if (proto_conn_pending(&c->conn) > CLIENT_OUT_CAP) {
+		/* a client that does not read cannot make us hold its output */
+		client_drop(c);
+		return;
+	}
+	if (proto_conn_flush(&c->conn) < 0) {
+		client_drop(c);
+		return;
+	}
+	update_interest(c);
+}
+
+void client_send_error(struct client *c, uint32_t stream, int code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	struct buf b = BUF_INIT;
+	proto_error_encode(&b, code, msg);
+	client_send(c, P_ERROR, 0, stream, b.data, b.len);
+	buf_release(&b);
+}
+
+static void on_client(struct ev_loop *l, struct ev_io *io, uint32_t revents)
+{
+	(void)l;
+	struct client *c = container_of(io, struct client, io);
+	if (revents & EPOLLOUT) {
+		if (proto_conn_flush(&c->conn) < 0) {
+			client_drop(c);
+			return;
+		}
+		update_interest(c);
+		main_output_credit();
+	}
+	if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+		int r = proto_conn_read(&c->conn, on_client_frame, c);
+		if (r != 0)
+			client_drop(c);
+	}
+}
+
+void client_activate(struct client *c)
+{
+	ev_io_start(&sup.loop, &c->io, c->conn.fd, EPOLLIN, on_client);
+	if (proto_conn_parse_buffered(&c->conn, on_client_frame, c) < 0)
+		client_drop(c);
+}
+
+void client_accept(struct ev_loop *l, struct ev_io *io, uint32_t revents)
+{
+	(void)l;
+	(void)revents;
+	for (;;) {
+		int fd = accept4(io->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0)
+			return;
+		client_activate(client_add(fd, false));
+	}
+}
+
+static struct route *route_by_client(struct client *c, uint32_t stream)
+{
+	for (struct route *r = sup.routes; r; r = r->next)
+		if (r->client == c && r->client_stream == stream)
+			return r;
+	return NULL;
+}
+
+static struct route *route_by_agent(uint32_t stream)
+{
+	for (struct route *r = sup.routes; r; r = r->next)
+		if (r->agent_stream == stream)
+			return r;
+	return NULL;
+}
+
+static void route_remove(struct route *dead)
+{
+	for (struct route **pp = &sup.routes; *pp; pp = &(*pp)->next) {
+		if (*pp == dead) {
+			*pp = dead->next;
+			free(dead);
+			return;
+		}
+	}
+}
+
+void main_output_credit(void)
+{
+	for (struct client *c = sup.clients; c; c = c->next)
+		if ((c->attach & (ATTACH_STDOUT | ATTACH_STDERR)) && proto_conn_pending(&c->conn) > ATTACH_BACKLOG)
+			return;
+	for (uint16_t ch = CH_STDOUT; ch <= CH_STDERR; ch++) {
+		if (!sup.main_owed[ch])
+			continue;
+		uint8_t n[4];
+		put_be32(n, sup.main_owed[ch]);
+		sup.main_owed[ch] = 0;
+		agent_send(P_CREDIT, ch, MAIN_STREAM, n, 4);
+	}
+}
+
+static void to_attached(const struct proto_hdr *h, const uint8_t *payload)
+{
+	for (struct client *c = sup.clients; c; c = c->next) {
+		if (!c->attach)
+			continue;
+		if (h->type == P_DATA || h->type == P_EOF) {
+			unsigned want = h->flags == CH_STDERR ? ATTACH_STDERR : ATTACH_STDOUT;
+			if (!(c->attach & want))
+				continue;
+		}
+		if (h->type == P_CREDIT && !(c->attach & ATTACH_STDIN))
+			continue;
+		client_send(c, h->type, h->flags, c->attach_stream, payload, h->len);
+	}
+}
+
+void route_from_agent(const struct proto_hdr *h, const uint8_t *payload)
+{
+	if (h->stream == MAIN_STREAM) {
+		to_attached(h, payload);
+		return;
+	}
+	struct route *r = route_by_agent(h->stream);
+	if (!r)
+		return;
+	bool last = h->type == P_EXIT || (h->type == P_ERROR && h->stream != 0);
+	if (r->client) {
+		client_send(r->client, h->type, h->flags, r->client_stream, payload, h->len);
+	} else if (h->type == P_DATA && h->flags != CH_STDIN) {
+		/* nobody reads any more: credit it straight back */
+		uint8_t n[4];
+		put_be32(n, h->len);
+		agent_send(P_CREDIT, h->flags, h->stream, n, 4);
+	}
+	if (last)
+		route_remove(r);
+}
+
+void clients_broadcast_final(const struct buf *exit_tlv)
+{
+	for (struct client *c = sup.clients; c; c = c->next)
+		if (c->wants_final || c->attach)
+			client_send(c, P_FINAL, 0, c->attach ? c->attach_stream : 0, exit_tlv->data, exit_tlv->len);
+}
+
+static void reply_ok(struct client *c, uint32_t stream)
+{
+	client_send(c, P_OK, 0, stream, NULL, 0);
+}
+
+static void reply_status(struct client *c, uint32_t stream)
+{
+	static const char *const names[] = { "starting", "running", "paused", "stopping" };
+	struct buf b = BUF_INIT;
+	tlv_put_str(&b, T_STATE, names[sup.state]);
+	tlv_put_u64(&b, T_PID, (uint64_t)sup.init_pid);
+	tlv_put_i64(&b, T_STARTED_AT, sup.started_at);
+	if (sup.spec.deadline_ms > 0)
+		tlv_put_i64(&b, T_DEADLINE_MS, sup.spec.deadline_ms);
+	if (sup.spec.idle_timeout_ms > 0)
+		tlv_put_i64(&b, T_IDLE_TIMEOUT_MS, sup.spec.idle_timeout_ms);
+	tlv_put_i64(&b, T_TIME_MS, mono_ms() - sup.last_activity);
+	client_send(c, P_STATUS, 0, stream, b.data, b.len);
+	buf_release(&b);
+}
+
+static void handle_exec(struct client *c, const struct proto_hdr *h, const uint8_t *payload)
+{
+	if (sup.state == SUP_PAUSED) {
+		client_send_error(c, h->stream, EBUSY, "sandbox %s is paused", sup.spec.name);
+		return;
+	}
+	if (sup.state != SUP_RUNNING || sup.main_exited) {
+		client_send_error(c, h->stream, ESRCH, "sandbox %s is not running", sup.spec.name);
+		return;
+	}
+	if (route_by_client(c, h->stream) || h->stream == 0) {
+		client_send_error(c, h->stream, EINVAL, "stream %u is in use", h->stream);
+		return;
+	}
+	struct route *r = xcalloc(1, sizeof(*r));
+	r->agent_stream = sup.next_stream++;
+	if (sup.next_stream == 0)
+		sup.next_stream = MAIN_STREAM + 1;
+	r->client = c;
+	r->client_stream = h->stream;
+	r->next = sup.routes;
+	sup.routes = r;
+	agent_send(P_PROC_START, 0, r->agent_stream, payload, h->len);
+}
+
+static void handle_stop(struct client *c, const struct proto_hdr *h, const uint8_t *payload)
+{
+	struct tlv_iter it;
+	tlv_iter_init(&it, payload, h->len);
+	uint16_t tag;
+	const uint8_t *val;
+	uint32_t len;
+	int64_t timeout = 10000, sig = sup.spec.stop_signal > 0 ? sup.spec.stop_signal : SIGTERM;
+	while (tlv_next(&it, &tag, &val, &len) > 0) {
+		if (tag == T_TIMEOUT_MS)
+			tlv_i64(val, len, &timeout);
+		else if (tag == T_SIGNAL)
+			tlv_i64(val, len, &sig);
+	}
+	if (sig < 1 || sig > 64)
+		sig = SIGTERM;
+	c->wants_final = true;
+	reply_ok(c, h->stream);
+	sup_stop(timeout, (int)sig, NULL);
+}
+
+static void handle_update(struct client *c, const struct proto_hdr *h, const uint8_t *payload)
+{
+	struct tlv_iter it;
+	tlv_iter_init(&it, payload, h->len);
+	uint16_t tag;
+	const uint8_t *val;
+	uint32_t len;
+	while (tlv_next(&it, &tag, &val, &len) > 0) {
+		int64_t v;
+		if (tlv_i64(val, len, &v) < 0)
+			continue;
+		if (tag == T_DEADLINE_MS)
+			sup.spec.deadline_ms = v;
+		else if (tag == T_IDLE_TIMEOUT_MS)
+			sup.spec.idle_timeout_ms = v;
+	}
+	if (sup.state == SUP_RUNNING || sup.state == SUP_PAUSED)
+		sup_arm_timers();
+	reply_ok(c, h->stream);
+}
+
+static void handle_pause(struct client *c, const struct proto_hdr *h, bool pause)
+{
+	struct capsa_error *err = NULL;
+	if (!sup.cg) {
+		client_send_error(c, h->stream, ENOTSUP, "pause needs a cgroup freezer, and this host has none");
+		return;
+	}
+	if (pause && sup.state != SUP_RUNNING) {
+		client_send_error(c, h->stream, EINVAL, "sandbox %s is not running", sup.spec.name);
+		return;
+	}
+	if (!pause && sup.state != SUP_PAUSED) {
+		client_send_error(c, h->stream, EINVAL, "sandbox %s is not paused", sup.spec.name);
+		return;
+	}
+	if (linux_cgroup_freeze(sup.cg, pause, &err) < 0) {
+		client_send_error(c, h->stream, err->code, "%s", err->msg);
+		capsa_error_free(err);
+		return;
+	}
+	sup.state = pause ? SUP_PAUSED : SUP_RUNNING;
+	reply_ok(c, h->stream);
+}
+
+static int on_client_frame(void *ctx, struct proto_conn *conn, const struct proto_hdr *h, const uint8_t *payload)
+{
+	(void)conn;
+	struct client *c = ctx;
+	if (c->closing)
+		return -1;
+	if (h->type != P_STATUS)
+		sup_touch();
+	/* the attach stream talks to the main process */
+	if (c->attach && h->stream == c->attach_stream &&
+	    (h->type == P_DATA || h->type == P_EOF || h->type == P_RESIZE || h->type == P_SIGNAL)) {
+		if ((h->type == P_DATA || h->type == P_EOF) && !(c->attach & ATTACH_STDIN))
+			return 0;
+		if (sup.main_started && !sup.main_exited)
+			agent_send(h->type, h->flags, MAIN_STREAM, payload, h->len);
+		return 0;
+	}
+	switch (h->type) {
+	case P_PROC_START:
+		handle_exec(c, h, payload);
+		break;
+	case P_DATA:
+	case P_EOF:
+	case P_SIGNAL:
+	case P_RESIZE:
+	case P_CREDIT: {
+		struct route *r = route_by_client(c, h->stream);
+		if (r)
+			agent_send(h->type, h->flags, r->agent_stream, payload, h->len);
+		break;
+	}
+	case P_ATTACH:
+		if (sup.state == SUP_ENDING || sup.main_exited) {
+			client_send_error(c, h->stream, ESRCH, "sandbox %s is not running", sup.spec.name);
+			break;
+		}
+		c->attach = h->flags & (ATTACH_STDIN | ATTACH_STDOUT | ATTACH_STDERR);
+		c->attach_stream = h->stream;
+		c->wants_final = true;
+		reply_ok(c, h->stream);
+		break;
+	case P_STATUS:
+		reply_status(c, h->stream);
+		break;
+	case P_STOP:
+		handle_stop(c, h, payload);
+		break;
+	case P_KILL:
+		if (h->len != 4) {
+			client_send_error(c, h->stream, EINVAL, "malformed kill request");
+			break;
+		}
+		sup.kill_requested = true;
+		c->wants_final = true;
+		agent_send(P_SIGNAL, 0, MAIN_STREAM, payload, 4);
+		reply_ok(c, h->stream);
+		break;
+	case P_PAUSE:
+	case P_RESUME:
+		handle_pause(c, h, h->type == P_PAUSE);
+		break;
+	case P_UPDATE:
+		handle_update(c, h, payload);
+		break;
+	case P_TOUCH:
+		reply_ok(c, h->stream);
+		break;
+	case P_PING:
+		client_send(c, P_PONG, 0, h->stream, payload, h->len);
+		break;
+	case P_FINAL:
+		/* "tell me when the sandbox ends" */
+		c->wants_final = true;
+		break;
+	default:
+		client_send_error(c, h->stream, EPROTONOSUPPORT, "unknown request type %u", h->type);
+		break;
+	}
+	return 0;
+}

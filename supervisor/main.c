@@ -1,0 +1,789 @@
+/* main.c: capsa-supervisor: building the sandbox and seeing it to its end.
+ *
+ * Started by the library (lib/sandbox/spawn.c) detached from any terminal,
+ * with fd 3 a socket to its creator, which sends the SPEC frame.  The steps,
+ * in order:
+ *   1. take the sandbox's lock (held until the end: reconciliation treats a
+ *      free lock as a dead supervisor);
+ *   2. copy the agent into a sealed memfd; write hostname/hosts/resolv.conf;
+ *   3. create the cgroup with its limits;
+ *   4. clone the sandbox child into new mount, pid, uts, ipc, net (and, on
+ *      cgroup v2, cgroup) namespaces; on v1 put it in the cgroup, then let
+ *      it unshare its cgroup namespace so it sees its own cgroup as root;
+ *   5. the child sets the hostname, brings up loopback, builds the rootfs
+ *      (lib/linux/rootfs.c: overlay, /proc, /dev, /sys, masks, pivot_root),
+ *      arms PDEATHSIG, reduces its bounding set, closes every fd but the
+ *      channel and execs the agent from the memfd;
+ *   6. HELLO from the agent, INIT and PROC_START of the main process; READY
+ *      to the creator when the main process runs;
+ *   7. serve clients until the agent exits; then write the exit file, remove
+ *      the cgroup, tell the clients, and finalize.
+ * The overlay and every other mount exist only in the sandbox's mount
+ * namespace, so they disappear with its last process whatever happens here.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include "linux/caps.h"
+#include "linux/ns.h"
+#include "linux/proc.h"
+#include "linux/rootfs.h"
+#include "supervisor.h"
+#include "util/fs.h"
+
+struct sup sup;
+
+/* Capabilities the agent itself needs beyond what it grants processes: to
+ * switch users, lower bounding sets per process, signal, and serve files
+ * whatever their owner. */
+#define AGENT_CAPS                                                                                  \
+	((1ULL << 0) /* CHOWN */ | (1ULL << 1) /* DAC_OVERRIDE */ | (1ULL << 2) /* DAC_READ_SEARCH */ | \
+	 (1ULL << 3) /* FOWNER */ | (1ULL << 4) /* FSETID */ | (1ULL << 5) /* KILL */ |                 \
+	 (1ULL << 6) /* SETGID */ | (1ULL << 7) /* SETUID */ | (1ULL << 8) /* SETPCAP */)
+
+static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logmsg(const char *fmt, ...)
+{
+	va_list ap;
+	char ts[40];
+	format_rfc3339(now_ms(), ts, sizeof(ts));
+	fprintf(stderr, "%s ", ts);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void agent_send(uint16_t type, uint16_t flags, uint32_t stream, const void *p, size_t n)
+{
+	if (sup.agent.fd < 0 || proto_conn_queue(&sup.agent, type, flags, stream, p, n) < 0)
+		return;
+	int r = proto_conn_flush(&sup.agent);
+	if (r >= 0 && sup.agent_io.active)
+		ev_io_set(&sup.loop, &sup.agent_io, EPOLLIN | (r > 0 ? EPOLLOUT : 0));
+}
+
+/* ---- the sandbox child -------------------------------------------------- */
+
+struct child_args {
+	int sync;	/* SOCK_SEQPACKET to the parent */
+	int chan;	/* the agent channel */
+	int memfd;	/* the agent */
+	bool own_cgroupns;
+	struct linux_rootfs rootfs;
+};
+
+static void child_fail(int sync, const char *what, struct capsa_error *err, int e)
+{
+	char msg[1024];
+	if (err)
+		snprintf(msg, sizeof(msg), "%s: %s", what, err->msg);
+	else
+		snprintf(msg, sizeof(msg), "%s: %s", what, strerror(e));
+	if (send(sync, msg, strlen(msg), MSG_NOSIGNAL) < 0) {
+		/* the parent is gone: nobody to tell */
+	}
+	_exit(1);
+}
+
+static int loopback_up(void)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -1;
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, "lo", 3);
+	int rc = ioctl(s, SIOCGIFFLAGS, &ifr);
+	if (rc == 0) {
+		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+		rc = ioctl(s, SIOCSIFFLAGS, &ifr);
+	}
+	close(s);
+	return rc;
+}
+
+static __attribute__((noreturn)) void child_main(struct child_args *a)
+{
+	struct capsa_error *err = NULL;
+	char go;
+	/* wait until the parent has put us in the cgroup */
+	if (recv(a->sync, &go, 1, 0) != 1)
+		_exit(1);
+	if (!a->own_cgroupns && linux_cgroup_mode() != CGROUP_MODE_NONE && unshare(CLONE_NEWCGROUP) < 0)
+		child_fail(a->sync, "unshare cgroup namespace", NULL, errno);
+	if (sup.spec.hostname && sethostname(sup.spec.hostname, strlen(sup.spec.hostname)) < 0)
+		child_fail(a->sync, "set hostname", NULL, errno);
+	if (loopback_up() < 0)
+		child_fail(a->sync, "bring up loopback", NULL, errno);
+	if (linux_rootfs_setup(&a->rootfs, &err) < 0)
+		child_fail(a->sync, "set up rootfs", err, 0);
+	/* If the supervisor dies, so does the sandbox (and its mounts). */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		child_fail(a->sync, "set parent death signal", NULL, errno);
+	struct pollfd pfd = { .fd = a->sync, .events = 0 };
+	if (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR)))
+		_exit(1);
+	uint64_t keep = (sup.spec.proc.has_caps ? sup.spec.proc.cap_bounding : LINUX_CAPS_DEFAULT) | AGENT_CAPS;
+	int last = linux_cap_last();
+	for (int c = 0; c <= last; c++)
+		if (!(keep & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0)
+			child_fail(a->sync, "drop bounding capabilities", NULL, errno);
+	if (a->chan != 3) {
+		if (dup2(a->chan, 3) < 0)
+			child_fail(a->sync, "set up agent channel", NULL, errno);
+	} else {
+		fd_set_cloexec(3, false);
+	}
+	int memfd = a->memfd == 3 ? fcntl(3, F_DUPFD_CLOEXEC, 4) : a->memfd;
+	int sync = a->sync;
+	/* Everything but stdio (/dev/null), the channel, the sync socket and
+	 * the memfd (both close-on-exec) is closed: no host fd reaches the
+	 * sandbox. */
+	for (int fd = 4; fd < 1024; fd++)
+		if (fd != memfd && fd != sync)
+			close(fd);
+	char *const argv[] = { (char *)"capsa-agent", NULL };
+	char *const envp[] = { NULL };
+	syscall(SYS_execveat, memfd, "", argv, envp, AT_EMPTY_PATH);
+	child_fail(sync, "execute agent", NULL, errno);
+	_exit(1);
+}
+
+/* ---- creation ------------------------------------------------------------ */
+
+static char *run_path(const char *name)
+{
+	return xasprintf("%s/%s", sup.spec.run_dir, name);
+}
+
+static int write_etc_files(struct capsa_error **err)
+{
+	const char *host = sup.spec.hostname ? sup.spec.hostname : sup.spec.id;
+	_cleanup_free_ char *hostname = xasprintf("%s\n", host);
+	_cleanup_free_ char *hosts = sup.spec.hosts ? xstrdup(sup.spec.hosts)
+				     : xasprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+						 "127.0.1.1\t%s\n", host);
+	const char *resolv = sup.spec.resolv ? sup.spec.resolv : "";
+	if (write_file_atomic_at(sup.run_fd, "hostname", hostname, strlen(hostname), 0644, false, err) < 0 ||
+	    write_file_atomic_at(sup.run_fd, "hosts", hosts, strlen(hosts), 0644, false, err) < 0 ||
+	    write_file_atomic_at(sup.run_fd, "resolv.conf", resolv, strlen(resolv), 0644, false, err) < 0)
+		return -1;
+	return 0;
+}
+
+static struct linux_mount *build_mounts(size_t *n_out, char **paths, char *shm_opt)
+{
+	size_t nd;
+	const struct linux_mount *defs = linux_default_mounts(&nd, shm_opt);
+	size_t n = nd + 3 + sup.spec.n_mounts;
+	struct linux_mount *m = xcalloc(n, sizeof(*m));
+	size_t i = 0;
+	for (; i < nd; i++)
+		m[i] = defs[i];
+	static const char *const etc[] = { "/etc/hostname", "/etc/hosts", "/etc/resolv.conf" };
+	for (int k = 0; k < 3; k++, i++)
+		m[i] = (struct linux_mount){ .source = paths[k], .target = etc[k], .bind = true, .file = true,
+					     .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC };
+	for (size_t k = 0; k < sup.spec.n_mounts; k++, i++) {
+		struct proto_mount *pm = &sup.spec.mounts[k];
+		m[i] = (struct linux_mount){ .source = pm->source, .target = pm->target, .fstype = pm->fstype,
+					     .data = pm->data, .flags = pm->flags, .propagation = pm->propagation,
+					     .bind = pm->bind, .recursive = pm->recursive, .file = pm->file };
+	}
+	*n_out = i;
+	return m;
+}
+
+static int create_sandbox(struct capsa_error **err)
+{
+	struct proto_sandbox *s = &sup.spec;
+	if (write_etc_files(err) < 0)
+		return -1;
+	_cleanup_close_ int memfd = linux_sealed_memfd(s->agent_path, "capsa-agent", err);
+	if (memfd < 0)
+		return -1;
+
+	struct linux_cgroup_limits lim = LINUX_CGROUP_LIMITS_INIT;
+	lim.memory = s->cg_memory > 0 ? s->cg_memory : -1;
+	lim.memory_swap = s->cg_memory > 0 ? (s->cg_swap > 0 ? s->cg_swap : s->cg_memory) : -1;
+	lim.cpu_quota_us = s->cg_cpu_quota > 0 ? s->cg_cpu_quota : -1;
+	lim.cpu_period_us = s->cg_cpu_period > 0 ? s->cg_cpu_period : -1;
+	lim.cpu_shares = s->cg_cpu_shares > 0 ? s->cg_cpu_shares : -1;
+	lim.pids = s->cg_pids > 0 ? s->cg_pids : -1;
+	bool have_cg = linux_cgroup_mode() != CGROUP_MODE_NONE;
+	if (have_cg && linux_cgroup_create(s->cg_name ? s->cg_name : s->id, &lim, &sup.cg, err) < 0)
+		return -1;
+	if (sup.cg)
+		linux_cgroup_oom_kills(sup.cg, &sup.oom_base);
+
+	int chan[2], sync[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, chan) < 0 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) < 0)
+		return error_sys(err, errno, "create sandbox channel");
+
+	char *paths[3] = { run_path("hostname"), run_path("hosts"), run_path("resolv.conf") };
+	_cleanup_free_ char *shm_opt = xasprintf("mode=1777,size=%lld",
+						 (long long)(s->shm_size > 0 ? s->shm_size : 64LL << 20));
+	size_t n_mounts;
+	struct linux_mount *mounts = build_mounts(&n_mounts, paths, shm_opt);
+	int cgfd = sup.cg ? linux_cgroup_fd(sup.cg) : -1;
+	struct child_args a = {
+		.sync = sync[1],
+		.chan = chan[1],
+		.memfd = memfd,
+		.own_cgroupns = cgfd >= 0,
+		.rootfs = {
+			.root = s->rootfs,
+			.overlay_data = s->overlay_data,
+			.overlay_dir = s->overlay_dir,
+			.readonly = s->readonly,
+			.mounts = mounts,
+			.n_mounts = n_mounts,
+			.default_devices = true,
+			.masked_paths = linux_default_masked_paths,
+			.readonly_paths = linux_default_readonly_paths,
+		},
+	};
+	uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
+	if (cgfd >= 0)
+		flags |= CLONE_NEWCGROUP;
+	pid_t pid = linux_clone(flags, cgfd, NULL, SIGCHLD);
+	if (pid < 0) {
+		int e = errno;
+		for (int i = 0; i < 3; i++)
+			free(paths[i]);
+		free(mounts);
+		return error_sys(err, e, "clone sandbox");
+	}
+	if (pid == 0)
+		child_main(&a);
+	close(chan[1]);
+	close(sync[1]);
+	for (int i = 0; i < 3; i++)
+		free(paths[i]);
+	free(mounts);
+	sup.init_pid = pid;
+	int rc = 0;
+	if (sup.cg && cgfd < 0 && linux_cgroup_add_pid(sup.cg, pid, err) < 0)
+		rc = -1;
+	char go = 'g';
+	if (rc == 0 && send(sync[0], &go, 1, MSG_NOSIGNAL) != 1)
+		rc = error_sys(err, errno, "start sandbox child");
+	if (rc == 0) {
+		char msg[1024];
+		ssize_t r;
+		do
+			r = recv(sync[0], msg, sizeof(msg) - 1, 0);
+		while (r < 0 && errno == EINTR);
+		if (r > 0) {
+			msg[r] = '\0';
+			rc = error_set(err, EIO, "%s", msg);
+		} else if (r < 0) {
+			rc = error_sys(err, errno, "start sandbox child");
+		}
+	}
+	close(sync[0]);
+	if (rc < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		sup.init_pid = 0;
+		close(chan[0]);
+		return -1;
+	}
+	fd_set_nonblock(chan[0], true);
+	proto_conn_init(&sup.agent, chan[0]);
+	return 0;
+}
+
+/* ---- the agent channel --------------------------------------------------- */
+
+static void send_main(void)
+{
+	struct buf b = BUF_INIT;
+	/* INIT: the main process's settings are every exec's defaults */
+	struct proto_proc d = sup.spec.proc;
+	d.argv = NULL;
+	d.main = false;
+	d.tty = false;
+	d.open_stdin = false;
+	d.timeout_ms = 0;
+	proto_proc_encode(&b, &d);
+	agent_send(P_INIT, 0, 0, b.data, b.len);
+	b.len = 0;
+	sup.spec.proc.main = true;
+	proto_proc_encode(&b, &sup.spec.proc);
+	agent_send(P_PROC_START, 0, MAIN_STREAM, b.data, b.len);
+	buf_release(&b);
+}
+
+static void main_frame(const struct proto_hdr *h, const uint8_t *payload)
+{
+	switch (h->type) {
+	case P_PROC_STARTED: {
+		sup.main_started = true;
+		sup.state = SUP_RUNNING;
+		sup.started_at = now_ms();
+		if (sup.creator) {
+			struct buf b = BUF_INIT;
+			tlv_put_u64(&b, T_PID, (uint64_t)sup.init_pid);
+			tlv_put_i64(&b, T_STARTED_AT, sup.started_at);
+			client_send(sup.creator, P_READY, 0, 0, b.data, b.len);
+			buf_release(&b);
+		}
+		sup_arm_timers();
+		break;
+	}
+	case P_DATA:
+		if (h->flags == CH_STDOUT || h->flags == CH_STDERR) {
+			logw_write(&sup.log, h->flags, (const char *)payload, h->len);
+			sup.main_owed[h->flags] += h->len;
+		}
+		route_from_agent(h, payload);
+		main_output_credit();
+		break;
+	case P_EXIT:
+		proto_exit_release(&sup.main_exit);
+		if (proto_exit_decode(payload, h->len, &sup.main_exit) == 0)
+			sup.main_exited = true;
+		route_from_agent(h, payload);
+		break;
+	case P_ERROR: {
+		int code;
+		char *msg = NULL;
+		if (proto_error_decode(payload, h->len, &code, &msg) == 0)
+			logmsg("agent: main process: %s", msg);
+		if (!sup.main_started && !sup.main_exited) {
+			proto_exit_release(&sup.main_exit);
+			sup.main_exit.exit_code = 125;
+			sup.main_exit.code = code;
+			sup.main_exit.message = msg;
+			msg = NULL;
+			sup.main_exit.reason = xstrdup("start_failed");
+			sup.main_exited = true;
+		}
+		free(msg);
+		break;
+	}
+	default:
+		route_from_agent(h, payload);
+		break;
+	}
+}
+
+static int on_agent_frame(void *ctx, struct proto_conn *c, const struct proto_hdr *h, const uint8_t *payload)
+{
+	(void)ctx;
+	(void)c;
+	if (h->type == P_HELLO) {
+		struct tlv_iter it;
+		tlv_iter_init(&it, payload, h->len);
+		uint16_t tag;
+		const uint8_t *val;
+		uint32_t len;
+		uint64_t magic = 0, version = 0;
+		while (tlv_next(&it, &tag, &val, &len) > 0) {
+			if (tag == T_MAGIC)
+				tlv_u64(val, len, &magic);
+			else if (tag == T_VERSION)
+				tlv_u64(val, len, &version);
+		}
+		if (magic != PROTO_MAGIC || version != PROTO_VERSION) {
+			logmsg("agent speaks protocol %llu, magic %llx: refusing", (unsigned long long)version,
+			       (unsigned long long)magic);
+			sup_kill_all();
+			return -1;
+		}
+		sup.agent_hello = true;
+		send_main();
+		return 0;
+	}
+	if (h->type == P_PONG)
+		return 0;
+	if (h->stream == MAIN_STREAM) {
+		main_frame(h, payload);
+		return 0;
+	}
+	if (h->stream == 0) {
+		if (h->type == P_ERROR) {
+			int code;
+			char *msg = NULL;
+			if (proto_error_decode(payload, h->len, &code, &msg) == 0)
+				logmsg("agent: %s", msg);
+			free(msg);
+		}
+		return 0;
+	}
+	route_from_agent(h, payload);
+	return 0;
+}
+
+static void on_agent(struct ev_loop *l, struct ev_io *io, uint32_t revents)
+{
+	(void)io;
+	if (revents & EPOLLOUT) {
+		int r = proto_conn_flush(&sup.agent);
+		if (r >= 0)
+			ev_io_set(l, &sup.agent_io, EPOLLIN | (r > 0 ? EPOLLOUT : 0));
+	}
+	if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+		int r = proto_conn_read(&sup.agent, on_agent_frame, NULL);
+		if (r != 0) {
+			/* EOF: the agent is exiting; SIGCHLD finishes the job */
+			if (r < 0)
+				logmsg("agent channel: %s", strerror(errno));
+			ev_io_stop(l, &sup.agent_io);
+		}
+	}
+}
+
+/* ---- stopping and ending --------------------------------------------------- */
+
+void sup_kill_all(void)
+{
+	if (sup.cg) {
+		linux_cgroup_freeze(sup.cg, false, NULL);
+		struct capsa_error *err = NULL;
+		if (linux_cgroup_kill_all(sup.cg, &err) < 0) {
+			logmsg("%s", err->msg);
+			capsa_error_free(err);
+		}
+	}
+	if (sup.init_pid > 0)
+		kill(sup.init_pid, SIGKILL);
+}
+
+static void on_stop_timer(struct ev_loop *l, struct ev_timer *t)
+{
+	(void)l;
+	(void)t;
+	logmsg("grace period over: killing the sandbox");
+	sup_kill_all();
+}
+
+void sup_stop(int64_t timeout_ms, int sig, const char *reason)
+{
+	if (sup.state == SUP_ENDING)
+		return;
+	if (!sup.end_reason)
+		sup.end_reason = reason;
+	sup.stop_requested = true;
+	if (sup.state == SUP_PAUSED && sup.cg) {
+		linux_cgroup_freeze(sup.cg, false, NULL);
+		sup.state = SUP_RUNNING;
+	}
+	if (timeout_ms <= 0 || !sup.main_started || sup.main_exited) {
+		sup_kill_all();
+		return;
+	}
+	uint8_t s[4];
+	put_be32(s, (uint32_t)sig);
+	agent_send(P_SIGNAL, 0, MAIN_STREAM, s, 4);
+	if (!sup.stop_timer.active)
+		ev_timer_start(&sup.loop, &sup.stop_timer, timeout_ms, on_stop_timer);
+}
+
+static void on_deadline(struct ev_loop *l, struct ev_timer *t)
+{
+	(void)l;
+	(void)t;
+	logmsg("maximum lifetime reached");
+	sup_stop(10000, sup.spec.stop_signal > 0 ? (int)sup.spec.stop_signal : SIGTERM, "max_duration");
+}
+
+static void on_idle(struct ev_loop *l, struct ev_timer *t)
+{
+	int64_t idle = mono_ms() - sup.last_activity;
+	if (idle >= sup.spec.idle_timeout_ms) {
+		logmsg("idle for %lld ms", (long long)idle);
+		sup_stop(10000, sup.spec.stop_signal > 0 ? (int)sup.spec.stop_signal : SIGTERM, "idle_timeout");
+		return;
+	}
+	ev_timer_start(l, t, sup.spec.idle_timeout_ms - idle, on_idle);
+}
+
+void sup_arm_timers(void)
+{
+	if (sup.spec.deadline_ms > 0) {
+		int64_t left = sup.spec.deadline_ms - now_ms();
+		ev_timer_start(&sup.loop, &sup.deadline_timer, left, on_deadline);
+	} else {
+		ev_timer_stop(&sup.loop, &sup.deadline_timer);
+	}
+	if (sup.spec.idle_timeout_ms > 0)
+		ev_timer_start(&sup.loop, &sup.idle_timer, sup.spec.idle_timeout_ms, on_idle);
+}
+
+void sup_touch(void)
+{
+	sup.last_activity = mono_ms();
+}
+
+static const char *end_reason(int agent_status, struct proto_exit *e)
+{
+	uint64_t ooms = 0;
+	if (sup.cg)
+		linux_cgroup_oom_kills(sup.cg, &ooms);
+	if (ooms > sup.oom_base && (e->exit_code == 137 || e->signal == SIGKILL)) {
+		e->oom = true;
+		return "oom";
+	}
+	if (sup.end_reason)
+		return sup.end_reason;
+	if (sup.stop_requested)
+		return "stopped";
+	if (sup.kill_requested && e->signal)
+		return "killed";
+	if (!sup.main_exited)
+		return WIFSIGNALED(agent_status) ? "killed" : "lost";
+	if (e->reason && strcmp(e->reason, "start_failed") == 0)
+		return "start_failed";
+	return e->signal ? "signaled" : "exited";
+}
+
+static void write_exit_file(const struct proto_exit *e)
+{
+	struct buf b = BUF_INIT;
+	buf_appendf(&b, "exit_code=%lld\nsignal=%lld\nreason=%s\nstarted_at=%lld\nfinished_at=%lld\noom=%d\n",
+		    (long long)e->exit_code, (long long)e->signal, e->reason ? e->reason : "exited",
+		    (long long)e->started_at, (long long)e->finished_at, e->oom ? 1 : 0);
+	if (e->message) {
+		buf_appendf(&b, "message=");
+		for (const char *p = e->message; *p; p++)
+			buf_putc(&b, *p == '\n' ? ' ' : *p);
+		buf_putc(&b, '\n');
+	}
+	struct capsa_error *err = NULL;
+	if (write_file_atomic_at(sup.run_fd, "exit", b.data, b.len, 0644, true, &err) < 0) {
+		logmsg("%s", err->msg);
+		capsa_error_free(err);
+	}
+	buf_release(&b);
+}
+
+static __attribute__((noreturn)) void finalize(void)
+{
+	/* the creator said it would do the bookkeeping and is still there */
+	if (sup.spec.creator_finalizes && sup.creator && !sup.creator->closing)
+		_exit(0);
+	if (!sup.spec.capsa_path)
+		_exit(0);
+	/* Hand over to `capsa _finalize`, keeping the lock (fd stays open across
+	 * exec) so that reconciliation does not race it. */
+	fd_set_cloexec(sup.lock_fd, false);
+	char *root_env = xasprintf("CAPSA_ROOT=%s", sup.spec.root_dir ? sup.spec.root_dir : "");
+	_cleanup_free_ char *run_root = xstrdup(sup.spec.run_dir);
+	char *slash = strrchr(run_root, '/');
+	if (slash)
+		*slash = '\0';
+	char *run_env = xasprintf("CAPSA_RUN_ROOT=%s", run_root);
+	char *envp[] = { root_env, run_env, (char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+	char *argv[] = { sup.spec.capsa_path, (char *)"_finalize", sup.spec.id, NULL };
+	execve(sup.spec.capsa_path, argv, envp);
+	logmsg("exec %s _finalize: %s", sup.spec.capsa_path, strerror(errno));
+	_exit(1);
+}
+
+static __attribute__((noreturn)) void sandbox_ended(int status)
+{
+	sup.state = SUP_ENDING;
+	/* The agent flushed everything before exiting: read the rest. */
+	if (sup.agent.fd >= 0) {
+		fd_set_nonblock(sup.agent.fd, false);
+		while (proto_conn_read(&sup.agent, on_agent_frame, NULL) == 0) {
+		}
+	}
+	struct proto_exit e = { 0 };
+	if (sup.main_exited) {
+		e = sup.main_exit;
+		memset(&sup.main_exit, 0, sizeof(sup.main_exit));
+	} else if (WIFSIGNALED(status)) {
+		e.signal = WTERMSIG(status);
+		e.exit_code = 128 + e.signal;
+	} else {
+		e.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 125;
+	}
+	const char *reason = end_reason(status, &e);
+	free(e.reason);
+	e.reason = xstrdup(reason);
+	e.started_at = sup.started_at;
+	if (!e.finished_at)
+		e.finished_at = now_ms();
+	if (sup.cg) {
+		struct capsa_error *err = NULL;
+		if (linux_cgroup_kill_all(sup.cg, &err) < 0 || linux_cgroup_destroy(sup.cg, &err) < 0) {
+			logmsg("%s", err->msg);
+			capsa_error_free(err);
+		}
+	}
+	write_exit_file(&e);
+	logw_close(&sup.log);
+	struct buf b = BUF_INIT;
+	proto_exit_encode(&b, &e);
+	clients_broadcast_final(&b);
+	buf_release(&b);
+	proto_exit_release(&e);
+	for (struct client *c = sup.clients; c; c = c->next)
+		if (!c->closing)
+			proto_conn_flush_all(&c->conn, 2000);
+	finalize();
+}
+
+static void on_signal(struct ev_loop *l, struct ev_io *io, uint32_t revents)
+{
+	(void)l;
+	(void)io;
+	(void)revents;
+	struct signalfd_siginfo si;
+	while (read(sup.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD) {
+			int st;
+			pid_t p;
+			while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+				if (p == sup.init_pid)
+					sandbox_ended(st);
+			}
+		} else {
+			/* asked to go away ourselves: stop the sandbox properly */
+			sup_stop(10000, SIGTERM, NULL);
+		}
+	}
+}
+
+static int on_spec(void *ctx, struct proto_conn *c, const struct proto_hdr *h, const uint8_t *payload)
+{
+	(void)c;
+	const char **why = ctx;
+	if (h->type != P_SPEC) {
+		*why = "first frame is not a sandbox spec";
+		return -1;
+	}
+	if (proto_sandbox_decode(payload, h->len, &sup.spec, why) < 0)
+		return -1;
+	return 0;
+}
+
+static __attribute__((noreturn)) void fail_start(struct client *creator, struct capsa_error *err)
+{
+	logmsg("%s", err->msg);
+	if (creator) {
+		struct buf b = BUF_INIT;
+		proto_error_encode(&b, err->code, err->msg);
+		proto_conn_queue(&creator->conn, P_ERROR, 0, 0, b.data, b.len);
+		proto_conn_flush_all(&creator->conn, 2000);
+		buf_release(&b);
+	}
+	if (sup.cg) {
+		linux_cgroup_kill_all(sup.cg, NULL);
+		linux_cgroup_destroy(sup.cg, NULL);
+	}
+	if (sup.run_fd >= 0) {
+		struct proto_exit e = { .exit_code = 125, .code = err->code, .message = err->msg,
+					.reason = (char *)"start_failed", .finished_at = now_ms() };
+		write_exit_file(&e);
+	}
+	_exit(1);
+}
+
+int main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	struct capsa_error *err = NULL;
+	sup.run_fd = sup.lock_fd = sup.log_dirfd = sup.listen_fd = -1;
+	sup.next_stream = MAIN_STREAM + 1;
+	signal(SIGPIPE, SIG_IGN);
+	if (fcntl(3, F_GETFD) < 0) {
+		fprintf(stderr, "capsa-supervisor: started without a creator socket; this program is started by capsa\n");
+		return 2;
+	}
+	fd_set_cloexec(3, true);
+	struct proto_conn boot;
+	proto_conn_init(&boot, 3);
+	const char *why = "no sandbox spec received";
+	if (proto_conn_wait(&boot, 30000, on_spec, &why) != 1) {
+		fprintf(stderr, "capsa-supervisor: %s\n", why);
+		return 2;
+	}
+	sup.creator = client_add(3, true);
+	/* frames that followed the spec in the same read belong to the client */
+	buf_append(&sup.creator->conn.in, boot.in.data, boot.in.len);
+	buf_release(&boot.in);
+
+	sup.run_fd = open(sup.spec.run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sup.run_fd < 0) {
+		error_sys(&err, errno, "open runtime directory %s", sup.spec.run_dir);
+		fail_start(sup.creator, err);
+	}
+	/* our own diagnostics go to the runtime directory */
+	int logfd = openat(sup.run_fd, "supervisor.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (logfd >= 0) {
+		dup2(logfd, 2);
+		close(logfd);
+	}
+	sup.lock_fd = openat(sup.run_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (sup.lock_fd < 0 || flock(sup.lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		error_sys(&err, errno, "lock sandbox %s", sup.spec.id);
+		fail_start(sup.creator, err);
+	}
+	if (sup.spec.sandbox_dir) {
+		_cleanup_free_ char *logs = xasprintf("%s/logs", sup.spec.sandbox_dir);
+		mkdir(logs, 0700);
+		sup.log_dirfd = open(logs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (sup.log_dirfd < 0 ||
+	    logw_open(&sup.log, sup.log_dirfd, "main.log", sup.spec.log_max_size, (int)sup.spec.log_max_files) < 0) {
+		error_sys(&err, errno, "open log of sandbox %s", sup.spec.id);
+		fail_start(sup.creator, err);
+	}
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	sup.sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (ev_init(&sup.loop) < 0 || sup.sigfd < 0) {
+		error_sys(&err, errno, "event loop");
+		fail_start(sup.creator, err);
+	}
+	if (create_sandbox(&err) < 0) {
+		error_wrap(&err, "create sandbox %s", sup.spec.name ? sup.spec.name : sup.spec.id);
+		fail_start(sup.creator, err);
+	}
+	_cleanup_free_ char *sock = run_path("ctl.sock");
+	sup.listen_fd = unix_listen(sock, 0600, 64);
+	if (sup.listen_fd < 0) {
+		error_sys(&err, errno, "listen on %s", sock);
+		sup_kill_all();
+		fail_start(sup.creator, err);
+	}
+	sup_touch();
+	ev_io_start(&sup.loop, &sup.sig_io, sup.sigfd, EPOLLIN, on_signal);
+	ev_io_start(&sup.loop, &sup.agent_io, sup.agent.fd, EPOLLIN, on_agent);
+	ev_io_start(&sup.loop, &sup.listen_io, sup.listen_fd, EPOLLIN, client_accept);
+	sup.creator->attach = (unsigned)sup.spec.creator_attach;
+	sup.creator->attach_stream = MAIN_STREAM;
+	sup.creator->wants_final = true;
+	client_activate(sup.creator);
+	ev_run(&sup.loop);
+	return 0;
+}
