@@ -13,8 +13,32 @@
 #endif
 
 CLI_CMD(image);
+CLI_CMD(run);
+CLI_CMD(exec);
+CLI_CMD(ps);
+CLI_CMD(inspect);
+CLI_CMD(logs);
+CLI_CMD(stop);
+CLI_CMD(kill);
+CLI_CMD(rm);
+CLI_CMD(wait);
+CLI_CMD(pause);
+CLI_CMD(unpause);
+CLI_CMD(finalize);
 
 #define CAPSA_COMMANDS \
-	CMD("image", cmd_image, "manage images: import, pull, ls, inspect, tag, rm, prune")
+	CMD("run", cmd_run, "create a sandbox from an image and run a command in it") \
+	CMD("exec", cmd_exec, "run a command in a running sandbox") \
+	CMD("ps", cmd_ps, "list sandboxes") \
+	CMD("inspect", cmd_inspect, "show a sandbox as JSON") \
+	CMD("logs", cmd_logs, "show the output of a sandbox's main process") \
+	CMD("stop", cmd_stop, "stop sandboxes (TERM, grace period, KILL)") \
+	CMD("kill", cmd_kill, "send a signal to sandboxes' main processes") \
+	CMD("rm", cmd_rm, "remove sandboxes") \
+	CMD("wait", cmd_wait, "wait for sandboxes to end and print their exit codes") \
+	CMD("pause", cmd_pause, "freeze every process of sandboxes") \
+	CMD("unpause", cmd_unpause, "thaw paused sandboxes") \
+	CMD("image", cmd_image, "manage images: import, pull, ls, inspect, tag, rm, prune") \
+	CMD("_finalize", cmd_finalize, "(internal) record the end of a sandbox")
 
 #endif

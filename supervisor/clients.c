@@ -219,6 +219,9 @@ void route_from_agent(const struct proto_hdr *h, const uint8_t *payload)
 	bool last = h->type == P_EXIT || (h->type == P_ERROR && h->stream != 0);
 	if (r->client) {
 		client_send(r->client, h->type, h->flags, r->client_stream, payload, h->len);
+		/* a detached exec answers its client once, then runs alone */
+		if (r->detached && (h->type == P_PROC_STARTED || last))
+			r->client = NULL;
 	} else if (h->type == P_DATA && h->flags != CH_STDIN) {
 		/* nobody reads any more: credit it straight back */
 		uint8_t n[4];
@@ -277,6 +280,7 @@ static void handle_exec(struct client *c, const struct proto_hdr *h, const uint8
 		sup.next_stream = MAIN_STREAM + 1;
 	r->client = c;
 	r->client_stream = h->stream;
+	r->detached = h->flags & 1;
 	r->next = sup.routes;
 	sup.routes = r;
 	agent_send(P_PROC_START, 0, r->agent_stream, payload, h->len);

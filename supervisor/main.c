@@ -344,6 +344,7 @@ static void main_frame(const struct proto_hdr *h, const uint8_t *payload)
 		if (sup.creator) {
 			struct buf b = BUF_INIT;
 			tlv_put_u64(&b, T_PID, (uint64_t)sup.init_pid);
+			tlv_put_u64(&b, T_SUPERVISOR_PID, (uint64_t)getpid());
 			tlv_put_i64(&b, T_STARTED_AT, sup.started_at);
 			client_send(sup.creator, P_READY, 0, 0, b.data, b.len);
 			buf_release(&b);
@@ -738,10 +739,17 @@ int main(int argc, char **argv)
 		dup2(logfd, 2);
 		close(logfd);
 	}
-	sup.lock_fd = openat(sup.run_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (sup.lock_fd < 0 || flock(sup.lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		error_sys(&err, errno, "lock sandbox %s", sup.spec.id);
-		fail_start(sup.creator, err);
+	/* fd 4: the sandbox lock, taken by the creator before the sandbox
+	 * existed and held (same open file) until the sandbox is finalized */
+	if (fcntl(4, F_GETFD) >= 0) {
+		sup.lock_fd = 4;
+		fd_set_cloexec(4, true);
+	} else {
+		sup.lock_fd = openat(sup.run_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (sup.lock_fd < 0 || flock(sup.lock_fd, LOCK_EX | LOCK_NB) < 0) {
+			error_sys(&err, errno, "lock sandbox %s", sup.spec.id);
+			fail_start(sup.creator, err);
+		}
 	}
 	if (sup.spec.sandbox_dir) {
 		_cleanup_free_ char *logs = xasprintf("%s/logs", sup.spec.sandbox_dir);

@@ -23,7 +23,7 @@
 #include "proto/msg.h"
 #include "sandbox/logfile.h"
 
-#define MAIN_STREAM 1
+#define MAIN_STREAM PROTO_MAIN_STREAM
 /* A client whose unsent output exceeds this is disconnected: credit keeps
  * well-behaved clients far below it. */
 #define CLIENT_OUT_CAP (8u << 20)
@@ -37,6 +37,7 @@ struct route {
 	uint32_t agent_stream;
 	struct client *client; /* NULL once the client left */
 	uint32_t client_stream;
+	bool detached; /* the client leaves once the process runs */
 };
 
 struct client {

@@ -24,6 +24,9 @@
 #define PROTO_WINDOW (256u * 1024u)
 #define PROTO_TLV_HDR 6
 #define PROTO_MAX_DEPTH 4
+/* The main process's stream between supervisor and agent, and the stream a
+ * creator attached from the start uses. */
+#define PROTO_MAIN_STREAM 1
 
 enum proto_type {
 	/* connection (stream 0) */
@@ -90,7 +93,7 @@ enum proto_tag {
 	T_CG_CPU_PERIOD, T_CG_CPU_SHARES, T_CG_PIDS, T_HOSTS, T_RESOLV, T_PROC, T_STOP_SIGNAL,
 	T_LOG_MAX_SIZE, T_LOG_MAX_FILES, T_AGENT_PATH, T_CAPSA_PATH, T_CREATOR_FINALIZES,
 	T_SHM_SIZE, T_IDLE_TIMEOUT_MS, T_DEADLINE_MS, T_ROOT_DIR, T_CG_NAME, T_NETWORK,
-	T_STARTED_AT, T_FINISHED_AT, T_OOM, T_MASKED, T_RO_PATH, T_ENV_ROOT, T_CREATOR_ATTACH,
+	T_STARTED_AT, T_FINISHED_AT, T_OOM, T_MASKED, T_RO_PATH, T_ENV_ROOT, T_CREATOR_ATTACH, T_SUPERVISOR_PID,
 };
 
 struct proto_hdr {

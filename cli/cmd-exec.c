@@ -1,0 +1,121 @@
+/* cmd-exec.c: `capsa exec`: run a process in a running sandbox. */
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cmds.h"
+#include "opts.h"
+#include "util/str.h"
+
+static const char exec_usage[] =
+	"Usage: capsa exec [OPTIONS] SANDBOX [--] COMMAND [ARG...]\n"
+	"\n"
+	"Run COMMAND in the running sandbox SANDBOX (an id, an id prefix or a name).\n"
+	"The process gets the sandbox's environment, user, working directory,\n"
+	"capabilities and seccomp filter unless overridden.  Output is streamed; the\n"
+	"exit status is the process's.  INT, TERM, HUP, QUIT, USR1 and USR2 are\n"
+	"forwarded to its process group.\n"
+	"\n"
+	"Options:\n"
+	"  -e, --env KEY=VALUE        set an environment variable (KEY alone copies ours)\n"
+	"      --env-file FILE        read KEY=VALUE lines from FILE\n"
+	"  -w, --workdir DIR          working directory (must exist)\n"
+	"  -u, --user USER[:GROUP]    user and group, by name or number\n"
+	"  -i, --interactive          stream stdin to the process (EOF is passed on)\n"
+	"  -t, --tty                  give the process a terminal\n"
+	"  -d, --detach               start the process and return at once\n"
+	"      --timeout DUR          end the process after DUR (TERM, then KILL after\n"
+	"                             10 s); it then exits with status 124\n"
+	"  -h, --help                 show this help\n"
+	"\n"
+	"Exit status: the process's own; 124 after --timeout; 125 if capsa failed;\n"
+	"126 if the command cannot be invoked; 127 if it was not found.\n";
+
+enum { O_ENV_FILE = 256, O_TIMEOUT };
+
+static const struct option exec_options[] = {
+	{ "env", required_argument, NULL, 'e' },
+	{ "env-file", required_argument, NULL, O_ENV_FILE },
+	{ "workdir", required_argument, NULL, 'w' },
+	{ "user", required_argument, NULL, 'u' },
+	{ "interactive", no_argument, NULL, 'i' },
+	{ "tty", no_argument, NULL, 't' },
+	{ "detach", no_argument, NULL, 'd' },
+	{ "timeout", required_argument, NULL, O_TIMEOUT },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+CLI_CMD(exec)
+{
+	struct capsa_exec_opts o = { 0 };
+	struct capsa_error *err = NULL;
+	int c, rc = 0;
+	while ((c = getopt_long(argc, argv, "+e:w:u:itdh", exec_options, NULL)) != -1) {
+		switch (c) {
+		case 'e': rc = opt_env(&o.env, optarg, &err); break;
+		case O_ENV_FILE: rc = opt_env_file(&o.env, optarg, &err); break;
+		case 'w': o.workdir = optarg; break;
+		case 'u': o.user = optarg; break;
+		case 'i': o.interactive = true; break;
+		case 't': o.tty = true; break;
+		case 'd': o.detach = true; break;
+		case O_TIMEOUT:
+			if (parse_duration_ms(optarg, &o.timeout_ms, &err) < 0)
+				rc = -1;
+			else if (o.timeout_ms == 0)
+				rc = error_set(&err, EINVAL, "invalid --timeout '%s': must be positive", optarg);
+			break;
+		case 'h':
+			strv_free(o.env);
+			return cli_help(exec_usage);
+		default:
+			strv_free(o.env);
+			return cli_usage_error(cli, "unknown option");
+		}
+		if (rc < 0) {
+			strv_free(o.env);
+			return cli_fail(cli, err);
+		}
+	}
+	if (argc - optind < 1) {
+		strv_free(o.env);
+		return cli_usage_error(cli, "requires a SANDBOX and a COMMAND");
+	}
+	const char *sandbox = argv[optind++];
+	if (optind < argc && strcmp(argv[optind], "--") == 0)
+		optind++;
+	if (optind >= argc) {
+		strv_free(o.env);
+		return cli_usage_error(cli, "requires a COMMAND");
+	}
+	o.argv = argv + optind;
+	struct capsa_exit e;
+	if (o.detach) {
+		rc = capsa_sandbox_exec(cli_ctx(cli), sandbox, &o, NULL, &e, &err);
+		strv_free(o.env);
+		if (rc < 0)
+			return cli_fail(cli, err);
+		return e.reason[0] ? report_exit(&e) : 0;
+	}
+	struct term_state term = { .fd = -1 };
+	struct capsa_stdio io = { .in_fd = o.interactive ? 0 : -1, .out_fd = 1, .err_fd = 2, .tty = o.tty };
+	if (o.tty) {
+		struct winsize ws;
+		if (ioctl(1, TIOCGWINSZ, &ws) == 0) {
+			io.rows = ws.ws_row;
+			io.cols = ws.ws_col;
+		}
+		if (o.interactive)
+			term_raw(&term, 0);
+	}
+	io.sig_fd = session_signals_open();
+	rc = capsa_sandbox_exec(cli_ctx(cli), sandbox, &o, &io, &e, &err);
+	term_restore(&term);
+	session_signals_close(io.sig_fd);
+	strv_free(o.env);
+	if (rc < 0)
+		return cli_fail(cli, err);
+	return report_exit(&e);
+}

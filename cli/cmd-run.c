@@ -1,0 +1,267 @@
+/* cmd-run.c: `capsa run`: create a sandbox from an image and run its main
+ * process, attached (default) or detached (-d). */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cmds.h"
+#include "opts.h"
+#include "util/str.h"
+
+static const char run_usage[] =
+	"Usage: capsa run [OPTIONS] IMAGE [--] [COMMAND [ARG...]]\n"
+	"\n"
+	"Create a sandbox from IMAGE and run COMMAND (default: the image's Entrypoint\n"
+	"and Cmd) as its main process.  The sandbox ends when the main process exits.\n"
+	"Without -d, capsa stays attached: output is streamed, signals (INT, TERM, HUP,\n"
+	"QUIT, USR1, USR2) are forwarded, and capsa exits with the process's code.\n"
+	"\n"
+	"Options:\n"
+	"  -d, --detach               run in the background and print the sandbox id\n"
+	"      --rm                   remove the sandbox when it ends\n"
+	"      --name NAME            name the sandbox ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 128)\n"
+	"  -e, --env KEY=VALUE        set an environment variable (KEY alone copies ours)\n"
+	"      --env-file FILE        read KEY=VALUE lines from FILE\n"
+	"  -w, --workdir DIR          working directory (created if missing)\n"
+	"  -u, --user USER[:GROUP]    user and group, by name (from the image's\n"
+	"                             /etc/passwd and /etc/group) or number\n"
+	"      --entrypoint CMD       replace the image's Entrypoint ('' clears it)\n"
+	"  -l, --label KEY=VALUE      attach a label\n"
+	"  -v, --volume HOST:PATH[:ro]\n"
+	"                             bind-mount a host directory or file\n"
+	"      --tmpfs PATH[:size=SIZE,mode=MODE,ro]\n"
+	"                             mount a tmpfs\n"
+	"  -m, --memory SIZE          memory limit (e.g. 64m, 1g); swap is disabled\n"
+	"      --cpus N               cpu limit in cpus (e.g. 0.5)\n"
+	"      --pids-limit N         maximum number of processes\n"
+	"      --shm-size SIZE        size of /dev/shm (default 64m)\n"
+	"      --hostname NAME        hostname inside the sandbox\n"
+	"      --read-only            mount the root filesystem read-only\n"
+	"      --cap-add CAP          add a capability (or ALL)\n"
+	"      --cap-drop CAP         drop a capability (or ALL)\n"
+	"      --security-opt OPT     seccomp=PROFILE.json, seccomp=unconfined,\n"
+	"                             no-new-privileges (always on)\n"
+	"      --ulimit NAME=SOFT[:HARD]\n"
+	"                             set a resource limit (nofile, nproc, core, ...)\n"
+	"      --stop-signal SIG      signal that `capsa stop` sends (default TERM)\n"
+	"      --idle-timeout DUR     stop after DUR without activity (e.g. 10m)\n"
+	"      --timeout DUR          stop after DUR in any case (maximum lifetime)\n"
+	"  -i, --interactive          keep stdin open and stream it to the process\n"
+	"  -t, --tty                  give the process a terminal\n"
+	"  -h, --help                 show this help\n"
+	"\n"
+	"Exit status: the process's own; 125 if capsa failed; 126 if the command\n"
+	"cannot be invoked; 127 if it was not found; 128+N if killed by signal N.\n"
+	"\n"
+	"Examples:\n"
+	"  capsa run --rm busybox -- echo hello\n"
+	"  capsa run --name web -d busybox -- httpd -f -p 8080\n"
+	"  capsa run --memory 64m --cpus 0.5 --pids-limit 64 --read-only busybox -- sh\n";
+
+enum {
+	O_RM = 256, O_NAME, O_ENV_FILE, O_ENTRYPOINT, O_TMPFS, O_CPUS, O_PIDS, O_SHM, O_HOSTNAME, O_READONLY,
+	O_CAP_ADD, O_CAP_DROP, O_SECOPT, O_ULIMIT, O_STOPSIG, O_IDLE, O_TIMEOUT,
+};
+
+static const struct option run_options[] = {
+	{ "detach", no_argument, NULL, 'd' },
+	{ "rm", no_argument, NULL, O_RM },
+	{ "name", required_argument, NULL, O_NAME },
+	{ "env", required_argument, NULL, 'e' },
+	{ "env-file", required_argument, NULL, O_ENV_FILE },
+	{ "workdir", required_argument, NULL, 'w' },
+	{ "user", required_argument, NULL, 'u' },
+	{ "entrypoint", required_argument, NULL, O_ENTRYPOINT },
+	{ "label", required_argument, NULL, 'l' },
+	{ "volume", required_argument, NULL, 'v' },
+	{ "tmpfs", required_argument, NULL, O_TMPFS },
+	{ "memory", required_argument, NULL, 'm' },
+	{ "cpus", required_argument, NULL, O_CPUS },
+	{ "pids-limit", required_argument, NULL, O_PIDS },
+	{ "shm-size", required_argument, NULL, O_SHM },
+	{ "hostname", required_argument, NULL, O_HOSTNAME },
+	{ "read-only", no_argument, NULL, O_READONLY },
+	{ "cap-add", required_argument, NULL, O_CAP_ADD },
+	{ "cap-drop", required_argument, NULL, O_CAP_DROP },
+	{ "security-opt", required_argument, NULL, O_SECOPT },
+	{ "ulimit", required_argument, NULL, O_ULIMIT },
+	{ "stop-signal", required_argument, NULL, O_STOPSIG },
+	{ "idle-timeout", required_argument, NULL, O_IDLE },
+	{ "timeout", required_argument, NULL, O_TIMEOUT },
+	{ "interactive", no_argument, NULL, 'i' },
+	{ "tty", no_argument, NULL, 't' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct run_args {
+	struct capsa_sandbox_opts o;
+	bool detach;
+	struct capsa_mount mounts[256];
+	struct capsa_rlimit rlimits[32];
+	size_t n_rlimits;
+	char **entrypoint;
+};
+
+static int parse(struct cli *cli, struct run_args *a, int argc, char **argv)
+{
+	struct capsa_sandbox_opts *o = &a->o;
+	struct capsa_error *err = NULL;
+	int c;
+	size_t nm = 0;
+	while ((c = getopt_long(argc, argv, "+de:w:u:l:v:m:ith", run_options, NULL)) != -1) {
+		int rc = 0;
+		switch (c) {
+		case 'd': a->detach = true; break;
+		case O_RM: o->auto_remove = true; break;
+		case O_NAME: o->name = optarg; break;
+		case 'e': rc = opt_env(&o->env, optarg, &err); break;
+		case O_ENV_FILE: rc = opt_env_file(&o->env, optarg, &err); break;
+		case 'w': o->workdir = optarg; break;
+		case 'u': o->user = optarg; break;
+		case O_ENTRYPOINT:
+			strv_free(a->entrypoint);
+			a->entrypoint = strv_push(NULL, optarg);
+			o->entrypoint = a->entrypoint;
+			o->entrypoint_set = true;
+			break;
+		case 'l':
+			if (!strchr(optarg, '=') || *optarg == '=')
+				return cli_usage_error(cli, "invalid label '%s': expected KEY=VALUE", optarg);
+			o->labels = strv_push(o->labels, optarg);
+			break;
+		case 'v':
+		case O_TMPFS:
+			if (nm >= ARRAY_SIZE(a->mounts))
+				return cli_usage_error(cli, "too many mounts");
+			rc = c == 'v' ? opt_volume(&a->mounts[nm], optarg, &err) : opt_tmpfs(&a->mounts[nm], optarg, &err);
+			nm++;
+			break;
+		case 'm':
+			if (parse_size(optarg, &o->memory, &err) < 0)
+				rc = error_wrap(&err, "--memory");
+			break;
+		case O_CPUS: rc = opt_cpus(optarg, &o->cpus_milli, &err); break;
+		case O_PIDS: {
+			int64_t v;
+			if (parse_int64(optarg, -1, 1 << 22, &v) < 0 || v == 0)
+				return cli_usage_error(cli, "invalid --pids-limit '%s': expected a positive number (-1: unlimited)",
+						       optarg);
+			o->pids = v < 0 ? 0 : v;
+			break;
+		}
+		case O_SHM:
+			if (parse_size(optarg, &o->shm_size, &err) < 0)
+				rc = error_wrap(&err, "--shm-size");
+			break;
+		case O_HOSTNAME: o->hostname = optarg; break;
+		case O_READONLY: o->readonly = true; break;
+		case O_CAP_ADD: o->cap_add = strv_push(o->cap_add, optarg); break;
+		case O_CAP_DROP: o->cap_drop = strv_push(o->cap_drop, optarg); break;
+		case O_SECOPT:
+			if (str_has_prefix(optarg, "seccomp=") || str_has_prefix(optarg, "seccomp:"))
+				o->seccomp = optarg + 8;
+			else if (strcmp(optarg, "no-new-privileges") != 0 && strcmp(optarg, "no-new-privileges:true") != 0 &&
+				 strcmp(optarg, "no-new-privileges=true") != 0)
+				return cli_usage_error(cli, "unsupported --security-opt '%s' (seccomp=FILE, seccomp=unconfined, no-new-privileges)",
+						       optarg);
+			if (o->seccomp && !*o->seccomp)
+				return cli_usage_error(cli, "--security-opt seccomp= needs a profile path or 'unconfined'");
+			break;
+		case O_ULIMIT:
+			if (a->n_rlimits >= ARRAY_SIZE(a->rlimits))
+				return cli_usage_error(cli, "too many --ulimit options");
+			rc = opt_ulimit(&a->rlimits[a->n_rlimits++], optarg, &err);
+			break;
+		case O_STOPSIG: rc = parse_signal(optarg, &o->stop_signal, &err); break;
+		case O_IDLE:
+			if (parse_duration_ms(optarg, &o->idle_timeout_ms, &err) < 0 || o->idle_timeout_ms == 0)
+				return err ? cli_fail(cli, err) : cli_usage_error(cli, "--idle-timeout must be positive");
+			break;
+		case O_TIMEOUT:
+			if (parse_duration_ms(optarg, &o->timeout_ms, &err) < 0 || o->timeout_ms == 0)
+				return err ? cli_fail(cli, err) : cli_usage_error(cli, "--timeout must be positive");
+			break;
+		case 'i': o->interactive = true; break;
+		case 't': o->tty = true; break;
+		case 'h': return cli_help(run_usage), -1;
+		default: return cli_usage_error(cli, "unknown option");
+		}
+		if (rc < 0)
+			return cli_fail(cli, err);
+	}
+	if (optind >= argc)
+		return cli_usage_error(cli, "requires an IMAGE");
+	o->image = argv[optind++];
+	if (optind < argc && strcmp(argv[optind], "--") == 0)
+		optind++;
+	if (optind < argc)
+		o->cmd = argv + optind;
+	o->mounts = a->mounts;
+	o->n_mounts = nm;
+	o->rlimits = a->rlimits;
+	o->n_rlimits = a->n_rlimits;
+	return 0;
+}
+
+static void run_args_release(struct run_args *a)
+{
+	strv_free(a->o.env);
+	strv_free(a->o.labels);
+	strv_free(a->o.cap_add);
+	strv_free(a->o.cap_drop);
+	strv_free(a->entrypoint);
+	for (size_t i = 0; i < a->o.n_mounts; i++) {
+		free((char *)a->mounts[i].source);
+		free((char *)a->mounts[i].target);
+	}
+}
+
+CLI_CMD(run)
+{
+	struct run_args a;
+	memset(&a, 0, sizeof(a));
+	int prc = parse(cli, &a, argc, argv);
+	if (prc != 0) {
+		run_args_release(&a);
+		return prc < 0 ? 0 : prc;
+	}
+	struct capsa_sandbox_opts *o = &a.o;
+	struct capsa_error *err = NULL;
+	char *id = NULL;
+	int rc;
+	if (a.detach) {
+		rc = capsa_sandbox_run(cli_ctx(cli), o, NULL, &id, NULL, &err);
+		run_args_release(&a);
+		if (rc < 0)
+			return cli_fail(cli, err);
+		printf("%s\n", id);
+		free(id);
+		return 0;
+	}
+	struct term_state term = { .fd = -1 };
+	struct capsa_stdio io = { .in_fd = o->interactive ? 0 : -1, .out_fd = 1, .err_fd = 2, .tty = o->tty };
+	if (o->tty) {
+		struct winsize ws;
+		if (ioctl(1, TIOCGWINSZ, &ws) == 0) {
+			io.rows = ws.ws_row;
+			io.cols = ws.ws_col;
+		}
+		if (o->interactive)
+			term_raw(&term, 0);
+	}
+	io.sig_fd = session_signals_open();
+	struct capsa_exit e;
+	rc = capsa_sandbox_run(cli_ctx(cli), o, &io, &id, &e, &err);
+	term_restore(&term);
+	session_signals_close(io.sig_fd);
+	run_args_release(&a);
+	free(id);
+	if (rc < 0)
+		return cli_fail(cli, err);
+	return report_exit(&e);
+}

@@ -1,0 +1,131 @@
+/* capsa/sandbox.h: creating, running and controlling sandboxes.
+ *
+ * A sandbox is made from an image in the store, isolated with namespaces,
+ * cgroups, seccomp and dropped capabilities, and watched by its own
+ * supervisor process, so it outlives the program that created it.  Every
+ * call here names a sandbox by id, unique id prefix, or name.
+ */
+#ifndef CAPSA_SANDBOX_H
+#define CAPSA_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "capsa/capsa.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct capsa_mount {
+	const char *source;  /* host path (bind), NULL for tmpfs */
+	const char *target;  /* absolute path inside the sandbox */
+	bool readonly;
+	bool tmpfs;
+	int64_t tmpfs_size;  /* bytes, 0: default (half of memory limit or 64 MiB) */
+	int tmpfs_mode;      /* 0: 1777 */
+};
+
+struct capsa_rlimit {
+	int resource; /* RLIMIT_* */
+	uint64_t soft, hard;
+};
+
+struct capsa_sandbox_opts {
+	const char *image;	   /* reference: name[:tag], id or digest */
+	const char *name;	   /* NULL: derived from the id */
+	char **cmd;		   /* NULL: the image's Cmd */
+	char **entrypoint;	   /* with entrypoint_set: replaces the image's */
+	bool entrypoint_set;
+	char **env;		   /* KEY=VALUE, over the image's Env */
+	const char *workdir;	   /* NULL: the image's WorkingDir */
+	const char *user;	   /* NULL: the image's User */
+	const char *hostname;	   /* NULL: the first 12 characters of the id */
+	char **labels;		   /* KEY=VALUE */
+	int64_t memory;		   /* bytes, 0: none */
+	int64_t cpus_milli;	   /* 1000 = one cpu, 0: none */
+	int64_t pids;		   /* 0: none */
+	int64_t shm_size;	   /* 0: 64 MiB */
+	bool readonly;		   /* read-only root filesystem */
+	const struct capsa_mount *mounts;
+	size_t n_mounts;
+	char **cap_add, **cap_drop; /* names or "ALL" */
+	const char *seccomp;	   /* NULL: default profile; "unconfined"; or a JSON profile path */
+	const struct capsa_rlimit *rlimits;
+	size_t n_rlimits;
+	bool auto_remove;	   /* remove when it ends */
+	bool tty;		   /* the main process gets a terminal */
+	bool interactive;	   /* the main process's stdin stays open */
+	int64_t idle_timeout_ms;   /* 0: none */
+	int64_t timeout_ms;	   /* maximum lifetime, 0: none */
+	int stop_signal;	   /* 0: the image's StopSignal or SIGTERM */
+};
+
+/* Standard streams for an attached process: the library pumps between these
+ * fds and the sandbox until the process ends. */
+struct capsa_stdio {
+	int in_fd;    /* -1: no stdin */
+	int out_fd;
+	int err_fd;   /* ignored with a tty */
+	int sig_fd;   /* -1, or a signalfd whose signals are forwarded */
+	bool tty;
+	uint16_t rows, cols;
+};
+
+struct capsa_exit {
+	int exit_code;	   /* docker's convention: code, 128+signal, 126, 127, 125 */
+	int signal;
+	char reason[32];   /* exited signaled oom stopped killed lost timeout ... */
+	char message[512]; /* why it could not start, when it could not */
+};
+
+/* Creates and starts a sandbox; *id_out receives its id.  With stdio, the
+ * call stays attached to the main process until it ends and fills exit
+ * (`capsa run` in the foreground); without, it returns once the main process
+ * runs (`capsa run -d`). */
+int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *opts, const struct capsa_stdio *stdio,
+		      char **id_out, struct capsa_exit *exit, struct capsa_error **err);
+
+struct capsa_exec_opts {
+	char **argv;
+	char **env;
+	const char *workdir;
+	const char *user;
+	bool tty;
+	bool interactive;
+	int64_t timeout_ms;
+	bool detach;
+};
+
+/* Runs a process in a running sandbox, attached through stdio, and fills
+ * exit when it ends. */
+int capsa_sandbox_exec(struct capsa_ctx *ctx, const char *sandbox, const struct capsa_exec_opts *opts,
+		       const struct capsa_stdio *stdio, struct capsa_exit *exit, struct capsa_error **err);
+
+/* SIGTERM (or the stop signal), timeout_ms of grace, then SIGKILL of the
+ * whole sandbox; waits for the end.  Idempotent. */
+int capsa_sandbox_stop(struct capsa_ctx *ctx, const char *sandbox, int64_t timeout_ms, struct capsa_error **err);
+int capsa_sandbox_kill(struct capsa_ctx *ctx, const char *sandbox, int sig, struct capsa_error **err);
+int capsa_sandbox_pause(struct capsa_ctx *ctx, const char *sandbox, bool pause, struct capsa_error **err);
+/* Removes a stopped sandbox (force: stops it first).  Idempotent with force. */
+int capsa_sandbox_remove(struct capsa_ctx *ctx, const char *sandbox, bool force, struct capsa_error **err);
+/* Waits for the sandbox to end. */
+int capsa_sandbox_wait(struct capsa_ctx *ctx, const char *sandbox, struct capsa_exit *exit, struct capsa_error **err);
+/* JSON (as `capsa inspect` prints it), malloc'd. */
+char *capsa_sandbox_inspect(struct capsa_ctx *ctx, const char *sandbox, struct capsa_error **err);
+/* JSON array of sandboxes; all: include ended ones. */
+char *capsa_sandbox_list(struct capsa_ctx *ctx, bool all, struct capsa_error **err);
+/* Full id of the sandbox a name or prefix designates. */
+char *capsa_sandbox_resolve(struct capsa_ctx *ctx, const char *sandbox, struct capsa_error **err);
+/* Marks sandboxes whose supervisor is gone as ended (their exit record, or
+ * reason "lost") and removes their cgroups and runtime directories. */
+int capsa_sandbox_reconcile(struct capsa_ctx *ctx, struct capsa_error **err);
+/* Records the end of one sandbox from the exit file its supervisor wrote
+ * (run by the supervisor as its last act; idempotent). */
+int capsa_sandbox_finalize(struct capsa_ctx *ctx, const char *id, struct capsa_error **err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

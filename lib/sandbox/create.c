@@ -1,0 +1,562 @@
+/* create.c: from capsa_sandbox_opts to a running sandbox.
+ *
+ * Order matters for crash safety: the runtime directory and its lock exist
+ * before the database row, so a row is never without a lock holder unless
+ * its holder died (which reconciliation then sees); the row exists before
+ * the supervisor, so a supervisor always has a row to report to.  Any
+ * failure before READY undoes everything done so far.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "image/image.h"
+#include "linux/caps.h"
+#include "linux/seccomp-profile.h"
+#include "sandbox.h"
+#include "util/fs.h"
+#include "util/paths.h"
+
+#define CPU_PERIOD_US 100000
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *c = p;
+	for (size_t i = 0; i < n; i++) {
+		h ^= c[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* Compiling a profile costs milliseconds; the result depends only on the
+ * profile text and the capability set, so it is cached in the store. */
+static int seccomp_program(struct capsa_ctx *ctx, const char *profile, uint64_t caps, struct buf *bpf,
+			   struct capsa_error **err)
+{
+	struct buf text = BUF_INIT;
+	if (profile) {
+		if (read_file_at(AT_FDCWD, profile, 1 << 20, &text, err) < 0)
+			return error_wrap(err, "seccomp profile");
+	}
+	uint64_t h = fnv1a(0xcbf29ce484222325ULL, "capsa-seccomp-v1", 16);
+	h = fnv1a(h, &caps, sizeof(caps));
+	h = fnv1a(h, text.data ? text.data : "default", text.data ? text.len : 7);
+	char name[64];
+	snprintf(name, sizeof(name), "seccomp/%016llx.bpf", (unsigned long long)h);
+	if (read_file_at(ctx->root_fd, name, 1 << 20, bpf, NULL) == 0 && bpf->len > 0 && bpf->len % 8 == 0) {
+		buf_release(&text);
+		return 0;
+	}
+	bpf->len = 0;
+	int rc = profile ? seccomp_profile_compile_json(text.data, text.len, caps, bpf, err)
+			 : seccomp_profile_default(caps, bpf, err);
+	buf_release(&text);
+	if (rc < 0)
+		return profile ? error_wrap(err, "seccomp profile %s", profile) : -1;
+	mkdirat(ctx->root_fd, "seccomp", 0700);
+	write_file_atomic_at(ctx->root_fd, name, bpf->data, bpf->len, 0600, false, NULL);
+	return 0;
+}
+
+static bool path_clean(const char *p)
+{
+	if (p[0] != '/')
+		return false;
+	char **parts = strv_split(p, '/');
+	bool ok = true;
+	for (char **s = parts; *s; s++)
+		if (strcmp(*s, "..") == 0)
+			ok = false;
+	strv_free(parts);
+	return ok && !memchr(p, '\n', strlen(p));
+}
+
+static int build_mounts(const struct capsa_sandbox_opts *o, struct proto_sandbox *s, struct capsa_error **err)
+{
+	if (o->n_mounts > PROTO_MAX_MOUNTS - 16)
+		return error_set(err, E2BIG, "too many mounts (%zu)", o->n_mounts);
+	s->mounts = xcalloc(o->n_mounts + 1, sizeof(*s->mounts));
+	for (size_t i = 0; i < o->n_mounts; i++) {
+		const struct capsa_mount *m = &o->mounts[i];
+		struct proto_mount *pm = &s->mounts[s->n_mounts];
+		if (!m->target || !path_clean(m->target) || strcmp(m->target, "/") == 0)
+			return error_set(err, EINVAL, "mount target '%s': must be an absolute path without '..' and not /",
+					 m->target ? m->target : "");
+		if (m->tmpfs) {
+			int64_t size = m->tmpfs_size > 0 ? m->tmpfs_size
+				       : o->memory > 0	 ? o->memory / 2
+							 : 64LL << 20;
+			pm->fstype = xstrdup("tmpfs");
+			pm->source = xstrdup("tmpfs");
+			pm->data = xasprintf("size=%lld,mode=%o", (long long)size, m->tmpfs_mode ? m->tmpfs_mode : 01777);
+			pm->flags = MS_NOSUID | MS_NODEV | (m->readonly ? MS_RDONLY : 0);
+		} else {
+			if (!m->source || m->source[0] != '/')
+				return error_set(err, EINVAL, "bind mount source '%s': must be an absolute host path",
+						 m->source ? m->source : "");
+			struct stat st;
+			if (stat(m->source, &st) < 0)
+				return error_sys(err, errno, "bind mount source '%s'", m->source);
+			char *real = realpath(m->source, NULL);
+			if (!real)
+				return error_sys(err, errno, "bind mount source '%s'", m->source);
+			pm->source = real;
+			pm->bind = true;
+			pm->recursive = true;
+			pm->file = !S_ISDIR(st.st_mode);
+			pm->flags = m->readonly ? MS_RDONLY : 0;
+			pm->propagation = MS_PRIVATE | MS_REC;
+		}
+		pm->target = xstrdup(m->target);
+		s->n_mounts++;
+	}
+	return 0;
+}
+
+/* docker's rules for Entrypoint and Cmd */
+static char **build_argv(const struct capsa_sandbox_opts *o, const struct image_config *ic)
+{
+	char **argv = NULL;
+	char *const *entry = o->entrypoint_set ? o->entrypoint : ic->entrypoint;
+	for (; entry && *entry; entry++)
+		if (**entry || !o->entrypoint_set)
+			argv = strv_push(argv, *entry);
+	char *const *cmd = o->cmd ? o->cmd : (o->entrypoint_set ? NULL : ic->cmd);
+	for (; cmd && *cmd; cmd++)
+		argv = strv_push(argv, *cmd);
+	return argv;
+}
+
+static json_t *strv_json(char *const *v)
+{
+	json_t *a = json_array();
+	for (; v && *v; v++)
+		json_array_append_new(a, json_string(*v));
+	return a;
+}
+
+static char *config_json(const struct capsa_sandbox_opts *o, const struct proto_sandbox *s)
+{
+	json_t *c = json_object();
+	json_object_set_new(c, "image", json_string(o->image));
+	json_object_set_new(c, "cmd", strv_json(s->proc.argv));
+	json_object_set_new(c, "env", strv_json(s->proc.env));
+	json_object_set_new(c, "workdir", json_string(s->proc.cwd ? s->proc.cwd : "/"));
+	json_object_set_new(c, "user", json_string(s->proc.user ? s->proc.user : ""));
+	json_object_set_new(c, "hostname", json_string(s->hostname));
+	json_object_set_new(c, "memory", json_integer(o->memory));
+	json_object_set_new(c, "cpus", json_real((double)o->cpus_milli / 1000.0));
+	json_object_set_new(c, "pidsLimit", json_integer(o->pids));
+	json_object_set_new(c, "readOnly", json_boolean(o->readonly));
+	json_object_set_new(c, "tty", json_boolean(o->tty));
+	json_object_set_new(c, "interactive", json_boolean(o->interactive));
+	char *caps = linux_caps_to_string(s->proc.cap_bounding);
+	json_object_set_new(c, "capabilities", json_string(caps));
+	free(caps);
+	json_object_set_new(c, "seccomp", json_string(s->proc.no_seccomp ? "unconfined" : o->seccomp ? o->seccomp : "default"));
+	json_t *mounts = json_array();
+	for (size_t i = 0; i < s->n_mounts; i++)
+		json_array_append_new(mounts, json_pack("{s:s, s:s, s:b}", "source", s->mounts[i].source, "target",
+							 s->mounts[i].target, "readOnly",
+							 (s->mounts[i].flags & MS_RDONLY) != 0));
+	json_object_set_new(c, "mounts", mounts);
+	json_object_set_new(c, "idleTimeoutMs", json_integer(o->idle_timeout_ms));
+	json_object_set_new(c, "timeoutMs", json_integer(o->timeout_ms));
+	char *out = json_dumps(c, JSON_COMPACT);
+	json_decref(c);
+	return out;
+}
+
+static char *labels_json(char **labels, struct capsa_error **err)
+{
+	json_t *l = json_object();
+	for (char **p = labels; p && *p; p++) {
+		const char *eq = strchr(*p, '=');
+		_cleanup_free_ char *k = eq ? xstrndup(*p, (size_t)(eq - *p)) : xstrdup(*p);
+		if (!*k) {
+			json_decref(l);
+			error_set(err, EINVAL, "label '%s': empty key", *p);
+			return NULL;
+		}
+		json_object_set_new(l, k, json_string(eq ? eq + 1 : ""));
+	}
+	char *s = json_dumps(l, JSON_COMPACT);
+	json_decref(l);
+	return s;
+}
+
+/* Everything the supervisor needs, from the options and the image. */
+static int build_spec(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *o, const struct image *img,
+		      const char *id, const char *name, struct proto_sandbox *s, struct capsa_error **err)
+{
+	const struct image_config *ic = &img->config;
+	s->id = xstrdup(id);
+	s->name = xstrdup(name);
+	s->root_dir = xstrdup(ctx->root);
+	s->run_dir = sandbox_run_dir(ctx, id);
+	s->sandbox_dir = sandbox_dir(ctx, id);
+	s->rootfs = xasprintf("%s/rootfs", s->run_dir);
+	_cleanup_free_ char *upper = xasprintf("%s/upper", s->sandbox_dir);
+	_cleanup_free_ char *work = xasprintf("%s/work", s->sandbox_dir);
+	if (image_overlay_options(ctx, img, upper, work, &s->overlay_data, &s->overlay_dir, err) < 0)
+		return -1;
+	s->readonly = o->readonly;
+	s->hostname = xstrndup(o->hostname ? o->hostname : id, o->hostname ? 64 : 12);
+	if (build_mounts(o, s, err) < 0)
+		return -1;
+	struct buf resolv = BUF_INIT;
+	if (read_file_at(AT_FDCWD, "/etc/resolv.conf", 64 * 1024, &resolv, NULL) == 0)
+		s->resolv = buf_steal(&resolv);
+	buf_release(&resolv);
+	s->shm_size = o->shm_size;
+	s->cg_name = xstrdup(id);
+	s->cg_memory = o->memory;
+	s->cg_swap = o->memory; /* memory+swap == memory: no swap */
+	if (o->cpus_milli > 0) {
+		s->cg_cpu_period = CPU_PERIOD_US;
+		s->cg_cpu_quota = o->cpus_milli * CPU_PERIOD_US / 1000;
+	}
+	s->cg_pids = o->pids;
+
+	struct proto_proc *p = &s->proc;
+	p->umask = -1;
+	p->argv = build_argv(o, ic);
+	if (!p->argv)
+		return error_set(err, EINVAL, "no command given and image %s has neither Cmd nor Entrypoint", o->image);
+	p->env = strv_dup(ic->env);
+	for (char **e = o->env; e && *e; e++) {
+		if (!strchr(*e, '=') || **e == '=')
+			return error_set(err, EINVAL, "environment entry '%s': expected KEY=VALUE", *e);
+		const char *eq = strchr(*e, '=');
+		size_t kl = (size_t)(eq - *e);
+		bool replaced = false;
+		for (char **x = p->env; x && *x; x++)
+			if (strncmp(*x, *e, kl + 1) == 0) {
+				free(*x);
+				*x = xstrdup(*e);
+				replaced = true;
+			}
+		if (!replaced)
+			p->env = strv_push(p->env, *e);
+	}
+	const char *wd = o->workdir ? o->workdir : ic->working_dir;
+	if (wd && *wd) {
+		if (wd[0] != '/')
+			return error_set(err, EINVAL, "working directory '%s': must be an absolute path", wd);
+		p->cwd = xstrdup(wd);
+	}
+	const char *user = o->user ? o->user : ic->user;
+	if (user && *user)
+		p->user = xstrdup(user);
+	uint64_t caps = LINUX_CAPS_DEFAULT;
+	if (linux_caps_adjust(&caps, o->cap_add, o->cap_drop, err) < 0)
+		return -1;
+	p->has_caps = true;
+	p->cap_bounding = p->cap_effective = p->cap_permitted = caps;
+	p->no_new_privs = true;
+	if (o->seccomp && strcmp(o->seccomp, "unconfined") == 0) {
+		p->no_seccomp = true;
+	} else {
+		struct buf bpf = BUF_INIT;
+		if (seccomp_program(ctx, o->seccomp, caps, &bpf, err) < 0) {
+			buf_release(&bpf);
+			return -1;
+		}
+		p->seccomp_len = bpf.len;
+		p->seccomp = (uint8_t *)buf_steal(&bpf);
+	}
+	if (o->n_rlimits > PROTO_MAX_RLIMITS)
+		return error_set(err, E2BIG, "too many ulimits (%zu)", o->n_rlimits);
+	for (size_t i = 0; i < o->n_rlimits; i++) {
+		struct rlimit cur;
+		if (getrlimit(o->rlimits[i].resource, &cur) == 0 && o->rlimits[i].hard > cur.rlim_max && geteuid() != 0)
+			return error_set(err, EPERM, "ulimit hard limit %llu is above the current %llu",
+					 (unsigned long long)o->rlimits[i].hard, (unsigned long long)cur.rlim_max);
+		p->rlimits[p->n_rlimits++] = (struct proto_rlimit){ o->rlimits[i].resource, o->rlimits[i].soft,
+								    o->rlimits[i].hard };
+	}
+	p->tty = o->tty;
+	p->open_stdin = o->interactive;
+	int stop = o->stop_signal;
+	if (!stop && ic->stop_signal && parse_signal(ic->stop_signal, &stop, NULL) < 0)
+		stop = SIGTERM;
+	s->stop_signal = stop ? stop : SIGTERM;
+	s->agent_path = capsa_helper_path("capsa-agent");
+	if (!s->agent_path)
+		return error_set(err, ENOENT, "capsa-agent not found next to capsa or in the libexec directory");
+	s->capsa_path = capsa_helper_path("capsa");
+	s->idle_timeout_ms = o->idle_timeout_ms;
+	s->deadline_ms = o->timeout_ms > 0 ? now_ms() + o->timeout_ms : 0;
+	return 0;
+}
+
+static int validate(const struct capsa_sandbox_opts *o, struct capsa_error **err)
+{
+	if (!o->image || !*o->image)
+		return error_set(err, EINVAL, "no image given");
+	if (o->name && !sandbox_name_valid(o->name))
+		return error_set(err, EINVAL,
+				 "invalid sandbox name '%.200s': use 1-128 of [a-zA-Z0-9_.-], starting with a letter or digit",
+				 o->name);
+	if (o->hostname && (strlen(o->hostname) == 0 || strlen(o->hostname) > 64))
+		return error_set(err, EINVAL, "invalid hostname '%.100s': 1-64 characters", o->hostname);
+	if (o->memory < 0 || (o->memory > 0 && o->memory < (6 << 20)))
+		return error_set(err, EINVAL, "invalid memory limit %lld: the minimum is 6 MiB", (long long)o->memory);
+	if (o->cpus_milli < 0)
+		return error_set(err, EINVAL, "invalid cpu limit: must be positive");
+	if (o->pids < 0)
+		return error_set(err, EINVAL, "invalid pids limit %lld: must be positive", (long long)o->pids);
+	if (o->timeout_ms < 0 || o->idle_timeout_ms < 0)
+		return error_set(err, EINVAL, "invalid timeout: must be positive");
+	return 0;
+}
+
+struct start_state {
+	bool ready, failed, final;
+	pid_t supervisor;
+	int64_t started_at;
+	int code;
+	char *msg;
+	struct proto_exit *e;
+};
+
+static int on_start_frame(void *ctx, struct proto_conn *c, const struct proto_hdr *h, const uint8_t *payload)
+{
+	(void)c;
+	struct start_state *s = ctx;
+	if (h->type == P_READY) {
+		struct tlv_iter it;
+		tlv_iter_init(&it, payload, h->len);
+		uint16_t tag;
+		const uint8_t *val;
+		uint32_t len;
+		while (tlv_next(&it, &tag, &val, &len) > 0) {
+			uint64_t u;
+			if (tag == T_SUPERVISOR_PID && tlv_u64(val, len, &u) == 0)
+				s->supervisor = (pid_t)u;
+			else if (tag == T_STARTED_AT && tlv_u64(val, len, &u) == 0)
+				s->started_at = (int64_t)u;
+		}
+		s->ready = true;
+	} else if (h->type == P_ERROR && h->stream == 0) {
+		proto_error_decode(payload, h->len, &s->code, &s->msg);
+		s->failed = true;
+	} else if (h->type == P_FINAL) {
+		/* the main process could not start (or ended at once) */
+		proto_exit_release(s->e);
+		proto_exit_decode(payload, h->len, s->e);
+		s->final = true;
+	}
+	return 0;
+}
+
+static int insert_row(struct capsa_ctx *ctx, const char *id, const char *name, const struct image *img,
+		      const struct capsa_sandbox_opts *o, const char *config, const char *labels,
+		      struct capsa_error **err)
+{
+	struct store *db = ctx_db(ctx, err);
+	if (!db || store_begin(db, err) < 0)
+		return -1;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	if (store_prepare(db,
+			  "INSERT INTO sandboxes(id, name, image_id, image_ref, state, config, labels, created_at, "
+			  "auto_remove, deadline_at, idle_timeout_ms, reserved_cpus_milli, reserved_memory) "
+			  "VALUES(?,?,?,?,'creating',?,?,?,?,?,?,?,?)",
+			  &st, err) < 0)
+		goto fail;
+	store_bind_text(st, 1, id);
+	store_bind_text(st, 2, name);
+	store_bind_text(st, 3, img->id);
+	store_bind_text(st, 4, o->image);
+	store_bind_text(st, 5, config);
+	store_bind_text(st, 6, labels);
+	sqlite3_bind_int64(st, 7, now_ms());
+	sqlite3_bind_int(st, 8, o->auto_remove);
+	if (o->timeout_ms > 0)
+		sqlite3_bind_int64(st, 9, now_ms() + o->timeout_ms);
+	sqlite3_bind_int64(st, 10, o->idle_timeout_ms);
+	sqlite3_bind_int64(st, 11, o->cpus_milli);
+	sqlite3_bind_int64(st, 12, o->memory);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		if (sqlite3_errcode(db->db) == SQLITE_CONSTRAINT) {
+			store_rollback(db);
+			return error_set(err, EEXIST, "the name '%s' is already in use by another sandbox", name);
+		}
+		store_error(db, "record sandbox", err);
+		goto fail;
+	}
+	if (image_pin_sandbox(db, id, img, err) < 0)
+		goto fail;
+	if (store_commit(db, err) < 0)
+		return -1;
+	return 0;
+fail:
+	store_rollback(db);
+	return -1;
+}
+
+static int set_running(struct capsa_ctx *ctx, const char *id, const struct start_state *ss, struct capsa_error **err)
+{
+	struct store *db = ctx_db(ctx, err);
+	if (!db)
+		return -1;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	if (store_prepare(db, "UPDATE sandboxes SET state='running', started_at=?2, supervisor_pid=?3 WHERE id=?1",
+			  &st, err) < 0)
+		return -1;
+	store_bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, ss->started_at ? ss->started_at : now_ms());
+	sqlite3_bind_int64(st, 3, ss->supervisor);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return store_error(db, "record sandbox start", err);
+	sandbox_event(ctx, id, "start", NULL);
+	return 0;
+}
+
+static void undo(struct capsa_ctx *ctx, const char *id, bool row)
+{
+	if (row) {
+		struct store *db = ctx_db(ctx, NULL);
+		sqlite3_stmt *st = NULL;
+		if (db && store_prepare(db, "DELETE FROM sandboxes WHERE id=?", &st, NULL) == 0) {
+			store_bind_text(st, 1, id);
+			sqlite3_step(st);
+			sqlite3_finalize(st);
+		}
+	}
+	_cleanup_free_ char *dir = sandbox_dir(ctx, id);
+	rm_rf_at(AT_FDCWD, dir, NULL);
+	_cleanup_free_ char *rdir = sandbox_run_dir(ctx, id);
+	rm_rf_at(AT_FDCWD, rdir, NULL);
+}
+
+static int make_dirs(const struct proto_sandbox *s, struct capsa_error **err)
+{
+	const char *dirs[] = { s->sandbox_dir, NULL, NULL, NULL };
+	_cleanup_free_ char *upper = xasprintf("%s/upper", s->sandbox_dir);
+	_cleanup_free_ char *work = xasprintf("%s/work", s->sandbox_dir);
+	_cleanup_free_ char *logs = xasprintf("%s/logs", s->sandbox_dir);
+	dirs[1] = upper;
+	dirs[2] = work;
+	dirs[3] = logs;
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
+		if (mkdir(dirs[i], 0700) < 0)
+			return error_sys(err, errno, "create %s", dirs[i]);
+	if (mkdir(s->rootfs, 0700) < 0)
+		return error_sys(err, errno, "create %s", s->rootfs);
+	/* the upper dir is the sandbox's /: it must look like one */
+	chmod(upper, 0755);
+	return 0;
+}
+
+CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *o,
+				   const struct capsa_stdio *stdio, char **id_out, struct capsa_exit *exit_out,
+				   struct capsa_error **err)
+{
+	if (validate(o, err) < 0)
+		return -1;
+	struct image img;
+	if (image_resolve(ctx, o->image, &img, err) < 0)
+		return -1;
+	int rc = -1;
+	bool row = false, created_dirs = false;
+	_cleanup_close_ int lock_fd = -1;
+	_cleanup_free_ char *id = random_hex(32);
+	_cleanup_free_ char *name = xstrdup(o->name ? o->name : id);
+	if (!o->name)
+		name[12] = '\0';
+	_cleanup_free_ char *config = NULL, *labels = NULL;
+	struct proto_sandbox spec = { 0 };
+	struct proto_conn conn = { .fd = -1 };
+	struct proto_exit e = { 0 };
+	struct start_state ss = { .e = &e };
+
+	if (build_spec(ctx, o, &img, id, name, &spec, err) < 0)
+		goto out;
+	labels = labels_json(o->labels, err);
+	if (!labels)
+		goto out;
+	config = config_json(o, &spec);
+
+	/* 1. runtime dir and lock, 2. row, 3. sandbox dirs, 4. supervisor */
+	if (mkdir(spec.run_dir, 0700) < 0) {
+		error_sys(err, errno, "create %s", spec.run_dir);
+		goto out;
+	}
+	created_dirs = true;
+	_cleanup_free_ char *lock = xasprintf("%s/lock", spec.run_dir);
+	lock_fd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (lock_fd < 0 || flock(lock_fd, LOCK_EX) < 0) {
+		error_sys(err, errno, "lock %s", lock);
+		goto out;
+	}
+	if (insert_row(ctx, id, name, &img, o, config, labels, err) < 0)
+		goto out;
+	row = true;
+	sandbox_event(ctx, id, "create", NULL);
+	if (make_dirs(&spec, err) < 0)
+		goto out;
+	spec.creator_finalizes = stdio != NULL;
+	if (stdio)
+		spec.creator_attach = ATTACH_STDOUT | ATTACH_STDERR | (o->interactive ? ATTACH_STDIN : 0);
+	pid_t sup_pid;
+	if (supervisor_spawn(ctx, lock_fd, &conn, &sup_pid, err) < 0)
+		goto out;
+	struct buf b = BUF_INIT;
+	proto_sandbox_encode(&b, &spec);
+	int qr = proto_conn_queue(&conn, P_SPEC, 0, 0, b.data, b.len);
+	buf_release(&b);
+	if (qr < 0 || proto_conn_flush_all(&conn, 10000) < 0) {
+		error_set(err, E2BIG, "sandbox spec does not fit in one frame");
+		goto out;
+	}
+	while (!ss.ready && !ss.failed && !ss.final) {
+		int r = proto_conn_wait(&conn, 60000, on_start_frame, &ss);
+		if (r <= 0) {
+			error_set(err, EIO, "sandbox %s: the supervisor ended before the sandbox started", name);
+			goto out;
+		}
+	}
+	if (ss.failed) {
+		error_set(err, ss.code ? ss.code : EIO, "%s", ss.msg ? ss.msg : "sandbox failed to start");
+		goto out;
+	}
+	if (ss.ready && set_running(ctx, id, &ss, err) < 0)
+		goto out;
+	row = false; /* from here on the sandbox exists: errors do not undo it */
+	created_dirs = false;
+	if (id_out)
+		*id_out = xstrdup(id);
+	if (!stdio) {
+		rc = 0;
+		if (ss.final)
+			goto finished;
+		goto out;
+	}
+	if (!ss.final && session_pump(&conn, PROTO_MAIN_STREAM, true, stdio, &e, err) < 0)
+		goto out;
+finished:
+	/* We are the finalizer (creator_finalizes): record the end now. */
+	if (sandbox_finalize(ctx, id, &e, err) < 0)
+		goto out;
+	if (exit_out)
+		exit_from_proto(exit_out, &e);
+	rc = 0;
+out:
+	if (rc < 0 && (row || created_dirs))
+		undo(ctx, id, row);
+	free(ss.msg);
+	proto_exit_release(&e);
+	proto_conn_release(&conn, true);
+	proto_sandbox_release(&spec);
+	image_release(&img);
+	return rc;
+}

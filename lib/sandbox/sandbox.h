@@ -1,0 +1,66 @@
+/* sandbox.h: internals of the sandbox module (the library side of the
+ * supervisor: creation, control requests, sessions, reconciliation). */
+#ifndef CAPSA_SANDBOX_INTERNAL_H
+#define CAPSA_SANDBOX_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "capsa/sandbox.h"
+#include "proto/conn.h"
+#include "proto/msg.h"
+#include "store/context.h"
+
+/* docker's rules, and short enough for a path component */
+#define SANDBOX_NAME_MAX 128
+
+struct sb_row {
+	char *id, *name, *image_id, *image_ref, *state, *config, *labels, *reason, *error;
+	int64_t created_at, started_at, finished_at;
+	bool has_exit;
+	int exit_code;
+	pid_t supervisor_pid;
+	bool auto_remove;
+	int64_t deadline_at, idle_timeout_ms;
+};
+
+void sb_row_release(struct sb_row *r);
+/* By full id, unique id prefix (>= 4 characters) or name.  ENOENT when
+ * none matches: "no such sandbox: 'x'". */
+int sandbox_lookup(struct capsa_ctx *ctx, const char *ref, struct sb_row *out, struct capsa_error **err);
+bool sandbox_name_valid(const char *name);
+
+char *sandbox_run_dir(struct capsa_ctx *ctx, const char *id);
+char *sandbox_dir(struct capsa_ctx *ctx, const char *id);
+
+/* true while a supervisor holds the sandbox's lock. */
+bool sandbox_alive(struct capsa_ctx *ctx, const char *id);
+/* A blocking connection to the supervisor's control socket. */
+int sandbox_connect(struct capsa_ctx *ctx, const struct sb_row *r, struct proto_conn *out, struct capsa_error **err);
+/* Sends one request and waits for OK (0), or ERROR (-1 with its message).
+ * STATUS replies are returned in *reply when not NULL. */
+int sandbox_request(struct proto_conn *c, uint16_t type, uint16_t flags, const struct buf *payload,
+		    struct buf *reply, struct capsa_error **err);
+
+/* Applies how a sandbox ended: the given record, else its exit file, else
+ * reason "lost".  Updates the database, removes the runtime directory and
+ * the cgroup, and with auto_remove the whole sandbox. */
+int sandbox_finalize(struct capsa_ctx *ctx, const char *id, const struct proto_exit *e, struct capsa_error **err);
+/* Reconciles one sandbox row (see capsa_sandbox_reconcile). */
+int sandbox_reconcile_one(struct capsa_ctx *ctx, const char *id, struct capsa_error **err);
+/* Removes the sandbox's files and row (it must have ended). */
+int sandbox_destroy(struct capsa_ctx *ctx, const char *id, struct capsa_error **err);
+int sandbox_event(struct capsa_ctx *ctx, const char *id, const char *type, const char *attrs_json);
+
+/* Pumps an attached session until its end: exec (stream s, until EXIT) or
+ * the main process (until FINAL).  Fills e. */
+int session_pump(struct proto_conn *c, uint32_t stream, bool until_final, const struct capsa_stdio *io,
+		 struct proto_exit *e, struct capsa_error **err);
+void exit_from_proto(struct capsa_exit *out, const struct proto_exit *e);
+
+/* Spawns a detached supervisor; *conn is connected to it (creator side);
+ * lock_fd is handed down and keeps the sandbox locked from here on. */
+int supervisor_spawn(struct capsa_ctx *ctx, int lock_fd, struct proto_conn *conn, pid_t *pid, struct capsa_error **err);
+
+#endif
