@@ -22,7 +22,17 @@ enum linux_cgroup_mode {
 
 enum linux_cgroup_mode linux_cgroup_mode(void);
 
-/* -1 means "not set / unlimited" everywhere. */
+/* One device cgroup rule, as OCI's linux.resources.devices[]. */
+struct linux_device_rule {
+	bool allow;
+	char type;	  /* 'a' (all), 'c', 'b' */
+	int64_t major, minor; /* -1: any */
+	const char *access; /* subset of "rwm" */
+};
+
+/* -1 means "not set / unlimited" everywhere.  Limits apply on create and
+ * set_limits (update: unset fields are left as they are); the device rules
+ * only on create. */
 struct linux_cgroup_limits {
 	int64_t memory;		/* bytes */
 	int64_t memory_swap;	/* bytes of memory+swap; == memory disables swap */
@@ -33,6 +43,13 @@ struct linux_cgroup_limits {
 	int64_t blkio_weight;	/* best effort */
 	const char *cpuset_cpus;
 	const char *cpuset_mems;
+	/* Device access.  NULL: docker's default allowlist (null zero full
+	 * random urandom tty console ptmx, the ptys, tun, and mknod of anything),
+	 * so that CAP_MKNOD cannot open a host disk.  Otherwise exactly these
+	 * rules, evaluated in order, last match wins, default deny (OCI). */
+	const struct linux_device_rule *device_rules;
+	size_t n_device_rules;
+	bool devices_allow_all; /* no device restriction (privileged) */
 };
 #define LINUX_CGROUP_LIMITS_INIT { -1, -1, -1, -1, -1, -1, -1, NULL, NULL }
 
@@ -72,6 +89,9 @@ int linux_cgroup_pids(struct linux_cgroup *cg, pid_t **out, size_t *n, struct ca
 /* Removes the directories (after kill_all when not empty).  Missing is
  * success. */
 int linux_cgroup_destroy(struct linux_cgroup *cg, struct capsa_error **err);
+/* "capsa/<name>" (or the OCI path without its leading slash): the path
+ * relative to the hierarchy roots, also what /proc/PID/cgroup shows. */
+const char *linux_cgroup_path(const struct linux_cgroup *cg);
 void linux_cgroup_free(struct linux_cgroup *cg);
 
 #endif

@@ -50,6 +50,21 @@ struct linux_proc_sec {
  * reporting the error. */
 int linux_proc_apply(const struct linux_proc_sec *s, struct capsa_error **err);
 
+/* Fills the capability sets docker's way for s->uid (set s->uid/set_ids
+ * first): root gets caps in the bounding, effective and permitted sets; a
+ * non-root user gets only the bounding set, plus ambient (raised in every
+ * set) when asked for.  Inheritable holds only the ambient caps. */
+void linux_proc_sec_set_caps(struct linux_proc_sec *s, uint64_t caps, uint64_t ambient);
+
+/* "nofile", "NOFILE", "RLIMIT_NOFILE" -> RLIMIT_NOFILE; -1 if unknown. */
+int linux_rlimit_from_name(const char *name);
+/* RLIMIT_NOFILE -> "nofile"; NULL if unknown. */
+const char *linux_rlimit_name(int res);
+
+/* Marks every fd >= first close-on-exec (close_range(2), or a walk of
+ * /proc/self/fd before 5.11), so nothing leaks into the exec'd program. */
+int linux_fds_cloexec_from(int first);
+
 /* Installs a classic BPF seccomp filter (requires no_new_privs or
  * CAP_SYS_ADMIN).  len must be a multiple of sizeof(struct sock_filter). */
 int linux_seccomp_install(const void *bpf, size_t len, unsigned flags, struct capsa_error **err);

@@ -20,5 +20,13 @@ int seccomp_profile_default(uint64_t caps, struct buf *bpf, struct capsa_error *
  * actions, arches or operators are an error naming them. */
 int seccomp_profile_compile_json(const char *json, size_t len, uint64_t caps, struct buf *bpf,
 				 struct capsa_error **err);
+/* The same, also returning the profile's "flags" (SECCOMP_FILTER_FLAG_TSYNC,
+ * _LOG, _SPEC_ALLOW) for linux_seccomp_install(); flags may be NULL. */
+int seccomp_profile_compile_json_flags(const char *json, size_t len, uint64_t caps, struct buf *bpf, unsigned *flags,
+				       struct capsa_error **err);
+/* docker's default profile in docker's JSON format (with its includes and
+ * excludes), e.g. for `capsa oci spec` or a user to start from; compiling
+ * it gives the same program as seccomp_profile_default().  Caller frees. */
+char *seccomp_profile_default_json(void);
 
 #endif
