@@ -473,7 +473,7 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 	_cleanup_free_ char *name = xstrdup(o->name ? o->name : id);
 	if (!o->name)
 		name[12] = '\0';
-	_cleanup_free_ char *config = NULL, *labels = NULL;
+	_cleanup_free_ char *config = NULL, *labels = NULL, *lock = NULL;
 	struct proto_sandbox spec = { 0 };
 	struct proto_conn conn = { .fd = -1 };
 	struct proto_exit e = { 0 };
@@ -492,7 +492,7 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 		goto out;
 	}
 	created_dirs = true;
-	_cleanup_free_ char *lock = xasprintf("%s/lock", spec.run_dir);
+	lock = xasprintf("%s/lock", spec.run_dir);
 	lock_fd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (lock_fd < 0 || flock(lock_fd, LOCK_EX) < 0) {
 		error_sys(err, errno, "lock %s", lock);

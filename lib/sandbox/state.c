@@ -326,8 +326,9 @@ int sandbox_finalize(struct capsa_ctx *ctx, const char *id, const struct proto_e
 		}
 	}
 	remove_cgroup(r.id);
-	_cleanup_free_ char *rdir = sandbox_run_dir(ctx, r.id);
+	char *rdir = sandbox_run_dir(ctx, r.id);
 	rm_rf_at(AT_FDCWD, rdir, NULL);
+	free(rdir);
 	if (r.auto_remove)
 		rc = sandbox_destroy(ctx, r.id, err);
 out:
