@@ -13,8 +13,11 @@
 #endif
 
 CLI_CMD(image);
+CLI_CMD(image_import);
+CLI_CMD(images);
 
 #define CAPSA_COMMANDS \
-	CMD("image", cmd_image, "manage images: import, pull, ls, inspect, tag, rm, prune")
+	CMD("image", cmd_image, "manage images: import, pull, ls, inspect, tag, rm, prune") \
+	CMD("images", cmd_images, "list images (same as 'image ls')")
 
 #endif
