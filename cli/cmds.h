@@ -25,6 +25,8 @@ CLI_CMD(wait);
 CLI_CMD(pause);
 CLI_CMD(unpause);
 CLI_CMD(finalize);
+CLI_CMD(image_import);
+CLI_CMD(images);
 
 #define CAPSA_COMMANDS \
 	CMD("run", cmd_run, "create a sandbox from an image and run a command in it") \
@@ -39,6 +41,7 @@ CLI_CMD(finalize);
 	CMD("pause", cmd_pause, "freeze every process of sandboxes") \
 	CMD("unpause", cmd_unpause, "thaw paused sandboxes") \
 	CMD("image", cmd_image, "manage images: import, pull, ls, inspect, tag, rm, prune") \
+	CMD("images", cmd_images, "list images (same as 'image ls')") \
 	CMD("_finalize", cmd_finalize, "(internal) record the end of a sandbox")
 
 #endif

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "store/context.h"
+#include "util/str.h"
 
 struct blob_writer;
 
@@ -44,11 +45,43 @@ bool digest_valid(const char *digest);
 
 /* Turns a manifest whose config and layer blobs are all in the store into an
  * image: validates the manifest and config (media types, layer count cap,
- * diff_ids matching the layers), unpacks each layer not yet unpacked (once,
+ * diff_ids matching the layers), stores the manifest itself as a blob,
+ * unpacks each layer not yet unpacked (once,
  * shared), records images/image_layers rows and, when ref is non-NULL, points
  * the ref ("docker.io/library/busybox:latest") at it.  *image_id_out
- * (optional) receives the config digest. */
+ * (optional) receives the config digest.  platform is informational: the
+ * image is recorded for the platform its config names. */
 int image_ingest_manifest(struct capsa_ctx *ctx, const char *manifest, size_t len, const char *manifest_digest,
 			  const char *ref, const char *platform, char **image_id_out, struct capsa_error **err);
+
+struct unpack_opts;
+/* image_ingest_manifest() with unpack options (allow_devices, caps);
+ * uo NULL means the defaults. */
+int image_ingest_manifest_opts(struct capsa_ctx *ctx, const char *manifest, size_t len, const char *manifest_digest,
+			       const char *ref, const struct unpack_opts *uo, char **image_id_out,
+			       struct capsa_error **err);
+/* Points ref (normalized) at image_id; joins the caller's transaction. */
+int image_ref_set(struct store *db, const char *ref, const char *image_id, struct capsa_error **err);
+
+/* Caps on what an image may declare (docs/image-store.md, "Limits"). */
+#define IMAGE_MAX_LAYERS 128
+#define IMAGE_MAX_JSON (4u << 20)     /* manifest, index, config */
+#define IMAGE_MAX_JSON_DEPTH 64
+
+/* "blobs/sha256/<hex>", relative to the store root (digest must be valid). */
+char *blob_relpath(const char *digest);
+/* Reads a small blob (manifest, config) into out, failing past cap bytes. */
+int blob_read(struct capsa_ctx *ctx, const char *digest, size_t cap, struct buf *out, struct capsa_error **err);
+
+/* The store lock (<root>/store.lock): shared while content is in flight,
+ * exclusive for garbage collection.  Returns the locked fd.  Without wait,
+ * a busy lock fails with EBUSY. */
+int image_store_lock(struct capsa_ctx *ctx, bool exclusive, bool wait, struct capsa_error **err);
+/* Takes the shared store lock for this context (blob_writer_open() and
+ * image_ingest_manifest() call it); image_ingest_done() releases it once
+ * the images are committed.  A long-lived process (capsa serve) calls
+ * image_ingest_done() after each pull; the CLI lets capsa_ctx_free() do it. */
+int image_ingest_hold(struct capsa_ctx *ctx, struct capsa_error **err);
+void image_ingest_done(struct capsa_ctx *ctx);
 
 #endif
