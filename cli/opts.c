@@ -1,5 +1,6 @@
 /* opts.c: shared option parsing for run and exec. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>

@@ -107,6 +107,9 @@ static char *one_id(struct store *db, const char *sql, const char *arg, const ch
  * normalized reference goes to *name_out when ref was a name. */
 char *image_resolve_id(struct store *db, const char *ref, char **name_out, struct capsa_error **err)
 {
+	char *unused = NULL;
+	if (!name_out)
+		name_out = &unused;
 	*name_out = NULL;
 	if (str_has_prefix(ref, "sha256:")) {
 		if (digest_valid(ref))
@@ -130,7 +133,8 @@ char *image_resolve_id(struct store *db, const char *ref, char **name_out, struc
 		image_ref_release(&r);
 		if (id) {
 			capsa_error_free(ref_err);
-			*name_out = steal_pointer(&norm);
+			if (name_out != &unused)
+				*name_out = steal_pointer(&norm);
 			return steal_pointer(&id);
 		}
 	}

@@ -393,7 +393,19 @@ static int insert_row(struct capsa_ctx *ctx, const char *id, const char *name, c
 		store_error(db, "record sandbox", err);
 		goto fail;
 	}
-	if (image_pin_sandbox(db, id, img, err) < 0)
+	/* the image must still be what we resolved, now under the write
+	 * lock: a concurrent `image rm` + gc either ran before (and we fail
+	 * here) or sees our pinned layers */
+	char *now_id = image_resolve_id(db, o->image, NULL, err);
+	if (!now_id)
+		goto fail;
+	bool same = strcmp(now_id, img->id) == 0;
+	free(now_id);
+	if (!same) {
+		error_set(err, EAGAIN, "image %s changed while the sandbox was being created", o->image);
+		goto fail;
+	}
+	if (image_record_sandbox_layers(ctx, id, img, err) < 0)
 		goto fail;
 	if (store_commit(db, err) < 0)
 		return -1;
@@ -463,7 +475,7 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 {
 	if (validate(o, err) < 0)
 		return -1;
-	struct image img;
+	struct image *img = NULL;
 	if (image_resolve(ctx, o->image, &img, err) < 0)
 		return -1;
 	int rc = -1;
@@ -479,7 +491,7 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 	struct proto_exit e = { 0 };
 	struct start_state ss = { .e = &e };
 
-	if (build_spec(ctx, o, &img, id, name, &spec, err) < 0)
+	if (build_spec(ctx, o, img, id, name, &spec, err) < 0)
 		goto out;
 	labels = labels_json(o->labels, err);
 	if (!labels)
@@ -498,7 +510,7 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 		error_sys(err, errno, "lock %s", lock);
 		goto out;
 	}
-	if (insert_row(ctx, id, name, &img, o, config, labels, err) < 0)
+	if (insert_row(ctx, id, name, img, o, config, labels, err) < 0)
 		goto out;
 	row = true;
 	sandbox_event(ctx, id, "create", NULL);
@@ -557,6 +569,6 @@ out:
 	proto_exit_release(&e);
 	proto_conn_release(&conn, true);
 	proto_sandbox_release(&spec);
-	image_release(&img);
+	image_free(img);
 	return rc;
 }

@@ -7,12 +7,14 @@
  * the exit file the supervisor may have left, or marks it "lost", and
  * removes what the sandbox still holds on the host.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "linux/cgroup.h"
@@ -350,6 +352,39 @@ int sandbox_reconcile_one(struct capsa_ctx *ctx, const char *id, struct capsa_er
 	return rc;
 }
 
+/* A creator that died between taking the lock and inserting the row leaves
+ * a runtime directory no row names: remove those whose lock is free. */
+static void remove_orphan_run_dirs(struct capsa_ctx *ctx, struct store *db)
+{
+	int fd = openat(ctx->run_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (strlen(de->d_name) != 64 || strspn(de->d_name, "0123456789abcdef") != 64)
+			continue;
+		sqlite3_stmt *st = NULL;
+		if (store_prepare(db, "SELECT 1 FROM sandboxes WHERE id=?", &st, NULL) < 0)
+			break;
+		store_bind_text(st, 1, de->d_name);
+		bool known = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_finalize(st);
+		if (known || sandbox_alive(ctx, de->d_name))
+			continue;
+		/* a creator takes the lock just after mkdir: leave young dirs alone */
+		struct stat sb;
+		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || time(NULL) - sb.st_mtime < 30)
+			continue;
+		remove_cgroup(de->d_name);
+		rm_rf_at(dirfd(d), de->d_name, NULL);
+	}
+	closedir(d);
+}
+
 CAPSA_EXPORT int capsa_sandbox_reconcile(struct capsa_ctx *ctx, struct capsa_error **err)
 {
 	struct store *db = ctx_db(ctx, err);
@@ -364,6 +399,7 @@ CAPSA_EXPORT int capsa_sandbox_reconcile(struct capsa_ctx *ctx, struct capsa_err
 			ids = strv_push(ids, (const char *)sqlite3_column_text(st, 0));
 	}
 	int rc = 0;
+	remove_orphan_run_dirs(ctx, db);
 	for (char **p = ids; p && *p; p++) {
 		if (sandbox_alive(ctx, *p))
 			continue;
