@@ -106,8 +106,9 @@ static int on_frame(void *ctx, struct proto_conn *c, const struct proto_hdr *h, 
 	return 0;
 }
 
-static void leave(void)
+void agent_leave(void *unused)
 {
+	(void)unused;
 	/* Everything must be reported before PID 1 disappears. */
 	proc_kill_all();
 	proto_conn_flush_all(&agent.chan, 5000);
@@ -144,7 +145,7 @@ static void on_signal(struct ev_loop *l, struct ev_io *io, uint32_t revents)
 			proc_forward_signal((int)si.ssi_signo);
 	}
 	if (agent.ending && proc_all_done())
-		leave();
+		agent_leave(NULL);
 }
 
 int main(int argc, char **argv)
@@ -193,6 +194,6 @@ int main(int argc, char **argv)
 	buf_release(&b);
 
 	ev_run(&agent.loop);
-	leave();
+	agent_leave(NULL);
 	return 0;
 }

@@ -39,6 +39,8 @@ void agent_send(uint16_t type, uint16_t flags, uint32_t stream, const void *p, s
 void agent_send_error(uint32_t stream, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Re-evaluates the channel's epoll interest after output was queued. */
 void agent_chan_update(void);
+/* Reports nothing more: kills what is left, flushes the channel, exits. */
+__attribute__((noreturn)) void agent_leave(void *unused);
 
 /* proc.c */
 void proc_start(uint32_t stream, const uint8_t *payload, size_t len);

@@ -124,6 +124,8 @@ static void send_exit(struct aproc *p)
 	if (p->main) {
 		agent.exit_code = (int)e.exit_code;
 		agent.ending = true;
+		/* the main process is gone: so is the sandbox */
+		kill(-1, SIGKILL);
 	}
 }
 
@@ -144,6 +146,8 @@ static void maybe_finish(struct aproc *p)
 	if (agent.main == p)
 		agent.main = NULL;
 	ev_defer(&agent.loop, proc_free, p);
+	if (agent.ending && !agent.procs)
+		ev_defer(&agent.loop, agent_leave, NULL);
 }
 
 static void out_eof(struct aproc *p, struct achan *c, uint16_t ch)
@@ -450,7 +454,7 @@ static int prepare(struct start *s, struct proto_proc *req, struct linux_user *u
 	if ((req->tty) && !env_get(s->env, "TERM"))
 		s->env = strv_push(s->env, "TERM=xterm");
 	s->cwd = req->cwd ? req->cwd : d->cwd ? d->cwd : "/";
-	s->mkdir_cwd = req->main && !req->cwd;
+	s->mkdir_cwd = req->main; /* docker creates the main process's working directory */
 
 	struct linux_proc_sec *sec = &s->sec;
 	sec->uid = user->uid;

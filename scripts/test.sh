@@ -33,11 +33,11 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
 cp build-asan/meson-logs/unit-asan.json "$LOGS/unit-asan.json" 2>/dev/null
 
 step "end-to-end tests (optimized build)"
-CAPSA_BUILD=$REPO/build python3 -m pytest -q -p no:cacheprovider --junitxml="$LOGS/e2e.xml" \
+CAPSA_BUILD=$REPO/build /usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml="$LOGS/e2e.xml" \
 	tests/e2e ${E2E_ARGS:-} 2>&1 | tail -n 40
 step "end-to-end tests (asan/ubsan build)"
 CAPSA_BUILD=$REPO/build-asan ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	python3 -m pytest -q -p no:cacheprovider -m "not slow" --junitxml="$LOGS/e2e-asan.xml" \
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider -m "not slow" --junitxml="$LOGS/e2e-asan.xml" \
 	tests/e2e ${E2E_ARGS:-} 2>&1 | tail -n 40
 
 if [ -x fuzz/smoke.sh ]; then
@@ -46,4 +46,4 @@ if [ -x fuzz/smoke.sh ]; then
 fi
 
 step "summary"
-python3 scripts/summarize.py "$LOGS"
+/usr/bin/python3 scripts/summarize.py "$LOGS"

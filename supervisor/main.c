@@ -135,6 +135,11 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 		child_fail(a->sync, "bring up loopback", NULL, errno);
 	if (linux_rootfs_setup(&a->rootfs, &err) < 0)
 		child_fail(a->sync, "set up rootfs", err, 0);
+	/* stdio of the agent: the sandbox's own /dev/null, never a host file
+	 * (the supervisor's stderr is its log in the runtime directory) */
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+		child_fail(a->sync, "open /dev/null", NULL, errno);
 	/* If the supervisor dies, so does the sandbox (and its mounts). */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		child_fail(a->sync, "set parent death signal", NULL, errno);

@@ -8,4 +8,4 @@
 #   --busybox-only   skip the Debian image
 set -eu
 cd "$(dirname "$0")"
-exec python3 build_images.py "$@"
+exec /usr/bin/python3 build_images.py "$@"
