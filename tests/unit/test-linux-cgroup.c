@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "linux/cgroup.h"
+#include "linux/ns.h"
 #include "tap.h"
 #include "util/fs.h"
 #include "util/str.h"
@@ -191,6 +192,30 @@ int main(void)
 		ok(strlen(knob("cpuset", "cpuset.mems")) > 0, "cpuset.mems inherited");
 		ok(strstr(knob("devices", "devices.list"), "c 1:3 rwm") != NULL, "device allowlist has /dev/null");
 		is_int(linux_cgroup_fd(cg), -1, "no cgroup fd on v1");
+	}
+
+	/* v2: clone3(CLONE_INTO_CGROUP), and the clone(2) fallback that
+	 * moves the child through the same fd */
+	for (int fb = 0; fb < 2 && linux_cgroup_fd(cg) >= 0; fb++) {
+		linux_clone_force_fallback(fb);
+		pid_t c = linux_clone(0, linux_cgroup_fd(cg), NULL, SIGCHLD);
+		if (c == 0) {
+			struct buf cb = BUF_INIT;
+			struct capsa_error *e = NULL;
+			/* the fallback moves us right after clone returns */
+			for (int i = 0; i < 1000; i++) {
+				cb.len = 0;
+				read_file_at(AT_FDCWD, "/proc/self/cgroup", 1 << 16, &cb, &e);
+				if (cb.data && strstr(cb.data, name))
+					_exit(0);
+				usleep(1000);
+			}
+			_exit(1);
+		}
+		int cst = c > 0 ? wait_status(c) : -1;
+		ok(c > 0 && WIFEXITED(cst) && WEXITSTATUS(cst) == 0, "%s: the child starts in the cgroup",
+		   fb ? "clone fallback" : "CLONE_INTO_CGROUP");
+		linux_clone_force_fallback(false);
 	}
 
 	/* add a pid */
