@@ -343,10 +343,18 @@ static int v2_devices(struct linux_cgroup *cg, const struct linux_device_rule *r
 	prog[k++] = INSN(BPF_ALU64 | BPF_RSH | BPF_K, 3, 0, 0, 16);
 	prog[k++] = INSN(BPF_LDX | BPF_MEM | BPF_W, 4, 1, 4, 0);
 	prog[k++] = INSN(BPF_LDX | BPF_MEM | BPF_W, 5, 1, 8, 0);
-	for (size_t i = n; i-- > 0;)
+	/* An "a" rule for rwm matches everything: the rules before it can
+	 * never be reached (the verifier refuses unreachable code). */
+	bool total = false;
+	for (size_t i = n; i-- > 0 && !total;) {
 		k += emit_rule(prog + k, &rules[i]);
-	prog[k++] = INSN(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 0);
-	prog[k++] = INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+		const char *a = rules[i].access && *rules[i].access ? rules[i].access : "rwm";
+		total = rules[i].type == 'a' && strchr(a, 'r') && strchr(a, 'w') && strchr(a, 'm');
+	}
+	if (!total) {
+		prog[k++] = INSN(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 0);
+		prog[k++] = INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+	}
 
 	static const char license[] = "Apache-2.0";
 	union bpf_attr load;
@@ -356,8 +364,18 @@ static int v2_devices(struct linux_cgroup *cg, const struct linux_device_rule *r
 	load.insn_cnt = (uint32_t)k;
 	load.license = (uint64_t)(uintptr_t)license;
 	_cleanup_close_ int pfd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &load, sizeof(load));
-	if (pfd < 0)
-		return error_sys(err, errno, "load the device filter program");
+	if (pfd < 0) {
+		/* again with the verifier's log, for the error message */
+		int e = errno;
+		char log[4096] = "";
+		load.log_buf = (uint64_t)(uintptr_t)log;
+		load.log_size = sizeof(log);
+		load.log_level = 1;
+		if (syscall(SYS_bpf, BPF_PROG_LOAD, &load, sizeof(load)) >= 0)
+			return error_set(err, EINVAL, "load the device filter program: refused, then accepted");
+		log[strcspn(log, "\n")] = '\0'; /* the first line says why */
+		return error_sys(err, e, "load the device filter program (%s)", log);
+	}
 	union bpf_attr at;
 	memset(&at, 0, sizeof(at));
 	at.target_fd = (uint32_t)cg->fd;

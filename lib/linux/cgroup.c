@@ -542,10 +542,12 @@ int linux_cgroup_pids(struct linux_cgroup *cg, pid_t **out, size_t *n, struct ca
 	return 0;
 }
 
+/* Empty, or gone (a removed cgroup has no processes either). */
 static bool cg_empty(struct linux_cgroup *cg)
 {
 	struct buf b = BUF_INIT;
-	bool empty = cg_read(procs_dir(cg), "cgroup.procs", &b) == 0 && b.len == 0;
+	int r = cg_read(procs_dir(cg), "cgroup.procs", &b);
+	bool empty = (r == 0 && b.len == 0) || (r < 0 && errno == ENOENT);
 	buf_release(&b);
 	return empty;
 }

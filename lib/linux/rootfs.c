@@ -71,81 +71,111 @@ static void fd_path(int fd, char out[FDPATH_LEN])
 
 /* --- resolving and creating targets inside the root --------------------- */
 
-/* An O_PATH fd of the directory path inside rootfd, creating missing
- * components (mode 0755).  Existing components are resolved with
- * RES_IN_ROOT; a new one is made with mkdirat() in its already-resolved
- * parent and opened O_NOFOLLOW from there, so a component that turns out to
- * be a dangling symlink is an error, not a way out. */
-static int mkdir_in_root(int rootfd, const char *path, struct capsa_error **err)
+#define MAX_LINKS 40
+
+/* Rewrites path so that its component at [start, end) (a symlink whose
+ * text is link) is replaced by the link: absolute links restart at the
+ * root, relative ones continue from the symlink's directory.  Resolution
+ * of the result is still confined by RES_IN_ROOT. */
+static char *splice_link(const char *path, size_t start, size_t end, const char *link)
 {
-	int fd = open_beneath(rootfd, path, O_PATH | O_DIRECTORY, 0, RES_IN_ROOT);
+	const char *rest = path + end;
+	if (link[0] == '/')
+		return xasprintf("%s%s", link, rest);
+	return xasprintf("%.*s%s%s", (int)start, path, link, rest);
+}
+
+/* An O_PATH fd of path inside rootfd, creating what is missing: directories
+ * (mode 0755) for every component, and for the last one a directory when
+ * dir, else an empty file.  Existing components are resolved with
+ * RES_IN_ROOT; a missing one is made with mkdirat()/mknodat() in its
+ * already-resolved parent and opened O_NOFOLLOW from there.  A dangling
+ * symlink met on the way is followed by rewriting the path (so an image's
+ * /etc/resolv.conf -> ../run/... gets its target created, inside the root,
+ * as runc does), at most MAX_LINKS times. */
+static int create_in_root(int rootfd, const char *path, bool dir, int links, struct capsa_error **err)
+{
+	int fd = open_beneath(rootfd, path, dir ? O_PATH | O_DIRECTORY : O_PATH, 0, RES_IN_ROOT);
 	if (fd >= 0 || errno != ENOENT) {
 		if (fd < 0)
 			error_sys(err, errno, "resolve %s in the root", path);
 		return fd;
 	}
+	if (links > MAX_LINKS)
+		return error_set(err, ELOOP, "resolve %s in the root: too many symlinks", path);
 	_cleanup_free_ char *work = xstrdup(path);
 	int parent = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
 	if (parent < 0)
 		return error_sys(err, errno, "dup root fd");
 	size_t len = strlen(work);
+	size_t comp_start = 0;
 	for (size_t i = 0; i <= len; i++) {
 		if (work[i] != '/' && work[i] != '\0')
 			continue;
-		if (i == 0 || work[i - 1] == '/')
+		if (i == comp_start) {
+			comp_start = i + 1;
 			continue;
+		}
 		char saved = work[i];
 		work[i] = '\0';
-		const char *comp = strrchr(work, '/');
-		comp = comp ? comp + 1 : work;
-		int next = open_beneath(rootfd, work, O_PATH | O_DIRECTORY, 0, RES_IN_ROOT);
+		const char *comp = work + comp_start;
+		bool last = saved == '\0' || work[i + 1 + strspn(work + i + 1, "/")] == '\0';
+		bool want_dir = !last || dir;
+		int next = open_beneath(rootfd, work, want_dir ? O_PATH | O_DIRECTORY : O_PATH, 0, RES_IN_ROOT);
 		if (next < 0 && errno == ENOENT) {
-			if (mkdirat(parent, comp, 0755) < 0 && errno != EEXIST) {
+			int r = want_dir ? mkdirat(parent, comp, 0755) : mknodat(parent, comp, S_IFREG | 0644, 0);
+			if (r < 0 && errno != EEXIST) {
 				error_sys(err, errno, "create %s in the root", work);
 				close(parent);
 				return -1;
 			}
-			next = openat(parent, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			next = openat(parent, comp, (want_dir ? O_DIRECTORY : 0) | O_PATH | O_NOFOLLOW | O_CLOEXEC);
+			struct stat st;
+			if (next >= 0 && fstat(next, &st) == 0 && S_ISLNK(st.st_mode)) {
+				close(next);
+				next = -1;
+				errno = ELOOP;
+			}
+			if (next < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+				/* a dangling symlink: follow it */
+				char link[4096];
+				ssize_t n = readlinkat(parent, comp, link, sizeof(link) - 1);
+				close(parent);
+				if (n < 0)
+					return error_sys(err, errno, "resolve %s in the root", work);
+				link[n] = '\0';
+				work[i] = saved;
+				_cleanup_free_ char *np = splice_link(work, comp_start, i, link);
+				return create_in_root(rootfd, np, dir, links + 1, err);
+			}
 		}
 		if (next < 0) {
-			error_sys(err, errno == ELOOP ? ENOENT : errno, "resolve %s in the root%s", work,
-				  errno == ELOOP ? " (dangling symlink)" : "");
+			error_sys(err, errno, "resolve %s in the root", work);
 			close(parent);
 			return -1;
 		}
 		close(parent);
 		parent = next;
 		work[i] = saved;
+		comp_start = i + 1;
 	}
 	return parent;
+}
+
+static int mkdir_in_root(int rootfd, const char *path, struct capsa_error **err)
+{
+	return create_in_root(rootfd, path, true, 0, err);
 }
 
 /* An O_PATH fd of path (a directory when dir, else a file created empty
  * when missing) inside rootfd. */
 static int target_in_root(int rootfd, const char *path, bool dir, struct capsa_error **err)
 {
-	if (dir)
-		return mkdir_in_root(rootfd, path, err);
-	int fd = open_beneath(rootfd, path, O_PATH, 0, RES_IN_ROOT);
-	if (fd >= 0 || errno != ENOENT) {
-		if (fd < 0)
-			error_sys(err, errno, "resolve %s in the root", path);
-		return fd;
-	}
-	const char *slash = strrchr(path, '/');
-	const char *base = slash ? slash + 1 : path;
-	if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	if (!dir && (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0))
 		return error_set(err, EINVAL, "mount target %s: not a file name", path);
-	_cleanup_free_ char *dirpath = slash ? xstrndup(path, (size_t)(slash - path)) : xstrdup("/");
-	_cleanup_close_ int parent = mkdir_in_root(rootfd, *dirpath ? dirpath : "/", err);
-	if (parent < 0)
-		return -1;
-	if (mknodat(parent, base, S_IFREG | 0644, 0) < 0 && errno != EEXIST)
-		return error_sys(err, errno, "create %s in the root", path);
-	fd = openat(parent, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return error_sys(err, errno, "open %s in the root", path);
-	return fd;
+	return create_in_root(rootfd, path, dir, 0, err);
 }
 
 /* --- mount flags -------------------------------------------------------- */
@@ -170,6 +200,25 @@ static uint64_t ms_to_attr(unsigned long ms)
 
 static int mount_setattr_state; /* 0 unknown, 1 works, -1 missing */
 
+/* A bind remount replaces the per-mount flags: keep the ones the mount
+ * has (some are locked in a user namespace) and add ms. */
+static int remount_keep(const char *path, int fd, unsigned long ms)
+{
+	struct statvfs sv;
+	unsigned long keep = 0;
+	if (fstatvfs(fd, &sv) == 0) {
+		if (sv.f_flag & ST_RDONLY)
+			keep |= MS_RDONLY;
+		if (sv.f_flag & ST_NOSUID)
+			keep |= MS_NOSUID;
+		if (sv.f_flag & ST_NODEV)
+			keep |= MS_NODEV;
+		if (sv.f_flag & ST_NOEXEC)
+			keep |= MS_NOEXEC;
+	}
+	return mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | ms | keep, NULL);
+}
+
 /* Adds the per-mount flags in ms to the mount whose root fd is (other
  * flags stay as they are), for the whole tree below it when recursive. */
 static int set_mount_flags(int fd, unsigned long ms, bool recursive, const char *what, struct capsa_error **err)
@@ -188,26 +237,38 @@ static int set_mount_flags(int fd, unsigned long ms, bool recursive, const char 
 			return error_sys(err, errno, "set mount flags of %s", what);
 		mount_setattr_state = -1;
 	}
-	/* Before 5.12: a bind remount replaces the per-mount flags, so keep
-	 * the ones the mount has (some are locked in a user namespace).  Only
-	 * the top mount is changed. */
+	/* Before 5.12: a bind remount of the top mount, then of each mount
+	 * below it (found by path in the mount table). */
 	char p[FDPATH_LEN];
 	fd_path(fd, p);
-	struct statvfs sv;
-	unsigned long keep = 0;
-	if (fstatvfs(fd, &sv) == 0) {
-		if (sv.f_flag & ST_RDONLY)
-			keep |= MS_RDONLY;
-		if (sv.f_flag & ST_NOSUID)
-			keep |= MS_NOSUID;
-		if (sv.f_flag & ST_NODEV)
-			keep |= MS_NODEV;
-		if (sv.f_flag & ST_NOEXEC)
-			keep |= MS_NOEXEC;
-	}
-	if (mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | ms | keep, NULL) < 0)
+	if (remount_keep(p, fd, ms) < 0)
 		return error_sys(err, errno, "remount %s", what);
-	return 0;
+	if (!recursive)
+		return 0;
+	char top[4096];
+	ssize_t n = readlink(p, top, sizeof(top) - 1);
+	if (n <= 0)
+		return error_sys(err, errno, "remount %s: resolve its path", what);
+	top[n] = '\0';
+	struct linux_mnt *mi;
+	size_t nm;
+	if (linux_mountinfo_read(&mi, &nm, err) < 0)
+		return -1;
+	int rc = 0;
+	size_t tl = strcmp(top, "/") == 0 ? 0 : (size_t)n;
+	for (size_t i = 0; i < nm && rc == 0; i++) {
+		if (strncmp(mi[i].point, top, tl) != 0 || mi[i].point[tl] != '/' || !mi[i].point[tl + 1])
+			continue;
+		int sub = open(mi[i].point, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+		char sp[FDPATH_LEN];
+		fd_path(sub, sp);
+		if (sub < 0 || remount_keep(sp, sub, ms) < 0)
+			rc = error_sys(err, errno, "remount %s", mi[i].point);
+		if (sub >= 0)
+			close(sub);
+	}
+	linux_mountinfo_free(mi, nm);
+	return rc;
 }
 
 /* Re-resolves path after a mount onto it: the old fd still names the

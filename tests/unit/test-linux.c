@@ -469,7 +469,7 @@ static void test_ns(void)
 	   "wrong type named: %s", err ? err->msg : "");
 	capsa_error_free(err);
 	err = NULL;
-	ok(linux_setns_path("/etc/hostname", 0, &err) < 0 && strstr(err->msg, "not a namespace"),
+	ok(linux_setns_path("/proc/version", 0, &err) < 0 && strstr(err->msg, "not a namespace"),
 	   "a regular file is not a namespace: %s", err ? err->msg : "");
 	capsa_error_free(err);
 	err = NULL;
