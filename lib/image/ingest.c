@@ -136,6 +136,7 @@ int image_ingest_manifest_opts(struct capsa_ctx *ctx, const char *text, size_t l
 			goto out;
 		jobs[i].blob_digest = m.layers[i].digest;
 		jobs[i].diff_id = cfg.diff_ids[i];
+		jobs[i].size = m.layers[i].size;
 		total += m.layers[i].size;
 	}
 	if (store_manifest(ctx, text, len, digest, m.media_type, err) < 0)

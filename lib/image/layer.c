@@ -175,6 +175,16 @@ int layers_ensure(struct capsa_ctx *ctx, struct layer_job *jobs, size_t n, const
 	}
 	if (m == 0)
 		return 0;
+	/* biggest first, so that the last layer to finish is a small one */
+	for (size_t a = 1; a < m; a++)
+		for (size_t b = a; b > 0 && todo[b].size > todo[b - 1].size; b--) {
+			struct layer_job tj = todo[b];
+			size_t tm = map[b];
+			todo[b] = todo[b - 1];
+			map[b] = map[b - 1];
+			todo[b - 1] = tj;
+			map[b - 1] = tm;
+		}
 	struct pool p = { .ctx = ctx, .jobs = todo, .n = m, .o = o };
 	pthread_mutex_init(&p.mu, NULL);
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
