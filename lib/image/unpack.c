@@ -407,6 +407,36 @@ static int do_hardlink(struct unpacker *u, struct archive_entry *e, int parent, 
 	return 0;
 }
 
+static int do_file(struct unpacker *u, struct archive *a, struct archive_entry *e, int parent, const char *base,
+		   struct capsa_error **err)
+{
+	int64_t size = archive_entry_size(e);
+	if ((uint64_t)size > u->max_bytes - u->bytes)
+		return error_set(err, EFBIG, "entry '%s': layer content exceeds %llu bytes", u->show,
+				 (unsigned long long)u->max_bytes);
+	u->bytes += (uint64_t)size;
+	/* the common file (owned by us, plain permission bits the
+	 * umask leaves alone) is created final: no chown, no chmod */
+	mode_t perm = archive_entry_perm(e) & 07777;
+	uid_t uid;
+	gid_t gid;
+	if (entry_owner(u, e, &uid, &gid, err) < 0)
+		return -1;
+	bool fast = uid == u->euid && gid == u->egid && !u->parent_setgid && !(perm & 07000) &&
+		    !(perm & u->umask) && archive_entry_xattr_count(e) == 0;
+	_cleanup_close_ int fd =
+		openat(parent, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, fast ? perm : 0600);
+	if (fd < 0)
+		return error_sys(err, errno, "entry '%s': create", u->show);
+	if (write_data(u, a, e, fd, err) < 0 || (!fast && apply_meta_fd(u, e, fd, err) < 0))
+		return -1;
+	struct timespec ts[2];
+	entry_times(e, ts);
+	if (futimens(fd, ts) < 0)
+		return error_sys(err, errno, "entry '%s': set times", u->show);
+	return 0;
+}
+
 static int do_entry(struct unpacker *u, struct archive *a, struct archive_entry *e, struct capsa_error **err)
 {
 	char name[PATH_MAX];
@@ -453,33 +483,8 @@ static int do_entry(struct unpacker *u, struct archive *a, struct archive_entry 
 		record_dir_time(u, name, e);
 		return 0;
 	}
-	case AE_IFREG: {
-		int64_t size = archive_entry_size(e);
-		if ((uint64_t)size > u->max_bytes - u->bytes)
-			return error_set(err, EFBIG, "entry '%s': layer content exceeds %llu bytes", u->show,
-					 (unsigned long long)u->max_bytes);
-		u->bytes += (uint64_t)size;
-		/* the common file (owned by us, plain permission bits the
-		 * umask leaves alone) is created final: no chown, no chmod */
-		mode_t perm = archive_entry_perm(e) & 07777;
-		uid_t uid;
-		gid_t gid;
-		if (entry_owner(u, e, &uid, &gid, err) < 0)
-			return -1;
-		bool fast = uid == u->euid && gid == u->egid && !u->parent_setgid && !(perm & 07000) &&
-			    !(perm & u->umask) && archive_entry_xattr_count(e) == 0;
-		_cleanup_close_ int fd =
-			openat(parent, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, fast ? perm : 0600);
-		if (fd < 0)
-			return error_sys(err, errno, "entry '%s': create", u->show);
-		if (write_data(u, a, e, fd, err) < 0 || (!fast && apply_meta_fd(u, e, fd, err) < 0))
-			return -1;
-		struct timespec ts[2];
-		entry_times(e, ts);
-		if (futimens(fd, ts) < 0)
-			return error_sys(err, errno, "entry '%s': set times", u->show);
-		return 0;
-	}
+	case AE_IFREG:
+		return do_file(u, a, e, parent, base, err);
 	case AE_IFLNK: {
 		const char *t = archive_entry_symlink(e);
 		if (!t || !*t)

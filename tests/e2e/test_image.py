@@ -6,11 +6,10 @@ import os
 import sqlite3
 import stat
 import subprocess
-import threading
 
 import pytest
 
-from conftest import image_path
+from conftest import capsa_bin, image_path
 from ocitools import (Layout, canonical, compress, config_for, docker_archive, layer, raw_header, sha256,
                       write_tar)
 
@@ -242,7 +241,7 @@ def test_rm_refuses_image_in_use_and_force(capsa):
 
 
 def test_concurrent_imports_share_one_layer(capsa):
-    procs = [subprocess.Popen([os.path.join(os.environ.get("CAPSA_BUILD", "build"), "capsa"), "image", "import",
+    procs = [subprocess.Popen([capsa_bin(), "image", "import",
                                image_path("busybox-oci.tar"), "-q"], env=capsa.env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE) for _ in range(4)]
     outs = [p.communicate(timeout=120) for p in procs]
