@@ -169,7 +169,13 @@ static const char inspect_help[] =
 	"                  Env, WorkingDir, User, ... under config.config)\n"
 	"\n"
 	"REF is a name[:tag], name@sha256:..., an image id or manifest digest\n"
-	"(sha256:...), or a unique id prefix of at least 4 hex digits.\n";
+	"(sha256:...), or a unique id prefix of at least 4 hex digits.\n"
+	"\n"
+	"Options:\n"
+	"  -h, --help    show this help\n"
+	"\n"
+	"Example:\n"
+	"  capsa image inspect busybox | jq .config.config.Cmd\n";
 
 static CLI_CMD(image_inspect)
 {
@@ -191,7 +197,14 @@ static const char tag_help[] =
 	"\n"
 	"Give the image SOURCE refers to the name TARGET (NAME[:TAG], normalized like\n"
 	"docker: app means docker.io/library/app:latest).  A name that pointed at\n"
-	"another image moves to this one.  Digest references cannot be created.\n";
+	"another image moves to this one.  Digest references cannot be created.\n"
+	"SOURCE is a name[:tag], name@sha256:..., an image id or a unique id prefix.\n"
+	"\n"
+	"Options:\n"
+	"  -h, --help    show this help\n"
+	"\n"
+	"Example:\n"
+	"  capsa image tag busybox registry.example.com/tools/busybox:1.35\n";
 
 static CLI_CMD(image_tag)
 {
@@ -371,7 +384,15 @@ static const char mount_help[] =
 	"Mount the root filesystem of an image, read-only, on the existing directory\n"
 	"DIR: an overlay of its layers (a read-only bind mount for a one-layer image),\n"
 	"with nosuid and nodev because the content is untrusted.  The mount keeps the\n"
-	"image from being removed; undo it with 'capsa image umount DIR'.  Prints DIR.\n";
+	"image from being removed; undo it with 'capsa image umount DIR'.  Prints DIR.\n"
+	"\n"
+	"REF is a name[:tag], name@sha256:..., an image id or a unique id prefix.\n"
+	"\n"
+	"Options:\n"
+	"  -h, --help    show this help\n"
+	"\n"
+	"Example:\n"
+	"  mkdir /tmp/bb && capsa image mount busybox /tmp/bb && ls /tmp/bb/bin\n";
 
 static CLI_CMD(image_mount)
 {
@@ -389,7 +410,12 @@ static CLI_CMD(image_mount)
 static const char umount_help[] =
 	"Usage: capsa image umount DIR\n"
 	"\n"
-	"Unmount an image mounted with 'capsa image mount' (lazily when it is busy).\n";
+	"Unmount an image mounted with 'capsa image mount'.  A busy mount (a process\n"
+	"has its cwd or a file open in it) is detached lazily and goes away when the\n"
+	"last user lets go.  Once unmounted, the image may be removed again.\n"
+	"\n"
+	"Options:\n"
+	"  -h, --help    show this help\n";
 
 static CLI_CMD(image_umount)
 {

@@ -25,19 +25,7 @@ struct pool {
 static int lock_layer(struct capsa_ctx *ctx, const char *hex, struct capsa_error **err)
 {
 	_cleanup_free_ char *name = xasprintf("tmp/layer-%s.lock", hex);
-	int fd = openat(ctx->root_fd, name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return error_sys(err, errno, "open %s/%s", ctx->root, name);
-	int r;
-	do
-		r = flock(fd, LOCK_EX);
-	while (r < 0 && errno == EINTR);
-	if (r < 0) {
-		int e = errno;
-		close(fd);
-		return error_sys(err, e, "lock %s/%s", ctx->root, name);
-	}
-	return fd;
+	return image_lock_file(ctx, name, LOCK_EX, err);
 }
 
 static bool layer_dir_exists(struct capsa_ctx *ctx, const char *hex)
@@ -187,6 +175,16 @@ int layers_ensure(struct capsa_ctx *ctx, struct layer_job *jobs, size_t n, const
 	}
 	if (m == 0)
 		return 0;
+	/* biggest first, so that the last layer to finish is a small one */
+	for (size_t a = 1; a < m; a++)
+		for (size_t b = a; b > 0 && todo[b].size > todo[b - 1].size; b--) {
+			struct layer_job tj = todo[b];
+			size_t tm = map[b];
+			todo[b] = todo[b - 1];
+			map[b] = map[b - 1];
+			todo[b - 1] = tj;
+			map[b - 1] = tm;
+		}
 	struct pool p = { .ctx = ctx, .jobs = todo, .n = m, .o = o };
 	pthread_mutex_init(&p.mu, NULL);
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);

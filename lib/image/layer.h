@@ -21,6 +21,7 @@
 struct layer_job {
 	const char *blob_digest; /* the stored layer blob */
 	const char *diff_id;	 /* expected (from the image config) */
+	int64_t size;		 /* of the blob: the biggest layers start first */
 	/* results */
 	uint64_t entries, bytes;
 	bool unpacked;		 /* false when it was already there */

@@ -46,6 +46,11 @@ struct unpacker {
 	struct capsa_error *read_err; /* set by the archive read callback */
 	char *cache_path;	      /* parent directory last resolved */
 	int cache_fd;
+	bool cache_setgid;	      /* it has the setgid bit: new files take its group */
+	bool parent_setgid;	      /* same, for the parent get_parent() returned last */
+	mode_t umask;		      /* of the process, read once */
+	uid_t euid;
+	gid_t egid;
 	struct dir_time *dirs;
 	size_t n_dirs, alloc_dirs;
 	uint64_t entries, bytes, max_entries, max_bytes;
@@ -149,10 +154,15 @@ static int make_parents(struct unpacker *u, const char *dir, struct capsa_error 
  * tar entries come grouped by directory.  The returned fd is borrowed. */
 static int get_parent(struct unpacker *u, const char *dir, struct capsa_error **err)
 {
-	if (!*dir)
+	if (!*dir) {
+		struct stat sb;
+		u->parent_setgid = fstat(u->root, &sb) == 0 && (sb.st_mode & S_ISGID);
 		return u->root;
-	if (u->cache_path && str_eq(u->cache_path, dir))
+	}
+	if (u->cache_path && str_eq(u->cache_path, dir)) {
+		u->parent_setgid = u->cache_setgid;
 		return u->cache_fd;
+	}
 	cache_drop(u);
 	int fd = open_beneath(u->root, dir, O_PATH | O_DIRECTORY, 0, RES_NO_SYMLINKS);
 	if (fd < 0) {
@@ -167,8 +177,11 @@ static int get_parent(struct unpacker *u, const char *dir, struct capsa_error **
 			return error_sys(err, errno, "entry '%s': open parent '%s'", u->show, dir);
 		}
 	}
+	struct stat sb;
 	u->cache_fd = fd;
 	u->cache_path = xstrdup(dir);
+	u->cache_setgid = fstat(fd, &sb) == 0 && (sb.st_mode & S_ISGID);
+	u->parent_setgid = u->cache_setgid;
 	return fd;
 }
 
@@ -394,6 +407,36 @@ static int do_hardlink(struct unpacker *u, struct archive_entry *e, int parent, 
 	return 0;
 }
 
+static int do_file(struct unpacker *u, struct archive *a, struct archive_entry *e, int parent, const char *base,
+		   struct capsa_error **err)
+{
+	int64_t size = archive_entry_size(e);
+	if ((uint64_t)size > u->max_bytes - u->bytes)
+		return error_set(err, EFBIG, "entry '%s': layer content exceeds %llu bytes", u->show,
+				 (unsigned long long)u->max_bytes);
+	u->bytes += (uint64_t)size;
+	/* the common file (owned by us, plain permission bits the
+	 * umask leaves alone) is created final: no chown, no chmod */
+	mode_t perm = archive_entry_perm(e) & 07777;
+	uid_t uid;
+	gid_t gid;
+	if (entry_owner(u, e, &uid, &gid, err) < 0)
+		return -1;
+	bool fast = uid == u->euid && gid == u->egid && !u->parent_setgid && !(perm & 07000) &&
+		    !(perm & u->umask) && archive_entry_xattr_count(e) == 0;
+	_cleanup_close_ int fd =
+		openat(parent, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, fast ? perm : 0600);
+	if (fd < 0)
+		return error_sys(err, errno, "entry '%s': create", u->show);
+	if (write_data(u, a, e, fd, err) < 0 || (!fast && apply_meta_fd(u, e, fd, err) < 0))
+		return -1;
+	struct timespec ts[2];
+	entry_times(e, ts);
+	if (futimens(fd, ts) < 0)
+		return error_sys(err, errno, "entry '%s': set times", u->show);
+	return 0;
+}
+
 static int do_entry(struct unpacker *u, struct archive *a, struct archive_entry *e, struct capsa_error **err)
 {
 	char name[PATH_MAX];
@@ -440,23 +483,8 @@ static int do_entry(struct unpacker *u, struct archive *a, struct archive_entry 
 		record_dir_time(u, name, e);
 		return 0;
 	}
-	case AE_IFREG: {
-		int64_t size = archive_entry_size(e);
-		if ((uint64_t)size > u->max_bytes - u->bytes)
-			return error_set(err, EFBIG, "entry '%s': layer content exceeds %llu bytes", u->show,
-					 (unsigned long long)u->max_bytes);
-		u->bytes += (uint64_t)size;
-		_cleanup_close_ int fd = openat(parent, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd < 0)
-			return error_sys(err, errno, "entry '%s': create", u->show);
-		if (write_data(u, a, e, fd, err) < 0 || apply_meta_fd(u, e, fd, err) < 0)
-			return -1;
-		struct timespec ts[2];
-		entry_times(e, ts);
-		if (futimens(fd, ts) < 0)
-			return error_sys(err, errno, "entry '%s': set times", u->show);
-		return 0;
-	}
+	case AE_IFREG:
+		return do_file(u, a, e, parent, base, err);
 	case AE_IFLNK: {
 		const char *t = archive_entry_symlink(e);
 		if (!t || !*t)
@@ -541,6 +569,20 @@ static char *failed_header_name(struct unpacker *u, int64_t consumed)
 	return xasprintf("entry %llu", (unsigned long long)u->entries + 1);
 }
 
+/* The umask without changing it (umask(2) would race other threads). */
+static mode_t process_umask(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[128];
+	unsigned m = 0777; /* unknown: never take the fast path */
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Umask: %o", &m) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return (mode_t)m;
+}
+
 static int unpack_all(struct unpacker *u, struct archive *a, struct capsa_error **err)
 {
 	for (;;) {
@@ -581,6 +623,9 @@ int layer_unpack(int blob_fd, int dirfd, const struct unpack_opts *o, struct unp
 		.cache_fd = -1,
 	};
 	u.max_entries = u.o->max_entries ? u.o->max_entries : UNPACK_MAX_ENTRIES;
+	u.umask = process_umask();
+	u.euid = geteuid();
+	u.egid = getegid();
 	u.max_bytes = u.o->max_bytes ? u.o->max_bytes : UNPACK_MAX_BYTES;
 	u.rd = layer_reader_new(blob_fd);
 	/* tar names are bytes; a UTF-8 C locale (this thread only) keeps

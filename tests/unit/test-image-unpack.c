@@ -129,6 +129,9 @@ static void test_all_types(void)
 		{ .name = "./unicode-\xc3\xa9t\xc3\xa9", .type = '0', .data = "u", .len = 1,
 		  .pax = "path=./unicode-\xc3\xa9t\xc3\xa9\n" },
 		{ .name = "./implicit/deep/file", .type = '0', .data = "d", .len = 1 },
+		{ .name = "./sg/", .type = '5', .mode = 02775, .gid = 50 },
+		{ .name = "./sg/f", .type = '0', .data = "f", .len = 1, .mode = 0644 },
+		{ .name = "./plain", .type = '0', .data = "p", .len = 1, .mode = 0640 },
 		{ .name = "./replace", .type = '0', .data = "f", .len = 1 },
 		{ .name = "./replace/", .type = '5' },
 		{ .name = "./replace/inner", .type = '0', .data = "i", .len = 1 },
@@ -156,6 +159,10 @@ static void test_all_types(void)
 	ok(fstatat(l, "etc/passwd-", &sb2, 0) == 0 && sb2.st_ino == sb.st_ino, "hard link shares the inode");
 	ok(fstatat(l, "bin/su", &sb, 0) == 0 && (sb.st_mode & 07777) == 04755, "setuid bit kept");
 	ok(fstatat(l, "bin/wall", &sb, 0) == 0 && (sb.st_mode & 07777) == 02755 && sb.st_gid == 5, "setgid bit kept with chown");
+	ok(fstatat(l, "sg/f", &sb, 0) == 0 && sb.st_gid == 0 && (sb.st_mode & 07777) == 0644,
+	   "file in a setgid directory keeps its own group");
+	ok(fstatat(l, "plain", &sb, 0) == 0 && sb.st_uid == 0 && sb.st_gid == 0 && (sb.st_mode & 07777) == 0640,
+	   "plain file created with its final mode");
 	ok(fstatat(l, "tmp", &sb, 0) == 0 && (sb.st_mode & 07777) == 01777, "sticky bit kept");
 	char t[64] = { 0 };
 	ok(readlinkat(l, "bin/sh", t, sizeof(t) - 1) > 0 && str_eq(t, "/bin/busybox"), "symlink target kept verbatim");
