@@ -5,7 +5,7 @@ set -eu
 PKGS="
 build-essential meson ninja-build pkg-config musl-tools clang libclang-rt-14-dev
 libsqlite3-dev libseccomp-dev libarchive-dev libcurl4-openssl-dev libjansson-dev
-libzstd-dev zlib1g-dev libmicrohttpd-dev
+libzstd-dev zlib1g-dev libmicrohttpd-dev libssl-dev
 busybox-static debootstrap skopeo umoci docker-registry
 crun runc bubblewrap podman containerd uidmap
 python3 python3-pytest tmux curl jq hyperfine e2fsprogs iproute2 util-linux

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "store/context.h"
+#include "util/str.h"
 
 struct blob_writer;
 
@@ -50,5 +51,26 @@ bool digest_valid(const char *digest);
  * (optional) receives the config digest. */
 int image_ingest_manifest(struct capsa_ctx *ctx, const char *manifest, size_t len, const char *manifest_digest,
 			  const char *ref, const char *platform, char **image_id_out, struct capsa_error **err);
+
+/* Caps on what an image may declare (docs/image-store.md, "Limits"). */
+#define IMAGE_MAX_LAYERS 128
+#define IMAGE_MAX_JSON (4u << 20)     /* manifest, index, config */
+#define IMAGE_MAX_JSON_DEPTH 64
+
+/* "blobs/sha256/<hex>", relative to the store root (digest must be valid). */
+char *blob_relpath(const char *digest);
+/* Reads a small blob (manifest, config) into out, failing past cap bytes. */
+int blob_read(struct capsa_ctx *ctx, const char *digest, size_t cap, struct buf *out, struct capsa_error **err);
+
+/* The store lock (<root>/store.lock): shared while content is in flight,
+ * exclusive for garbage collection.  Returns the locked fd.  Without wait,
+ * a busy lock fails with EBUSY. */
+int image_store_lock(struct capsa_ctx *ctx, bool exclusive, bool wait, struct capsa_error **err);
+/* Takes the shared store lock for this context (blob_writer_open() and
+ * image_ingest_manifest() call it); image_ingest_done() releases it once
+ * the images are committed.  A long-lived process (capsa serve) calls
+ * image_ingest_done() after each pull; the CLI lets capsa_ctx_free() do it. */
+int image_ingest_hold(struct capsa_ctx *ctx, struct capsa_error **err);
+void image_ingest_done(struct capsa_ctx *ctx);
 
 #endif

@@ -43,7 +43,7 @@ CAPSA_EXPORT int capsa_ctx_open(const struct capsa_ctx_opts *opts, struct capsa_
 				struct capsa_error **err)
 {
 	struct capsa_ctx *ctx = xcalloc(1, sizeof(*ctx));
-	ctx->root_fd = ctx->run_fd = -1;
+	ctx->root_fd = ctx->run_fd = ctx->ingest_lock_fd = -1;
 	ctx->root = pick(opts ? opts->root : NULL, "CAPSA_ROOT", CAPSA_DEFAULT_ROOT);
 	ctx->run_root = pick(opts ? opts->run_root : NULL, "CAPSA_RUN_ROOT", CAPSA_DEFAULT_RUN_ROOT);
 	if (ctx->root[0] != '/' || ctx->run_root[0] != '/') {
@@ -88,6 +88,8 @@ CAPSA_EXPORT void capsa_ctx_free(struct capsa_ctx *ctx)
 	if (!ctx)
 		return;
 	store_close(ctx->db);
+	if (ctx->ingest_lock_fd >= 0)
+		close(ctx->ingest_lock_fd);
 	if (ctx->root_fd >= 0)
 		close(ctx->root_fd);
 	if (ctx->run_fd >= 0)

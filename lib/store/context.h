@@ -11,6 +11,11 @@ struct capsa_ctx {
 	int root_fd;	/* O_PATH of root */
 	int run_fd;	/* O_PATH of run_root */
 	struct store *db;
+	/* Shared flock on <root>/store.lock while this context has content
+	 * in flight (blobs written, layers unpacked, image rows not yet
+	 * committed): garbage collection takes it exclusively. -1 when not
+	 * held.  See lib/image/blob.c. */
+	int ingest_lock_fd;
 };
 
 /* The state database, opened (and migrated) on first use. */

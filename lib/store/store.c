@@ -19,11 +19,9 @@ static const char *const migrations[] = {
 	"  media_type TEXT NOT NULL DEFAULT '',"
 	"  created_at INTEGER NOT NULL);"
 	"CREATE TABLE layers("
-	"  digest TEXT PRIMARY KEY,"		  /* digest of the blob as stored */
-	"  diff_id TEXT NOT NULL DEFAULT '',"	  /* digest of the uncompressed tar */
-	"  media_type TEXT NOT NULL DEFAULT '',"
-	"  size INTEGER NOT NULL DEFAULT 0,"
-	"  unpacked_size INTEGER NOT NULL DEFAULT 0,"
+	"  diff_id TEXT PRIMARY KEY,"		  /* digest of the uncompressed tar: names layers/<hex> */
+	"  size INTEGER NOT NULL DEFAULT 0,"	  /* bytes of file content unpacked */
+	"  entries INTEGER NOT NULL DEFAULT 0,"
 	"  state TEXT NOT NULL,"		  /* unpacking | ready */
 	"  created_at INTEGER NOT NULL);"
 	"CREATE TABLE images("
@@ -32,14 +30,18 @@ static const char *const migrations[] = {
 	"  manifest_media_type TEXT NOT NULL DEFAULT '',"
 	"  config TEXT NOT NULL,"
 	"  platform TEXT NOT NULL DEFAULT 'linux/amd64',"
-	"  size INTEGER NOT NULL DEFAULT 0,"
+	"  size INTEGER NOT NULL DEFAULT 0,"	  /* manifest + config + layer blobs, as stored */
 	"  created_at INTEGER NOT NULL);"
 	"CREATE TABLE image_layers("
 	"  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,"
-	"  idx INTEGER NOT NULL,"
-	"  layer_digest TEXT NOT NULL REFERENCES layers(digest),"
+	"  idx INTEGER NOT NULL,"		  /* 0 is the bottom layer */
+	"  diff_id TEXT NOT NULL REFERENCES layers(diff_id),"
+	"  blob_digest TEXT NOT NULL,"		  /* the layer blob as distributed (compressed) */
+	"  blob_size INTEGER NOT NULL DEFAULT 0,"
+	"  media_type TEXT NOT NULL DEFAULT '',"
 	"  PRIMARY KEY(image_id, idx));"
-	"CREATE INDEX image_layers_layer ON image_layers(layer_digest);"
+	"CREATE INDEX image_layers_blob ON image_layers(blob_digest);"
+	"CREATE INDEX image_layers_layer ON image_layers(diff_id);"
 	"CREATE TABLE refs("
 	"  name TEXT PRIMARY KEY,"		  /* docker.io/library/busybox:latest */
 	"  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,"
@@ -71,7 +73,7 @@ static const char *const migrations[] = {
 	"CREATE INDEX sandboxes_state ON sandboxes(state);"
 	"CREATE TABLE sandbox_layers("
 	"  sandbox_id TEXT NOT NULL REFERENCES sandboxes(id) ON DELETE CASCADE,"
-	"  layer_digest TEXT NOT NULL,"
+	"  layer_digest TEXT NOT NULL,"		  /* a layers.diff_id */
 	"  PRIMARY KEY(sandbox_id, layer_digest));"
 	"CREATE INDEX sandbox_layers_layer ON sandbox_layers(layer_digest);"
 	"CREATE TABLE events("
