@@ -22,6 +22,8 @@
 
 #include "capsa/pull.h"
 #include "image/ingest.h"
+#include "image/oci.h"
+#include "image/ref.h"
 #include "registry.h"
 
 #define BLOB_ATTEMPTS 3
@@ -42,7 +44,8 @@ struct pull {
 	struct capsa_ctx *ctx;
 	struct registry_client *client;
 	const struct capsa_pull_opts *opts;
-	struct registry_ref ref;
+	struct image_ref ref;
+	char *canonical; /* "domain/path:tag" or "@digest" */
 	char *scope;
 };
 
@@ -57,20 +60,19 @@ static void emit(struct pull *pl, const struct capsa_pull_progress *p)
 struct fetched {
 	struct buf body;
 	char *digest;
-	char *media_type;
-	enum manifest_kind kind;
+	enum oci_doc_kind kind;
 };
 
 static void fetched_release(struct fetched *f)
 {
 	buf_release(&f->body);
 	free(f->digest);
-	free(f->media_type);
 	memset(f, 0, sizeof(*f));
 }
 
 /* Stores a manifest or index as a blob: the writer checks the digest. */
-static int store_document(struct pull *pl, const char *expect, struct fetched *f, struct capsa_error **err)
+static int store_document(struct pull *pl, const char *expect, const char *media_type, struct fetched *f,
+			  struct capsa_error **err)
 {
 	struct blob_writer *w;
 	if (blob_writer_open(pl->ctx, expect, (int64_t)f->body.len, false, &w, err) < 0)
@@ -79,17 +81,17 @@ static int store_document(struct pull *pl, const char *expect, struct fetched *f
 		blob_writer_abort(w, false);
 		return -1;
 	}
-	return blob_writer_commit(w, f->media_type, &f->digest, err);
+	return blob_writer_commit(w, media_type, &f->digest, err);
 }
 
 static int fetch_manifest(struct pull *pl, const char *reference, const char *expect, struct fetched *out,
 			  struct capsa_error **err)
 {
-	_cleanup_free_ char *path = xasprintf("%s/manifests/%s", pl->ref.repository, reference);
+	_cleanup_free_ char *path = xasprintf("%s/manifests/%s", pl->ref.path, reference);
 	_cleanup_free_ char *what = xasprintf("manifest %s", reference);
 	struct registry_resp resp = { 0 };
 	int rc = -1;
-	if (registry_get(pl->client, path, pl->scope, manifest_accept, REGISTRY_MANIFEST_MAX, &resp, err) < 0) {
+	if (registry_get(pl->client, path, pl->scope, manifest_accept, IMAGE_MAX_JSON, &resp, err) < 0) {
 		if (resp.body_too_large)
 			error_wrap(err, "%s", what);
 		goto out;
@@ -100,13 +102,13 @@ static int fetch_manifest(struct pull *pl, const char *reference, const char *ex
 	}
 	if (!expect && resp.docker_digest && digest_valid(resp.docker_digest))
 		expect = resp.docker_digest;
-	if (manifest_kind(resp.content_type, resp.body.data, resp.body.len, &out->kind, &out->media_type, err) < 0) {
+	if (registry_doc_kind(resp.content_type, resp.body.data, resp.body.len, &out->kind, err) < 0) {
 		error_wrap(err, "%s", what);
 		goto out;
 	}
 	out->body = resp.body;
 	memset(&resp.body, 0, sizeof(resp.body));
-	if (store_document(pl, expect, out, err) < 0) {
+	if (store_document(pl, expect, out->kind == OCI_DOC_INDEX ? MT_OCI_INDEX : MT_OCI_MANIFEST, out, err) < 0) {
 		error_wrap(err, "%s", what);
 		goto out;
 	}
@@ -122,7 +124,7 @@ enum xfer_state { XFER_PENDING, XFER_ACTIVE, XFER_DONE };
 
 struct xfer {
 	struct pull *pl;
-	const struct descriptor *d;
+	const struct oci_descriptor *d;
 	const char *kind;
 	int index, count;
 	enum xfer_state state;
@@ -245,7 +247,7 @@ static int xfer_start(struct xfer *x, struct capsa_error **err)
 		xfer_emit(x, CAPSA_PULL_BLOB_DONE);
 		return 0;
 	}
-	_cleanup_free_ char *path = xasprintf("%s/blobs/%s", pl->ref.repository, x->d->digest);
+	_cleanup_free_ char *path = xasprintf("%s/blobs/%s", pl->ref.path, x->d->digest);
 	x->resp.body.cap = REGISTRY_ERROR_BODY_MAX;
 	x->resp.blob_max = x->d->size;
 	x->easy = registry_easy(pl->client, path, pl->scope, NULL, &x->resp, &x->headers, err);
@@ -403,13 +405,13 @@ static int run_transfers(struct pull *pl, struct xfer *xs, size_t n, struct caps
 	return rc;
 }
 
-static int download_blobs(struct pull *pl, const struct manifest_blobs *mb, struct capsa_error **err)
+static int download_blobs(struct pull *pl, const struct oci_manifest *mb, struct capsa_error **err)
 {
 	size_t total = mb->n_layers + 1;
 	struct xfer *xs = xcalloc(total, sizeof(*xs));
 	size_t n = 0;
 	for (size_t i = 0; i < total; i++) {
-		const struct descriptor *d = i == 0 ? &mb->config : &mb->layers[i - 1];
+		const struct oci_descriptor *d = i == 0 ? &mb->config : &mb->layers[i - 1];
 		bool dup = false;
 		for (size_t j = 0; j < n; j++)
 			dup |= str_eq(xs[j].d->digest, d->digest);
@@ -436,34 +438,50 @@ static int download_blobs(struct pull *pl, const struct manifest_blobs *mb, stru
 
 /* --- the pull ------------------------------------------------------------- */
 
-static int resolve(struct pull *pl, const struct platform *want, struct fetched *image, char **top_digest,
+static char *platform_string(const struct oci_descriptor *d)
+{
+	if (d->variant && *d->variant)
+		return xasprintf("%s/%s/%s", d->os, d->arch, d->variant);
+	return xasprintf("%s/%s", d->os, d->arch);
+}
+
+static int resolve(struct pull *pl, const char *platform, struct fetched *image, char **top_digest,
 		   char **platform_out, struct capsa_error **err)
 {
 	const char *reference = pl->ref.digest ? pl->ref.digest : pl->ref.tag;
 	struct fetched top = { 0 };
 	if (fetch_manifest(pl, reference, pl->ref.digest, &top, err) < 0)
 		return -1;
-	if (top.kind == MANIFEST_IMAGE) {
+	if (top.kind == OCI_DOC_MANIFEST) {
 		*top_digest = xstrdup(top.digest);
 		*image = top;
 		return 0;
 	}
-	struct descriptor d = { 0 };
-	if (index_select(top.body.data, top.body.len, want, &d, platform_out, err) < 0) {
+	struct oci_index idx;
+	int rc = oci_index_parse(top.body.data, top.body.len, &idx, err);
+	int i = rc < 0 ? -1 : oci_index_select(&idx, platform, err);
+	if (i < 0) {
 		error_wrap(err, "index %s", top.digest);
+		if (rc == 0)
+			oci_index_release(&idx);
 		fetched_release(&top);
 		return -1;
 	}
+	const struct oci_descriptor *d = &idx.manifests[i];
 	*top_digest = xstrdup(top.digest);
+	if (d->os && d->arch)
+		*platform_out = platform_string(d);
 	fetched_release(&top);
-	int rc = fetch_manifest(pl, d.digest, d.digest, image, err);
-	if (rc == 0 && image->kind != MANIFEST_IMAGE)
-		rc = error_set(err, EINVAL, "manifest %s: an index inside an index is not supported", d.digest);
-	descriptor_release(&d);
+	rc = fetch_manifest(pl, d->digest, d->digest, image, err);
+	if (rc == 0 && image->kind != OCI_DOC_MANIFEST)
+		rc = error_set(err, ENOTSUP, "manifest %s: an index inside an index is not supported", d->digest);
+	oci_index_release(&idx);
 	if (rc < 0) {
 		fetched_release(image);
 		free(*top_digest);
 		*top_digest = NULL;
+		free(*platform_out);
+		*platform_out = NULL;
 	}
 	return rc;
 }
@@ -472,27 +490,28 @@ CAPSA_EXPORT int capsa_image_pull(struct capsa_ctx *ctx, const char *ref, const 
 				  struct capsa_pull_result *out, struct capsa_error **err)
 {
 	struct pull pl = { .ctx = ctx, .opts = opts };
-	struct platform want = { 0 };
 	struct fetched image = { 0 };
-	struct manifest_blobs mb = { 0 };
+	struct oci_manifest mb = { 0 };
 	struct capsa_pull_result res = { 0 };
+	const char *platform = opts && opts->platform ? opts->platform : "linux/amd64";
 	int rc = -1;
 	bool net_error = true;
-	if (registry_ref_parse(ref, &pl.ref, err) < 0 ||
-	    platform_parse(opts && opts->platform ? opts->platform : "linux/amd64", &want, err) < 0) {
+	_cleanup_free_ char *pos = NULL, *parch = NULL, *pvariant = NULL;
+	if (image_ref_parse(ref, &pl.ref, err) < 0 || platform_parse(platform, &pos, &parch, &pvariant, err) < 0) {
 		error_wrap(err, "pull %s", ref);
 		goto out_noreg;
 	}
+	pl.canonical = image_ref_string(&pl.ref);
 	struct registry_client_opts copts = {
 		.insecure = opts ? opts->insecure : NULL,
 		.cancel = opts ? opts->cancel : NULL,
 	};
-	if (registry_client_new(ctx, pl.ref.registry, &copts, &pl.client, err) < 0)
+	if (registry_client_new(ctx, pl.ref.domain, &copts, &pl.client, err) < 0)
 		goto out;
-	pl.scope = xasprintf("repository:%s:pull", pl.ref.repository);
-	if (resolve(&pl, &want, &image, &res.digest, &res.platform, err) < 0)
+	pl.scope = xasprintf("repository:%s:pull", pl.ref.path);
+	if (resolve(&pl, platform, &image, &res.digest, &res.platform, err) < 0)
 		goto out;
-	if (manifest_blobs_parse(image.body.data, image.body.len, &mb, err) < 0) {
+	if (oci_manifest_parse(image.body.data, image.body.len, &mb, err) < 0) {
 		error_wrap(err, "manifest %s", image.digest);
 		goto out;
 	}
@@ -509,10 +528,10 @@ CAPSA_EXPORT int capsa_image_pull(struct capsa_ctx *ctx, const char *ref, const 
 	struct capsa_pull_progress u = { .event = CAPSA_PULL_UNPACKING, .digest = image.digest,
 					 .count = (int)mb.n_layers + 1 };
 	emit(&pl, &u);
-	if (image_ingest_manifest(ctx, image.body.data, image.body.len, image.digest, pl.ref.canonical,
-				  res.platform, &res.image_id, err) < 0)
+	if (image_ingest_manifest(ctx, image.body.data, image.body.len, image.digest, pl.canonical, res.platform,
+				  &res.image_id, err) < 0)
 		goto out;
-	res.ref = xstrdup(pl.ref.canonical);
+	res.ref = xstrdup(pl.canonical);
 	res.manifest = xstrdup(image.digest);
 	if (out)
 		*out = res;
@@ -523,17 +542,17 @@ CAPSA_EXPORT int capsa_image_pull(struct capsa_ctx *ctx, const char *ref, const 
 out:
 	if (rc < 0) {
 		if (net_error)
-			error_wrap(err, "pull %s: registry %s", ref, pl.ref.registry);
+			error_wrap(err, "pull %s: registry %s", ref, pl.ref.domain);
 		else
 			error_wrap(err, "pull %s", ref);
 	}
 out_noreg:
 	capsa_pull_result_release(&res);
-	manifest_blobs_release(&mb);
+	oci_manifest_release(&mb);
 	fetched_release(&image);
-	platform_release(&want);
 	registry_client_free(pl.client);
-	registry_ref_release(&pl.ref);
+	image_ref_release(&pl.ref);
+	free(pl.canonical);
 	free(pl.scope);
 	return rc;
 }

@@ -1,9 +1,9 @@
 /* registry.h: the Docker Registry HTTP API v2 client behind `capsa pull`
  * and `capsa login`.
  *
- * registry-parse.c: everything that reads registry-controlled bytes without
- *   the network (references, platforms, manifests and indexes, token and
- *   error JSON); pure, fuzzed.
+ * registry-parse.c: the registry-specific documents (manifest responses
+ *   against their Content-Type, token and error JSON); pure, fuzzed.  The
+ *   image documents themselves go through oci.h, references through ref.h.
  * registry-http.c: the libcurl client: scheme policy (HTTPS unless the
  *   registry is on loopback or named insecure), the WWW-Authenticate
  *   challenge flow (bearer tokens cached per scope, basic auth from stored
@@ -19,76 +19,23 @@
 #include <stdint.h>
 
 #include "image/auth.h"
+#include "image/oci.h"
 #include "util/error.h"
 #include "util/str.h"
 
-#define REGISTRY_MANIFEST_MAX (4 << 20) /* manifest or index, as docker's limit */
 #define REGISTRY_TOKEN_MAX (256 << 10)	/* token endpoint response */
 #define REGISTRY_ERROR_BODY_MAX (64 << 10)
 #define REGISTRY_TOKEN_LEN_MAX (64 << 10) /* the token itself */
-#define REGISTRY_MAX_LAYERS 1000
-#define REGISTRY_MAX_INDEX_ENTRIES 1000
 #define REGISTRY_DEFAULT_PARALLEL 3
-
-#define MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
-#define MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
-#define MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
-#define MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
 
 /* --- registry-parse.c ----------------------------------------------------- */
 
-/* A reference split for the registry API.  `registry` is the host[:port]
- * as the user wrote it (Docker Hub: "docker.io"), the key for stored
- * credentials and insecure-registry matching. */
-struct registry_ref {
-	char *registry;	  /* "docker.io", "127.0.0.1:5000" */
-	char *repository; /* "library/busybox" */
-	char *tag;	  /* "latest"; NULL when only a digest was given */
-	char *digest;	  /* "sha256:<hex>" or NULL */
-	char *canonical;  /* "docker.io/library/busybox:latest" (or @digest) */
-};
-int registry_ref_parse(const char *s, struct registry_ref *out, struct capsa_error **err);
-void registry_ref_release(struct registry_ref *r);
-
-struct platform {
-	char *os;
-	char *arch;
-	char *variant; /* NULL: any (the architecture's default preferred) */
-};
-/* "os/arch[/variant]"; architecture aliases (x86_64, aarch64) folded. */
-int platform_parse(const char *s, struct platform *out, struct capsa_error **err);
-void platform_release(struct platform *p);
-char *platform_format(const struct platform *p);
-
-struct descriptor {
-	char *media_type;
-	char *digest;
-	int64_t size;
-};
-void descriptor_release(struct descriptor *d);
-
-enum manifest_kind { MANIFEST_IMAGE, MANIFEST_INDEX };
-/* What a manifest document is, from the Content-Type (may be NULL) and the
- * body's own mediaType; refuses schema 1, unknown types and a body that
- * contradicts its Content-Type.  *media_type_out gets the effective type. */
-int manifest_kind(const char *content_type, const char *body, size_t len, enum manifest_kind *kind,
-		  char **media_type_out, struct capsa_error **err);
-
-/* Picks the entry of an index / manifest list for want; *platform_out gets
- * "os/arch[/variant]" of the chosen entry.  The error lists what the index
- * offers. */
-int index_select(const char *body, size_t len, const struct platform *want, struct descriptor *out,
-		 char **platform_out, struct capsa_error **err);
-
-struct manifest_blobs {
-	struct descriptor config;
-	struct descriptor *layers;
-	size_t n_layers;
-};
-/* The config and layer descriptors of an image manifest: digests valid,
- * sizes non-negative, at most REGISTRY_MAX_LAYERS layers. */
-int manifest_blobs_parse(const char *body, size_t len, struct manifest_blobs *out, struct capsa_error **err);
-void manifest_blobs_release(struct manifest_blobs *m);
+/* What a manifest response is (OCI_DOC_INDEX or OCI_DOC_MANIFEST), from its
+ * body (oci_doc_kind) checked against the Content-Type (may be NULL):
+ * refuses Docker schema 1, anything else, and a body that contradicts the
+ * type it was served as. */
+int registry_doc_kind(const char *content_type, const char *body, size_t len, enum oci_doc_kind *kind,
+		      struct capsa_error **err);
 
 /* The token of a token-endpoint response ("token" or "access_token");
  * refuses characters that could not go in a header. */
@@ -113,7 +60,7 @@ struct registry_client_opts {
 	const char *password;
 };
 
-/* A client for one registry (as in registry_ref.registry). */
+/* A client for one registry: host[:port] as in image_ref.domain. */
 int registry_client_new(struct capsa_ctx *ctx, const char *registry, const struct registry_client_opts *opts,
 			struct registry_client **out, struct capsa_error **err);
 void registry_client_free(struct registry_client *c);
