@@ -161,7 +161,7 @@ static void on_progress(const struct capsa_pull_progress *p, void *arg)
 	case CAPSA_PULL_BLOB_RETRY:
 		if (!ds->tty) {
 			human(p->done, a, sizeof(a));
-			printf("%s %s: connection lost at %s, retrying\n", p->kind, p->digest, a);
+			printf("%s %s: retrying from %s\n", p->kind, p->digest, a);
 		}
 		break;
 	case CAPSA_PULL_BLOB_DONE:

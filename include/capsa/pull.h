@@ -16,7 +16,8 @@ enum capsa_pull_event {
 	CAPSA_PULL_BLOB_EXISTS,	   /* blob already in the store */
 	CAPSA_PULL_BLOB_START,	   /* download starts (resumed > 0: from a partial) */
 	CAPSA_PULL_BLOB_PROGRESS,  /* done bytes of total */
-	CAPSA_PULL_BLOB_RETRY,	   /* connection lost; retrying from done */
+	CAPSA_PULL_BLOB_RETRY,	   /* connection lost, or resumed bytes failed verification:
+				      starting again from done */
 	CAPSA_PULL_BLOB_DONE,	   /* verified and stored */
 	CAPSA_PULL_UNPACKING,	   /* all blobs present; layers being unpacked */
 };

@@ -139,6 +139,7 @@ struct xfer {
 	int attempts;
 	bool auth_retried;
 	bool range_refused;
+	bool fresh_retry; /* a resumed blob failed verification once */
 	struct capsa_error *err; /* from the write callback */
 	int64_t last_emit_ns;
 };
@@ -240,9 +241,19 @@ static int xfer_start(struct xfer *x, struct capsa_error **err)
 		x->resumed = x->start;
 	x->checked = false;
 	if (x->start >= x->d->size) {
+		/* an earlier pull got every byte but did not commit */
 		struct blob_writer *w = steal_pointer(&x->w);
-		if (blob_writer_commit(w, x->d->media_type, NULL, err) < 0)
-			return -1;
+		struct capsa_error *cerr = NULL;
+		if (blob_writer_commit(w, x->d->media_type, NULL, &cerr) < 0) {
+			if (x->fresh_retry) {
+				error_move(err, &cerr);
+				return error_wrap(err, "blob %s", x->d->digest);
+			}
+			/* those bytes were wrong and are gone: download anew */
+			capsa_error_free(cerr);
+			x->fresh_retry = true;
+			return 0;
+		}
 		x->state = XFER_DONE;
 		xfer_emit(x, CAPSA_PULL_BLOB_DONE);
 		return 0;
@@ -318,10 +329,22 @@ static int xfer_finish(struct xfer *x, CURLcode cc, struct capsa_error **err)
 		}
 		curl_multi_remove_handle(registry_client_multi(pl->client), x->easy);
 		struct blob_writer *w = steal_pointer(&x->w);
-		int rc = blob_writer_commit(w, x->d->media_type, NULL, err);
+		struct capsa_error *cerr = NULL;
+		int rc = blob_writer_commit(w, x->d->media_type, NULL, &cerr);
 		xfer_detach(x, false);
-		if (rc < 0)
+		if (rc < 0 && x->start > 0 && !x->fresh_retry) {
+			/* the bytes of an earlier pull may be what is wrong: the
+			 * writer dropped them; fetch the whole blob once more */
+			x->fresh_retry = true;
+			capsa_error_free(cerr);
+			x->state = XFER_PENDING;
+			xfer_emit(x, CAPSA_PULL_BLOB_RETRY);
+			return 0;
+		}
+		if (rc < 0) {
+			error_move(err, &cerr);
 			return error_wrap(err, "%s", what);
+		}
 		x->state = XFER_DONE;
 		xfer_emit(x, CAPSA_PULL_BLOB_DONE);
 		return 0;

@@ -449,7 +449,11 @@ int registry_get(struct registry_client *c, const char *path, const char *scope,
 		return -1;
 	registry_resp_release(resp);
 	resp->body.cap = cap;
-	return get_once(c, path, scope, accept, resp, err);
+	if (get_once(c, path, scope, accept, resp, err) < 0)
+		return -1;
+	if (resp->status == 401 && c->basic && c->have_cred)
+		return error_set(err, EACCES, "invalid username or password");
+	return 0;
 }
 
 /* --- the challenge flow --------------------------------------------------- */

@@ -95,8 +95,9 @@ CURL *registry_easy(struct registry_client *c, const char *path, const char *sco
 
 /* GET with the auth flow: on 401 it answers the challenge once (token for
  * the scope or basic credentials) and retries.  The body is capped at cap.
- * Fails only for transport errors; HTTP statuses are left to the caller
- * (see registry_status_error). */
+ * Fails for transport errors and for basic credentials the registry
+ * refuses; other HTTP statuses are left to the caller (see
+ * registry_status_error). */
 int registry_get(struct registry_client *c, const char *path, const char *scope, const char *accept, size_t cap,
 		 struct registry_resp *resp, struct capsa_error **err);
 

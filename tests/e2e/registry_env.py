@@ -321,21 +321,38 @@ def push(layout_dir, tag, dest, creds=None, all_=False):
 # --- a proxy that misbehaves on purpose ------------------------------------
 
 class Proxy:
-    """Forwards every request to 127.0.0.1:<upstream>.  For GETs of blobs:
-    mode "stall" sends `stall_after` bytes and then stops (the connection
-    stays open until stop()); "corrupt" flips one byte; "redirect" answers
-    307 to the blob file served by `Storage`.  Records each request's path,
-    Range and Authorization headers."""
+    """Forwards every request to 127.0.0.1:<upstream> and records each one
+    (path, Range, Authorization, body bytes sent).  Modes, for blob GETs
+    unless said otherwise:
+      pass              forward as is
+      stall             send `stall_after` bytes of blob `stall_digest`, then
+                        hold the connection until stop()
+      norange           drop the Range header (a registry without Range)
+      corrupt           flip the first byte of blob `stall_digest` (every
+                        blob when None)
+      corrupt-manifest  append a space to manifests (valid JSON, wrong digest)
+      huge-manifest     announce a 64 MiB manifest and stream zeros
+      gate              hold each blob answer until `gate` are in flight (or
+                        every blob of the image asked), to count parallelism
+      redirect          answer 307 to the blob at `storage` (another host name)
+    """
 
-    def __init__(self, upstream_port, mode="pass", stall_after=0, storage=None):
+    def __init__(self, upstream_port, mode="pass", stall_after=0, stall_digest=None, storage=None,
+                 gate=0, gate_total=7, bind="127.0.0.1"):
         self.upstream = upstream_port
         self.mode = mode
         self.stall_after = stall_after
+        self.stall_digest = stall_digest
         self.storage = storage
+        self.gate = gate
+        self.gate_total = gate_total
         self.requests = []
         self.sent = {}
-        self.stalled = threading.Event()
         self.release = threading.Event()
+        self.cond = threading.Condition()
+        self.inflight = 0
+        self.max_inflight = 0
+        self.gate_seen = 0
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         px = self
@@ -347,12 +364,12 @@ class Proxy:
                 pass
 
             def do_GET(self):
-                px.forward(self, "GET")
+                px.handle(self, "GET")
 
             def do_HEAD(self):
-                px.forward(self, "HEAD")
+                px.handle(self, "HEAD")
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), H)
+        self.httpd = http.server.ThreadingHTTPServer((bind, self.port), H)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -360,10 +377,32 @@ class Proxy:
     def blob_requests(self):
         return [r for r in self.requests if "/blobs/" in r["path"]]
 
-    def forward(self, h, method):
+    def handle(self, h, method):
+        rec = {"path": h.path, "method": method, "range": h.headers.get("Range"),
+               "auth": h.headers.get("Authorization"), "sent": 0}
+        self.requests.append(rec)
         is_blob = "/blobs/sha256:" in h.path and method == "GET"
-        self.requests.append({"path": h.path, "method": method, "range": h.headers.get("Range"),
-                              "auth": h.headers.get("Authorization")})
+        is_manifest = "/manifests/" in h.path and method == "GET"
+        try:
+            if is_blob and self.mode == "gate":
+                with self.cond:
+                    self.inflight += 1
+                    self.gate_seen += 1
+                    self.max_inflight = max(self.max_inflight, self.inflight)
+                    self.cond.notify_all()
+                    self.cond.wait_for(lambda: self.inflight >= self.gate or self.gate_seen >= self.gate_total,
+                                       timeout=10)
+                try:
+                    self.forward(h, method, rec, is_blob, is_manifest)
+                finally:
+                    with self.cond:
+                        self.inflight -= 1
+                return
+            self.forward(h, method, rec, is_blob, is_manifest)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def forward(self, h, method, rec, is_blob, is_manifest):
         if is_blob and self.mode == "redirect":
             digest = h.path.rsplit("/", 1)[1]
             h.send_response(307)
@@ -371,31 +410,49 @@ class Proxy:
             h.send_header("Content-Length", "0")
             h.end_headers()
             return
+        if is_manifest and self.mode == "huge-manifest":
+            h.send_response(200)
+            h.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+            h.send_header("Content-Length", str(64 << 20))
+            h.end_headers()
+            chunk = b"\0" * 65536
+            for _ in range(1024):
+                h.wfile.write(chunk)
+                self.sent["huge"] = self.sent.get("huge", 0) + len(chunk)
+            return
         c = http.client.HTTPConnection("127.0.0.1", self.upstream, timeout=60)
-        headers = {k: v for k, v in h.headers.items() if k.lower() not in ("host", "connection")}
+        drop = {"host", "connection"}
+        if is_blob and self.mode == "norange":
+            drop.add("range")
+        headers = {k: v for k, v in h.headers.items() if k.lower() not in drop}
         c.request(method, h.path, headers=headers)
         r = c.getresponse()
+        body = r.read() if method == "GET" else b""
+        c.close()
+        if is_manifest and self.mode == "corrupt-manifest" and r.status == 200:
+            body = body + b" "
+        if (is_blob and self.mode == "corrupt" and r.status == 200 and body and
+                (self.stall_digest is None or h.path.endswith(self.stall_digest))):
+            body = bytes([body[0] ^ 0xFF]) + body[1:]
         h.send_response(r.status)
         for k, v in r.getheaders():
-            if k.lower() not in ("connection", "transfer-encoding"):
+            if k.lower() not in ("connection", "transfer-encoding", "content-length"):
                 h.send_header(k, v)
-        body = r.read() if method == "GET" else b""
-        if "Content-Length" not in r.headers:
-            h.send_header("Content-Length", str(len(body)))
+        length = len(body) if method == "GET" else int(r.headers.get("Content-Length", "0"))
+        h.send_header("Content-Length", str(length))
         h.end_headers()
         if method == "HEAD":
             return
-        if is_blob and self.mode == "corrupt" and r.status == 200 and body:
-            body = bytes([body[0] ^ 0xFF]) + body[1:]
-        if is_blob and self.mode == "stall" and r.status in (200, 206) and len(body) > self.stall_after:
+        stall = (is_blob and self.mode == "stall" and r.status in (200, 206) and
+                 h.path.endswith(self.stall_digest or "-") and len(body) > self.stall_after)
+        if stall:
             h.wfile.write(body[:self.stall_after])
             h.wfile.flush()
-            self.sent[h.path] = self.sent.get(h.path, 0) + self.stall_after
-            self.stalled.set()
+            rec["sent"] = self.stall_after
             self.release.wait()
             return
         h.wfile.write(body)
-        self.sent[h.path] = self.sent.get(h.path, 0) + len(body)
+        rec["sent"] = len(body)
 
     def stop(self):
         self.release.set()
