@@ -115,6 +115,8 @@ static int fetch_manifest(struct pull *pl, const char *reference, const char *ex
 	rc = 0;
 out:
 	registry_resp_release(&resp);
+	if (rc < 0)
+		fetched_release(out);
 	return rc;
 }
 

@@ -23,7 +23,6 @@
 #include "registry.h"
 #include "util/base64.h"
 
-#define HEADER_LINE_MAX 16384
 #define MAX_CHALLENGE_LINES 16
 #define MAX_TOKENS 8
 
@@ -182,12 +181,10 @@ static void set_str(char **slot, char *v)
 	*slot = v;
 }
 
-static size_t header_cb(char *line, size_t size, size_t nitems, void *arg)
+int registry_resp_header(struct registry_resp *r, const char *line, size_t n)
 {
-	struct registry_resp *r = arg;
-	size_t n = size * nitems;
-	if (n > HEADER_LINE_MAX)
-		return 0; /* fails the transfer: no registry needs such a line */
+	if (n > REGISTRY_HEADER_LINE_MAX)
+		return -1; /* no registry needs such a line */
 	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
 		/* a new response (after a redirect or 100): forget the last */
 		size_t cap = r->body.cap;
@@ -201,8 +198,14 @@ static size_t header_cb(char *line, size_t size, size_t nitems, void *arg)
 		r->body.len = 0;
 		r->body.cap = cap;
 		const char *sp = memchr(line, ' ', n);
-		r->status = sp ? strtol(sp + 1, NULL, 10) : 0;
-		return n;
+		r->status = 0;
+		if (sp && (size_t)(sp - line) + 4 <= n) {
+			char code[4] = { sp[1], sp[2], sp[3], '\0' };
+			int64_t v;
+			if (parse_int64(code, 100, 999, &v) == 0)
+				r->status = (long)v;
+		}
+		return 0;
 	}
 	char *v;
 	if ((v = header_value(line, n, "content-type")))
@@ -227,10 +230,16 @@ static size_t header_cb(char *line, size_t size, size_t nitems, void *arg)
 		int64_t max = blob ? r->blob_max : (int64_t)r->body.cap;
 		if ((blob || r->body.cap) && !redirect && r->content_length > max) {
 			r->body_too_large = true;
-			return 0;
+			return -1;
 		}
 	}
-	return n;
+	return 0;
+}
+
+static size_t header_cb(char *line, size_t size, size_t nitems, void *arg)
+{
+	size_t n = size * nitems;
+	return registry_resp_header(arg, line, n) < 0 ? 0 : n;
 }
 
 static size_t body_cb(char *p, size_t size, size_t nitems, void *arg)

@@ -85,6 +85,12 @@ struct registry_resp {
 	char curl_err[CURL_ERROR_SIZE];
 };
 void registry_resp_release(struct registry_resp *r);
+#define REGISTRY_HEADER_LINE_MAX 16384
+/* Takes one response header line as libcurl delivers it (status lines
+ * included, CRLF and all).  -1 stops the transfer: a line past
+ * REGISTRY_HEADER_LINE_MAX, or a Content-Length over the body cap (then
+ * body_too_large is set). */
+int registry_resp_header(struct registry_resp *r, const char *line, size_t n);
 
 /* A handle prepared for GET <base>/v2/<path> (path "" for the ping) with
  * the scheme policy, redirects, timeouts, the current Authorization for
