@@ -45,12 +45,23 @@ bool digest_valid(const char *digest);
 
 /* Turns a manifest whose config and layer blobs are all in the store into an
  * image: validates the manifest and config (media types, layer count cap,
- * diff_ids matching the layers), unpacks each layer not yet unpacked (once,
+ * diff_ids matching the layers), stores the manifest itself as a blob,
+ * unpacks each layer not yet unpacked (once,
  * shared), records images/image_layers rows and, when ref is non-NULL, points
  * the ref ("docker.io/library/busybox:latest") at it.  *image_id_out
- * (optional) receives the config digest. */
+ * (optional) receives the config digest.  platform is informational: the
+ * image is recorded for the platform its config names. */
 int image_ingest_manifest(struct capsa_ctx *ctx, const char *manifest, size_t len, const char *manifest_digest,
 			  const char *ref, const char *platform, char **image_id_out, struct capsa_error **err);
+
+struct unpack_opts;
+/* image_ingest_manifest() with unpack options (allow_devices, caps);
+ * uo NULL means the defaults. */
+int image_ingest_manifest_opts(struct capsa_ctx *ctx, const char *manifest, size_t len, const char *manifest_digest,
+			       const char *ref, const struct unpack_opts *uo, char **image_id_out,
+			       struct capsa_error **err);
+/* Points ref (normalized) at image_id; joins the caller's transaction. */
+int image_ref_set(struct store *db, const char *ref, const char *image_id, struct capsa_error **err);
 
 /* Caps on what an image may declare (docs/image-store.md, "Limits"). */
 #define IMAGE_MAX_LAYERS 128

@@ -572,6 +572,9 @@ out:
 			error_wrap(err, "pull %s", ref);
 	}
 out_noreg:
+	/* the image rows are committed (or nothing will be): garbage
+	 * collection may run again */
+	image_ingest_done(ctx);
 	capsa_pull_result_release(&res);
 	oci_manifest_release(&mb);
 	fetched_release(&image);

@@ -12,6 +12,7 @@ import os
 import pty
 import signal
 import socket
+import sqlite3
 import stat
 import subprocess
 import tempfile
@@ -64,6 +65,10 @@ class Images:
 
     def config(self, desc):
         return self.manifest(desc)["config"]["digest"]
+
+    def diff_ids(self, desc):
+        with open(os.path.join(self.path, "blobs", "sha256", self.config(desc)[7:]), "rb") as f:
+            return json.load(f)["rootfs"]["diff_ids"]
 
 
 @pytest.fixture(scope="module")
@@ -142,9 +147,26 @@ def blob_file(c, digest):
     return os.path.join(c.root, "blobs", "sha256", digest[7:])
 
 
+def recorded(c, ref):
+    """(image id, manifest digest, platform) the store recorded for ref."""
+    db = sqlite3.connect(os.path.join(c.root, "capsa.db"))
+    try:
+        return db.execute("SELECT i.id, i.manifest_digest, i.platform FROM refs r JOIN images i "
+                          "ON i.id = r.image_id WHERE r.name = ?", (ref,)).fetchone()
+    finally:
+        db.close()
+
+
+def layer_file(c, diff_id, path):
+    with open(os.path.join(c.root, "layers", diff_id[7:], path), "rb") as f:
+        return f.read()
+
+
 def tmp_files(c):
+    """Blob downloads left in the store's tmp/ (partial or not)."""
     t = os.path.join(c.root, "tmp")
-    return sorted(os.listdir(t)) if os.path.isdir(t) else []
+    names = sorted(os.listdir(t)) if os.path.isdir(t) else []
+    return [n for n in names if n.startswith(("sha256-", "blob-"))]
 
 
 # --- pulling --------------------------------------------------------------
@@ -162,6 +184,12 @@ def test_pull_single_platform_gzip_and_zstd_layers(capsa, registry, images):
     assert f"layer {layers[0]}: downloading" in out
     assert f"layer {layers[1]}: done" in out
     assert tmp_files(capsa) == []
+    # recorded and unpacked: the gzip and the zstd layer
+    ref = f"{registry.host}/test/single:v1"
+    assert recorded(capsa, ref) == (images.config(images.single), images.single["digest"], "linux/amd64")
+    gz, zst = images.diff_ids(images.single)
+    assert layer_file(capsa, gz, "bin/hello") == b"hello from gzip\n"
+    assert layer_file(capsa, zst, "etc/zstd-layer") == b"zstd content\n" * 100
     capsa.assert_clean()
 
 
@@ -189,6 +217,9 @@ def test_pull_index_picks_linux_amd64_by_default(capsa, registry, images):
     assert not os.path.exists(blob_file(capsa, images.arm64["digest"]))
     for d in images.layers(images.amd64):
         assert os.path.exists(blob_file(capsa, d))
+    ref = f"{registry.host}/test/multi:v1"
+    assert recorded(capsa, ref) == (images.config(images.amd64), images.amd64["digest"], "linux/amd64")
+    assert layer_file(capsa, images.diff_ids(images.amd64)[0], "bin/arch") == b"amd64\n"
 
 
 def test_pull_platform_option_picks_the_other_entry(capsa, registry, images):
@@ -198,6 +229,9 @@ def test_pull_platform_option_picks_the_other_entry(capsa, registry, images):
     assert not os.path.exists(blob_file(capsa, images.amd64["digest"]))
     for d in images.layers(images.arm64):
         assert os.path.exists(blob_file(capsa, d))
+    ref = f"{registry.host}/test/multi:v1"
+    assert recorded(capsa, ref) == (images.config(images.arm64), images.arm64["digest"], "linux/arm64/v8")
+    assert layer_file(capsa, images.diff_ids(images.arm64)[0], "bin/arch") == b"arm64\n"
 
 
 def test_pull_unknown_platform_lists_what_the_index_has(capsa, registry):
@@ -211,6 +245,7 @@ def test_pull_by_digest(capsa, registry, images):
     out = capsa.ok("pull", "-q", ref)
     assert out.strip() == images.index["digest"]
     assert os.path.exists(blob_file(capsa, images.amd64["digest"]))
+    assert recorded(capsa, ref)[0] == images.config(images.amd64)
 
 
 def test_pull_manifest_unknown(capsa, registry):
