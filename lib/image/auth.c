@@ -432,18 +432,28 @@ static int auth_file_write(struct capsa_ctx *ctx, json_t *root, struct capsa_err
 	return 0;
 }
 
+/* The entry key for registry and auth.json read under the lock (for a
+ * read-modify-write); NULL with err on failure. */
+static json_t *auth_file_begin(struct capsa_ctx *ctx, const char *registry, char **key, int *lock,
+			       struct capsa_error **err)
+{
+	*key = auth_registry_key(registry, err);
+	if (!*key)
+		return NULL;
+	*lock = auth_lock(ctx, err);
+	if (*lock < 0)
+		return NULL;
+	return auth_file_read(ctx, err);
+}
+
 int auth_cred_store(struct capsa_ctx *ctx, const char *registry, const char *user, const char *password,
 		    struct capsa_error **err)
 {
-	_cleanup_free_ char *key = auth_registry_key(registry, err);
-	if (!key)
-		return -1;
 	if (!*user || strchr(user, ':'))
 		return error_set(err, EINVAL, "username '%.100s': must be non-empty and contain no ':'", user);
-	_cleanup_close_ int lock = auth_lock(ctx, err);
-	if (lock < 0)
-		return -1;
-	_cleanup_json_ json_t *root = auth_file_read(ctx, err);
+	_cleanup_free_ char *key = NULL;
+	_cleanup_close_ int lock = -1;
+	_cleanup_json_ json_t *root = auth_file_begin(ctx, registry, &key, &lock, err);
 	if (!root)
 		return -1;
 	_cleanup_free_ char *pair = xasprintf("%s:%s", user, password);
@@ -456,13 +466,9 @@ int auth_cred_store(struct capsa_ctx *ctx, const char *registry, const char *use
 
 int auth_cred_remove(struct capsa_ctx *ctx, const char *registry, struct capsa_error **err)
 {
-	_cleanup_free_ char *key = auth_registry_key(registry, err);
-	if (!key)
-		return -1;
-	_cleanup_close_ int lock = auth_lock(ctx, err);
-	if (lock < 0)
-		return -1;
-	_cleanup_json_ json_t *root = auth_file_read(ctx, err);
+	_cleanup_free_ char *key = NULL;
+	_cleanup_close_ int lock = -1;
+	_cleanup_json_ json_t *root = auth_file_begin(ctx, registry, &key, &lock, err);
 	if (!root)
 		return -1;
 	json_t *auths = json_object_get(root, "auths");

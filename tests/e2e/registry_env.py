@@ -159,7 +159,39 @@ def b64url(b):
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 
 
-class TokenServer:
+class Server:
+    """An HTTP server on a random port whose GET and HEAD requests go to
+    self.handle(handler, method)."""
+
+    http11 = False
+
+    def serve(self, bind="127.0.0.1"):
+        self.port = free_port()
+        srv = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if srv.http11 else "HTTP/1.0"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                srv.handle(self, "GET")
+
+            def do_HEAD(self):
+                srv.handle(self, "HEAD")
+
+        self.httpd = http.server.ThreadingHTTPServer((bind, self.port), H)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class TokenServer(Server):
     """Issues RS256 JWTs the way the distribution token spec describes, for
     users in `users` ({name: password}), granting `grants` ({repo: [actions]})
     to authenticated users and `anon` to anonymous ones.  The signature comes
@@ -181,19 +213,7 @@ class TokenServer:
                              capture_output=True).stdout
         self.x5c = base64.b64encode(der).decode()
         self.requests = []
-        self.port = free_port()
-        srv = self
-
-        class H(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                srv.handle(self)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), H)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.serve()
 
     @property
     def realm(self):
@@ -207,7 +227,7 @@ class TokenServer:
                              check=True, capture_output=True).stdout
         return signing_input.decode() + "." + b64url(sig)
 
-    def handle(self, h):
+    def handle(self, h, method):
         u = urllib.parse.urlparse(h.path)
         q = urllib.parse.parse_qs(u.query)
         auth = h.headers.get("Authorization", "")
@@ -246,10 +266,6 @@ class TokenServer:
         h.send_header("Content-Length", str(len(body)))
         h.end_headers()
         h.wfile.write(body)
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 class Registry:
@@ -320,7 +336,7 @@ def push(layout_dir, tag, dest, creds=None, all_=False):
 
 # --- a proxy that misbehaves on purpose ------------------------------------
 
-class Proxy:
+class Proxy(Server):
     """Forwards every request to 127.0.0.1:<upstream> and records each one
     (path, Range, Authorization, body bytes sent).  Modes, for blob GETs
     unless said otherwise:
@@ -353,26 +369,9 @@ class Proxy:
         self.inflight = 0
         self.max_inflight = 0
         self.gate_seen = 0
-        self.port = free_port()
+        self.http11 = True
+        self.serve(bind)
         self.host = f"127.0.0.1:{self.port}"
-        px = self
-
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                px.handle(self, "GET")
-
-            def do_HEAD(self):
-                px.handle(self, "HEAD")
-
-        self.httpd = http.server.ThreadingHTTPServer((bind, self.port), H)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
 
     def blob_requests(self):
         return [r for r in self.requests if "/blobs/" in r["path"]]
@@ -456,48 +455,35 @@ class Proxy:
 
     def stop(self):
         self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().stop()
 
 
-class Storage:
+class Storage(Server):
     """Serves the registry's stored blob files at /data/<digest>, like a
     blob storage backend a registry redirects to; records Authorization."""
 
     def __init__(self, registry):
         self.registry = registry
         self.requests = []
-        self.port = free_port()
-        st = self
+        self.serve()
 
-        class H(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                st.requests.append({"path": self.path, "auth": self.headers.get("Authorization"),
-                                    "range": self.headers.get("Range")})
-                digest = self.path.rsplit("/", 1)[1]
-                try:
-                    with open(st.registry.blob_path(digest), "rb") as f:
-                        data = f.read()
-                except OSError:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), H)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def handle(self, h, method):
+        self.requests.append({"path": h.path, "auth": h.headers.get("Authorization"),
+                              "range": h.headers.get("Range")})
+        digest = h.path.rsplit("/", 1)[1]
+        try:
+            with open(self.registry.blob_path(digest), "rb") as f:
+                data = f.read()
+        except OSError:
+            h.send_response(404)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        if method == "GET":
+            h.wfile.write(data)
 
 
 def rmtree(d):

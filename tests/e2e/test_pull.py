@@ -208,30 +208,23 @@ def test_pull_quiet_prints_only_the_digest(capsa, registry, images):
     assert out == images.single["digest"] + "\n"
 
 
-def test_pull_index_picks_linux_amd64_by_default(capsa, registry, images):
-    out = capsa.ok("pull", f"{registry.host}/test/multi:v1")
+@pytest.mark.parametrize("platform", [None, "linux/arm64"])
+def test_pull_index_picks_the_platform(capsa, registry, images, platform):
+    """linux/amd64 by default; --platform picks the other entry."""
+    want, other = (images.amd64, images.arm64) if platform is None else (images.arm64, images.amd64)
+    name = "linux/amd64" if platform is None else "linux/arm64/v8"
+    ref = f"{registry.host}/test/multi:v1"
+    out = capsa.ok("pull", *(["--platform", platform] if platform else []), ref)
     # the digest printed is the index's: pulling by it gives the same image
     assert out.strip().splitlines()[-1] == f"Digest: {images.index['digest']}"
-    assert "for linux/amd64" in out
-    assert os.path.exists(blob_file(capsa, images.amd64["digest"]))
-    assert not os.path.exists(blob_file(capsa, images.arm64["digest"]))
-    for d in images.layers(images.amd64):
+    assert f"for {name}" in out
+    assert os.path.exists(blob_file(capsa, want["digest"]))
+    assert not os.path.exists(blob_file(capsa, other["digest"]))
+    for d in images.layers(want):
         assert os.path.exists(blob_file(capsa, d))
-    ref = f"{registry.host}/test/multi:v1"
-    assert recorded(capsa, ref) == (images.config(images.amd64), images.amd64["digest"], "linux/amd64")
-    assert layer_file(capsa, images.diff_ids(images.amd64)[0], "bin/arch") == b"amd64\n"
-
-
-def test_pull_platform_option_picks_the_other_entry(capsa, registry, images):
-    out = capsa.ok("pull", "--platform", "linux/arm64", f"{registry.host}/test/multi:v1")
-    assert "for linux/arm64/v8" in out
-    assert os.path.exists(blob_file(capsa, images.arm64["digest"]))
-    assert not os.path.exists(blob_file(capsa, images.amd64["digest"]))
-    for d in images.layers(images.arm64):
-        assert os.path.exists(blob_file(capsa, d))
-    ref = f"{registry.host}/test/multi:v1"
-    assert recorded(capsa, ref) == (images.config(images.arm64), images.arm64["digest"], "linux/arm64/v8")
-    assert layer_file(capsa, images.diff_ids(images.arm64)[0], "bin/arch") == b"arm64\n"
+    assert recorded(capsa, ref) == (images.config(want), want["digest"], name)
+    arch = name.split("/")[1].encode()
+    assert layer_file(capsa, images.diff_ids(want)[0], "bin/arch") == arch + b"\n"
 
 
 def test_pull_unknown_platform_lists_what_the_index_has(capsa, registry):
