@@ -111,22 +111,6 @@ static int record_image(struct store *db, const struct image_rows *r, struct cap
 	return 0;
 }
 
-int image_ref_set(struct store *db, const char *ref, const char *image_id, struct capsa_error **err)
-{
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	if (store_prepare(db,
-			  "INSERT INTO refs(name, image_id, created_at) VALUES(?,?,?) "
-			  "ON CONFLICT(name) DO UPDATE SET image_id=excluded.image_id, created_at=excluded.created_at",
-			  &st, err) < 0)
-		return -1;
-	store_bind_text(st, 1, ref);
-	store_bind_text(st, 2, image_id);
-	sqlite3_bind_int64(st, 3, now_ms());
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return store_error(db, "record reference", err);
-	return 0;
-}
-
 int image_ingest_manifest_opts(struct capsa_ctx *ctx, const char *text, size_t len, const char *manifest_digest,
 			       const char *ref, const struct unpack_opts *uo, char **image_id_out,
 			       struct capsa_error **err)

@@ -42,6 +42,10 @@ static const char *const migrations[] = {
 	"  PRIMARY KEY(image_id, idx));"
 	"CREATE INDEX image_layers_blob ON image_layers(blob_digest);"
 	"CREATE INDEX image_layers_layer ON image_layers(diff_id);"
+	"CREATE TABLE image_mounts("		  /* capsa image mount / capsa_image_mount_rootfs */
+	"  target TEXT PRIMARY KEY,"		  /* absolute mount point */
+	"  image_id TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL);"
 	"CREATE TABLE refs("
 	"  name TEXT PRIMARY KEY,"		  /* docker.io/library/busybox:latest */
 	"  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,"

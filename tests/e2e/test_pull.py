@@ -12,7 +12,6 @@ import os
 import pty
 import signal
 import socket
-import sqlite3
 import stat
 import subprocess
 import tempfile
@@ -148,13 +147,10 @@ def blob_file(c, digest):
 
 
 def recorded(c, ref):
-    """(image id, manifest digest, platform) the store recorded for ref."""
-    db = sqlite3.connect(os.path.join(c.root, "capsa.db"))
-    try:
-        return db.execute("SELECT i.id, i.manifest_digest, i.platform FROM refs r JOIN images i "
-                          "ON i.id = r.image_id WHERE r.name = ?", (ref,)).fetchone()
-    finally:
-        db.close()
+    """(image id, manifest digest, platform) of ref, as `capsa image inspect` shows it."""
+    j = c.json("image", "inspect", ref)
+    assert ref in j["names"]
+    return j["id"], j["digest"], j["platform"]
 
 
 def layer_file(c, diff_id, path):

@@ -283,8 +283,7 @@ static void hostile(const char *what, const struct tar_ent *ents, const char *en
 
 static void test_hostile(void)
 {
-	char *abs_victim = xasprintf("%s/c%d/victim", base, n_case + 1);
-	char *abs_file = xasprintf("%s/c%d/victim/pwned", base, n_case + 1);
+	char *abs_victim, *abs_file;
 	{
 		struct tar_ent e[] = { { .name = "../victim/pwned", .type = '0', .data = "x", .len = 1 }, { 0 } };
 		hostile("'../' entry name", e, "../victim/pwned", NULL);
@@ -299,7 +298,6 @@ static void test_hostile(void)
 		hostile("absolute entry name", e, "victim/pwned", NULL);
 	}
 	free(abs_file);
-	free(abs_victim);
 	abs_victim = xasprintf("%s/c%d/victim", base, n_case + 1);
 	{
 		struct tar_ent e[] = {
