@@ -43,9 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* first line: a header line and a Content-Type; the rest: a body */
 	const char *nl = memchr(s, '\n', size);
 	size_t first = nl ? (size_t)(nl - s) + 1 : size;
-	char *line = strndup(s, first);
-	if (!line)
-		return 0;
+	char *line = xstrndup(s, first);
 	struct registry_resp r = { 0 };
 	r.content_length = -1;
 	r.body.cap = 1024;

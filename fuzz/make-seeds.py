@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora in fuzz/corpus/ (small, deterministic).  Run
+again after changing it; the files are checked in."""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
+from ocitools import compress, config_for, layer, raw_header, canonical  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def put(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+basic = layer(("d", "bin"), ("f", "bin/sh", "#!", 0o4755), ("l", "bin/ls", "/bin/sh"), ("h", "bin/ln", "bin/sh"),
+              ("p", "run/fifo"), ("f", "etc/.wh.motd", ""), ("d", "var"), ("f", "var/.wh..wh..opq", ""),
+              ("f", "a/b/c/deep", "x"))
+put("tar", "basic.tar", basic)
+put("tar", "basic.tar.gz", compress(basic, "gzip"))
+put("tar", "basic.tar.zst", compress(basic, "zstd"))
+put("tar", "hostile-dotdot.tar", layer(("f", "../x", "x")))
+put("tar", "hostile-symlink.tar", layer(("l", "a", "/etc"), ("f", "a/passwd", "x")))
+put("tar", "neg-size.tar", raw_header("neg", bytes([0xff] * 12)) + bytes(1024))
+put("tar", "empty.tar", bytes(1024))
+
+diff = [config_for([basic])]
+put("oci-json", "config.json", diff[0])
+put("oci-json", "manifest.json", canonical({
+    "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:" + "1" * 64, "size": 9},
+    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": "sha256:" + "2" * 64,
+                "size": 10}]}))
+put("oci-json", "index.json", canonical({
+    "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+    "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:" + "3" * 64,
+                   "size": 5, "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"},
+                   "annotations": {"org.opencontainers.image.ref.name": "x:1"}}]}))
+put("oci-json", "full-config.json", json.dumps({
+    "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+    "config": {"Entrypoint": ["/init"], "Cmd": ["sh"], "Env": ["A=1"], "WorkingDir": "/", "User": "1:1",
+               "StopSignal": "SIGTERM", "ExposedPorts": {"80/tcp": {}}, "Labels": {"k": "v"}},
+    "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "4" * 64]}}))
+for i, r in enumerate(["busybox", "localhost:5000/a/b:c", "quay.io/x/y@sha256:" + "5" * 64, "[::1]:80/z",
+                       "a__b/c.d-e:TAG_1"]):
+    put("ref", f"ref{i}", r)
