@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "auth.h"
+#include "image/ingest.h"
 #include "util/base64.h"
 #include "util/fs.h"
 #include "util/str.h"
@@ -399,22 +400,6 @@ int auth_cred_load(struct capsa_ctx *ctx, const char *registry, struct auth_cred
 	return 1;
 }
 
-/* Holds an exclusive lock on auth.json.lock for a read-modify-write. */
-static int auth_lock(struct capsa_ctx *ctx, struct capsa_error **err)
-{
-	int fd = openat(ctx->root_fd, "auth.json.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return error_sys(err, errno, "open %s/auth.json.lock", ctx->root);
-	while (flock(fd, LOCK_EX) < 0) {
-		if (errno != EINTR) {
-			int e = errno;
-			close(fd);
-			return error_sys(err, e, "lock %s/auth.json.lock", ctx->root);
-		}
-	}
-	return fd;
-}
-
 static int auth_file_write(struct capsa_ctx *ctx, json_t *root, struct capsa_error **err)
 {
 	char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -440,7 +425,7 @@ static json_t *auth_file_begin(struct capsa_ctx *ctx, const char *registry, char
 	*key = auth_registry_key(registry, err);
 	if (!*key)
 		return NULL;
-	*lock = auth_lock(ctx, err);
+	*lock = image_lock_file(ctx, "auth.json.lock", LOCK_EX, err);
 	if (*lock < 0)
 		return NULL;
 	return auth_file_read(ctx, err);

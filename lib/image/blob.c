@@ -38,12 +38,11 @@ char *blob_relpath(const char *digest)
 	return xasprintf("blobs/sha256/%s", digest + 7);
 }
 
-int image_store_lock(struct capsa_ctx *ctx, bool exclusive, bool wait, struct capsa_error **err)
+int image_lock_file(struct capsa_ctx *ctx, const char *rel, int op, struct capsa_error **err)
 {
-	int fd = openat(ctx->root_fd, "store.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int fd = openat(ctx->root_fd, rel, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
-		return error_sys(err, errno, "open %s/store.lock", ctx->root);
-	int op = (exclusive ? LOCK_EX : LOCK_SH) | (wait ? 0 : LOCK_NB);
+		return error_sys(err, errno, "open %s/%s", ctx->root, rel);
 	int r;
 	do
 		r = flock(fd, op);
@@ -52,10 +51,23 @@ int image_store_lock(struct capsa_ctx *ctx, bool exclusive, bool wait, struct ca
 		int e = errno;
 		close(fd);
 		if (e == EWOULDBLOCK)
-			return error_set(err, EBUSY, "store %s is busy: another capsa process is importing or collecting",
-					 ctx->root);
-		return error_sys(err, e, "lock %s/store.lock", ctx->root);
+			return error_set(err, EBUSY, "%s/%s is locked by another capsa process", ctx->root, rel);
+		return error_sys(err, e, "lock %s/%s", ctx->root, rel);
 	}
+	return fd;
+}
+
+int image_store_lock(struct capsa_ctx *ctx, bool exclusive, bool wait, struct capsa_error **err)
+{
+	struct capsa_error *e = NULL;
+	int fd = image_lock_file(ctx, "store.lock", (exclusive ? LOCK_EX : LOCK_SH) | (wait ? 0 : LOCK_NB), &e);
+	if (fd < 0 && e->code == EBUSY) {
+		capsa_error_free(e);
+		return error_set(err, EBUSY, "store %s is busy: another capsa process is importing or collecting",
+				 ctx->root);
+	}
+	if (fd < 0)
+		error_move(err, &e);
 	return fd;
 }
 

@@ -38,6 +38,16 @@ struct blob_writer {
 	EVP_MD_CTX *md;
 };
 
+char *sha256_digest(const void *p, size_t n)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned len = 0;
+	EVP_Digest(p, n, md, &len, EVP_sha256(), NULL);
+	char hex[65];
+	hex_encode(md, 32, hex);
+	return xasprintf("sha256:%s", hex);
+}
+
 static void writer_free(struct blob_writer *w, bool unlink_tmp)
 {
 	if (!w)

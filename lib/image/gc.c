@@ -126,22 +126,24 @@ static void sweep(struct capsa_ctx *ctx, const char *dir, bool (*keep)(struct ca
 	closedir(d);
 }
 
-static bool keep_blob(struct capsa_ctx *ctx, struct store *db, const char *name)
+static bool keep_named(struct store *db, const char *name, const char *sql)
 {
-	(void)ctx;
 	if (!hex64(name))
 		return false;
 	_cleanup_free_ char *digest = xasprintf("sha256:%s", name);
-	return row_exists(db, "SELECT 1 FROM blobs WHERE digest=?", digest);
+	return row_exists(db, sql, digest);
+}
+
+static bool keep_blob(struct capsa_ctx *ctx, struct store *db, const char *name)
+{
+	(void)ctx;
+	return keep_named(db, name, "SELECT 1 FROM blobs WHERE digest=?");
 }
 
 static bool keep_layer(struct capsa_ctx *ctx, struct store *db, const char *name)
 {
 	(void)ctx;
-	if (!hex64(name))
-		return false;
-	_cleanup_free_ char *digest = xasprintf("sha256:%s", name);
-	return row_exists(db, "SELECT 1 FROM layers WHERE diff_id=? AND state='ready'", digest);
+	return keep_named(db, name, "SELECT 1 FROM layers WHERE diff_id=? AND state='ready'");
 }
 
 static bool keep_tmp(struct capsa_ctx *ctx, struct store *db, const char *name)
@@ -150,11 +152,9 @@ static bool keep_tmp(struct capsa_ctx *ctx, struct store *db, const char *name)
 	if (!str_has_prefix(name, "sha256-") || !str_has_suffix(name, ".partial"))
 		return false;
 	struct stat sb;
-	if (fstatat(ctx->root_fd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
-		_cleanup_free_ char *rel = xasprintf("tmp/%s", name);
-		if (fstatat(ctx->root_fd, rel, &sb, AT_SYMLINK_NOFOLLOW) < 0)
-			return false;
-	}
+	_cleanup_free_ char *rel = xasprintf("tmp/%s", name);
+	if (fstatat(ctx->root_fd, rel, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		return false;
 	return now_ms() - (int64_t)sb.st_mtime * 1000 < PARTIAL_KEEP_MS;
 }
 

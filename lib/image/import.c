@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -80,16 +79,6 @@ struct source {
 	size_t n_needs, alloc_needs;
 	const struct capsa_image_import_opts *o;
 };
-
-static char *sha256_of(const void *p, size_t n)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned len = 0;
-	EVP_Digest(p, n, md, &len, EVP_sha256(), NULL);
-	char hex[65];
-	hex_encode(md, 32, hex);
-	return xasprintf("sha256:%s", hex);
-}
 
 /* Archive member names: no leading "./" or "/", no empty components. */
 static char *norm_name(const char *s)
@@ -291,7 +280,7 @@ static int src_read_blob(struct source *s, const struct oci_descriptor *d, struc
 	_cleanup_free_ char *name = xasprintf("blobs/sha256/%s", d->digest + 7);
 	if (src_read(s, name, out, err) < 0)
 		return -1;
-	_cleanup_free_ char *got = sha256_of(out->data, out->len);
+	_cleanup_free_ char *got = sha256_digest(out->data, out->len);
 	if (!str_eq(got, d->digest))
 		return error_set(err, EPROTO, "%s: blob digest mismatch: expected %s, got %s", s->path, d->digest, got);
 	if ((int64_t)out->len != d->size)
@@ -703,7 +692,7 @@ static int build_manifest(struct capsa_ctx *ctx, struct source *s, struct plan_i
 	it->manifest = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(m);
 	it->len = strlen(it->manifest);
-	it->digest = sha256_of(it->manifest, it->len);
+	it->digest = sha256_digest(it->manifest, it->len);
 	return 0;
 }
 

@@ -8,7 +8,6 @@
  * is ready, and a failed ingest leaves no image row.
  */
 #include <errno.h>
-#include <openssl/evp.h>
 #include <string.h>
 
 #include "image/ingest.h"
@@ -16,16 +15,6 @@
 #include "image/oci.h"
 #include "image/ref.h"
 #include "util/str.h"
-
-static char *sha256_digest(const void *p, size_t n)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned len = 0;
-	EVP_Digest(p, n, md, &len, EVP_sha256(), NULL);
-	char hex[65];
-	hex_encode(md, 32, hex);
-	return xasprintf("sha256:%s", hex);
-}
 
 /* The manifest itself is kept as a blob: images.manifest_digest must name
  * content that is in the store (inspect, export, gc all rely on it). */

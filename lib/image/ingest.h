@@ -73,6 +73,12 @@ char *blob_relpath(const char *digest);
 /* Reads a small blob (manifest, config) into out, failing past cap bytes. */
 int blob_read(struct capsa_ctx *ctx, const char *digest, size_t cap, struct buf *out, struct capsa_error **err);
 
+/* Opens (creating) rel under the store root and flocks it with op
+ * (LOCK_EX/LOCK_SH, | LOCK_NB: EBUSY when taken).  Returns the fd. */
+int image_lock_file(struct capsa_ctx *ctx, const char *rel, int op, struct capsa_error **err);
+/* "sha256:<hex>" of a buffer (xfer part: libcrypto). */
+char *sha256_digest(const void *p, size_t n);
+
 /* The store lock (<root>/store.lock): shared while content is in flight,
  * exclusive for garbage collection.  Returns the locked fd.  Without wait,
  * a busy lock fails with EBUSY. */

@@ -25,19 +25,7 @@ struct pool {
 static int lock_layer(struct capsa_ctx *ctx, const char *hex, struct capsa_error **err)
 {
 	_cleanup_free_ char *name = xasprintf("tmp/layer-%s.lock", hex);
-	int fd = openat(ctx->root_fd, name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return error_sys(err, errno, "open %s/%s", ctx->root, name);
-	int r;
-	do
-		r = flock(fd, LOCK_EX);
-	while (r < 0 && errno == EINTR);
-	if (r < 0) {
-		int e = errno;
-		close(fd);
-		return error_sys(err, e, "lock %s/%s", ctx->root, name);
-	}
-	return fd;
+	return image_lock_file(ctx, name, LOCK_EX, err);
 }
 
 static bool layer_dir_exists(struct capsa_ctx *ctx, const char *hex)

@@ -470,37 +470,47 @@ static char *platform_string(const struct oci_descriptor *d)
 	return xasprintf("%s/%s", d->os, d->arch);
 }
 
+#define MAX_INDEX_DEPTH 2 /* as import: an index of indexes, no deeper */
+
+/* Picks the entry for platform from the index in doc and fetches it into
+ * doc (replacing the index). */
+static int descend(struct pull *pl, const char *platform, struct fetched *doc, char **platform_out,
+		   struct capsa_error **err)
+{
+	struct oci_index idx;
+	if (oci_index_parse(doc->body.data, doc->body.len, &idx, err) < 0)
+		return error_wrap(err, "index %s", doc->digest);
+	int i = oci_index_select(&idx, platform, err);
+	if (i < 0) {
+		oci_index_release(&idx);
+		return error_wrap(err, "index %s", doc->digest);
+	}
+	const struct oci_descriptor *d = &idx.manifests[i];
+	if (d->os && d->arch) {
+		free(*platform_out);
+		*platform_out = platform_string(d);
+	}
+	_cleanup_free_ char *digest = xstrdup(d->digest);
+	oci_index_release(&idx);
+	fetched_release(doc);
+	return fetch_manifest(pl, digest, digest, doc, err);
+}
+
 static int resolve(struct pull *pl, const char *platform, struct fetched *image, char **top_digest,
 		   char **platform_out, struct capsa_error **err)
 {
 	const char *reference = pl->ref.digest ? pl->ref.digest : pl->ref.tag;
-	struct fetched top = { 0 };
-	if (fetch_manifest(pl, reference, pl->ref.digest, &top, err) < 0)
+	if (fetch_manifest(pl, reference, pl->ref.digest, image, err) < 0)
 		return -1;
-	if (top.kind == OCI_DOC_MANIFEST) {
-		*top_digest = xstrdup(top.digest);
-		*image = top;
-		return 0;
+	*top_digest = xstrdup(image->digest);
+	int rc = 0;
+	for (int depth = 0; rc == 0 && image->kind == OCI_DOC_INDEX; depth++) {
+		if (depth == MAX_INDEX_DEPTH)
+			rc = error_set(err, ENOTSUP, "index %s: indexes nested more than %d levels", image->digest,
+				       MAX_INDEX_DEPTH);
+		else
+			rc = descend(pl, platform, image, platform_out, err);
 	}
-	struct oci_index idx;
-	int rc = oci_index_parse(top.body.data, top.body.len, &idx, err);
-	int i = rc < 0 ? -1 : oci_index_select(&idx, platform, err);
-	if (i < 0) {
-		error_wrap(err, "index %s", top.digest);
-		if (rc == 0)
-			oci_index_release(&idx);
-		fetched_release(&top);
-		return -1;
-	}
-	const struct oci_descriptor *d = &idx.manifests[i];
-	*top_digest = xstrdup(top.digest);
-	if (d->os && d->arch)
-		*platform_out = platform_string(d);
-	fetched_release(&top);
-	rc = fetch_manifest(pl, d->digest, d->digest, image, err);
-	if (rc == 0 && image->kind != OCI_DOC_MANIFEST)
-		rc = error_set(err, ENOTSUP, "manifest %s: an index inside an index is not supported", d->digest);
-	oci_index_release(&idx);
 	if (rc < 0) {
 		fetched_release(image);
 		free(*top_digest);

@@ -119,11 +119,14 @@ class Layout:
         d["annotations"] = {"org.opencontainers.image.ref.name": tag}
         self.index["manifests"].append(d)
 
-    def tag_index(self, descs, tag):
+    def index_blob(self, descs):
+        """An index over descs, stored as a blob; its descriptor."""
         idx = {"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": descs}
         ibytes = json.dumps(idx, sort_keys=True).encode()
-        d = {"mediaType": MT_INDEX, "digest": self.blob(ibytes), "size": len(ibytes),
-             "annotations": {"org.opencontainers.image.ref.name": tag}}
+        return {"mediaType": MT_INDEX, "digest": self.blob(ibytes), "size": len(ibytes)}
+
+    def tag_index(self, descs, tag):
+        d = dict(self.index_blob(descs), annotations={"org.opencontainers.image.ref.name": tag})
         self.index["manifests"].append(d)
         return d
 
@@ -332,6 +335,21 @@ def push(layout_dir, tag, dest, creds=None, all_=False):
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     if p.returncode != 0:
         raise RuntimeError(f"skopeo push {tag} -> {dest}: {p.stderr}")
+
+
+def put_manifest(registry, repo, tag, layout, desc):
+    """PUT a manifest or index of the layout straight through the registry
+    API (skopeo cannot push an index of indexes); what it references must
+    be in the repository already."""
+    with open(os.path.join(layout.path, "blobs", "sha256", desc["digest"][7:]), "rb") as f:
+        body = f.read()
+    c = http.client.HTTPConnection("127.0.0.1", registry.port, timeout=30)
+    c.request("PUT", f"/v2/{repo}/manifests/{tag}", body=body, headers={"Content-Type": desc["mediaType"]})
+    r = c.getresponse()
+    text = r.read()
+    c.close()
+    if r.status != 201:
+        raise RuntimeError(f"put manifest {repo}:{tag}: HTTP {r.status}: {text[:300]}")
 
 
 # --- a proxy that misbehaves on purpose ------------------------------------

@@ -21,7 +21,7 @@ import time
 import pytest
 
 from conftest import capsa_bin
-from registry_env import Layout, Proxy, Registry, Storage, TokenServer, push, rmtree, sha256
+from registry_env import Layout, Proxy, Registry, Storage, TokenServer, push, put_manifest, rmtree, sha256
 
 pytestmark = pytest.mark.skipif(
     not all(os.path.exists(p) for p in ("/usr/bin/docker-registry", "/usr/bin/skopeo", "/usr/bin/htpasswd")),
@@ -42,6 +42,9 @@ class Images:
         self.amd64, _ = lay.image([({"bin/arch": b"amd64\n"}, "gzip")], arch="amd64")
         self.arm64, _ = lay.image([({"bin/arch": b"arm64\n"}, "gzip")], arch="arm64", variant="v8")
         self.index = lay.tag_index([self.amd64, self.arm64], "multi")
+        # an index whose one entry is an index (pushed by hand, see registry())
+        self.inner = lay.index_blob([self.amd64, self.arm64])
+        self.nested = lay.index_blob([self.inner])
         # incompressible, so the layer really is about BIG bytes (gzip: skopeo
         # would compress a plain tar layer on push and change its digest)
         self.big, self.big_blobs = lay.image([({"data/random": os.urandom(BIG)}, "gzip")])
@@ -88,6 +91,8 @@ def registry(workdir, images):
     try:
         push(images.path, "single", f"{r.host}/test/single:v1")
         push(images.path, "multi", f"{r.host}/test/multi:v1", all_=True)
+        push(images.path, "multi", f"{r.host}/test/nested:inner", all_=True)
+        put_manifest(r, "test/nested", "v1", images.layout, images.nested)
         push(images.path, "big", f"{r.host}/test/big:v1")
         push(images.path, "many", f"{r.host}/test/many:v1")
     except Exception:
@@ -221,6 +226,14 @@ def test_pull_index_picks_the_platform(capsa, registry, images, platform):
     assert recorded(capsa, ref) == (images.config(want), want["digest"], name)
     arch = name.split("/")[1].encode()
     assert layer_file(capsa, images.diff_ids(want)[0], "bin/arch") == arch + b"\n"
+
+
+def test_pull_nested_index(capsa, registry, images):
+    """An index whose one entry is an index (as some builders write)."""
+    ref = f"{registry.host}/test/nested:v1"
+    out = capsa.ok("pull", "--platform", "linux/arm64", ref)
+    assert out.strip().splitlines()[-1] == f"Digest: {images.nested['digest']}"
+    assert recorded(capsa, ref) == (images.config(images.arm64), images.arm64["digest"], "linux/arm64/v8")
 
 
 def test_pull_unknown_platform_lists_what_the_index_has(capsa, registry):
