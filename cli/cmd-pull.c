@@ -50,21 +50,6 @@ struct display {
 	int64_t last_ms;
 };
 
-static void human(int64_t b, char *out, size_t n)
-{
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	double v = (double)b;
-	size_t u = 0;
-	while (v >= 1024 && u + 1 < ARRAY_SIZE(units)) {
-		v /= 1024;
-		u++;
-	}
-	if (u == 0)
-		snprintf(out, n, "%lld B", (long long)b);
-	else
-		snprintf(out, n, "%.1f %s", v, units[u]);
-}
-
 static void short_digest(const char *d, char *out, size_t n)
 {
 	const char *hex = strchr(d, ':');
@@ -82,8 +67,8 @@ static void redraw(struct display *ds, bool force)
 	for (int i = 0; i < ds->n; i++) {
 		struct blob_line *l = &ds->lines[i];
 		char a[32], b[32], r[32] = "";
-		human(l->done, a, sizeof(a));
-		human(l->total, b, sizeof(b));
+		cli_human_size(l->done, a, sizeof(a));
+		cli_human_size(l->total, b, sizeof(b));
 		printf("\r\033[K%-7s %s  ", l->kind ? l->kind : "", l->short_digest);
 		switch (l->state) {
 		case LINE_WAIT:
@@ -98,7 +83,7 @@ static void redraw(struct display *ds, bool force)
 		case LINE_RUN: {
 			int64_t dt = now - l->t0_ms;
 			if (dt > 0)
-				human((l->done - l->bytes0) * 1000 / dt, r, sizeof(r));
+				cli_human_size((l->done - l->bytes0) * 1000 / dt, r, sizeof(r));
 			printf("%s / %s  %s%s%s\n", a, b, r, *r ? "/s" : "",
 			       l->resumed ? "  (resumed)" : "");
 			break;
@@ -150,8 +135,8 @@ static void on_progress(const struct capsa_pull_progress *p, void *arg)
 		l->t0_ms = mono_ms();
 		l->bytes0 = p->done;
 		if (!ds->tty) {
-			human(p->total, b, sizeof(b));
-			human(p->done, a, sizeof(a));
+			cli_human_size(p->total, b, sizeof(b));
+			cli_human_size(p->done, a, sizeof(a));
 			if (p->done > 0)
 				printf("%s %s: downloading %s, resuming at %s\n", p->kind, p->digest, b, a);
 			else
@@ -160,14 +145,14 @@ static void on_progress(const struct capsa_pull_progress *p, void *arg)
 		break;
 	case CAPSA_PULL_BLOB_RETRY:
 		if (!ds->tty) {
-			human(p->done, a, sizeof(a));
+			cli_human_size(p->done, a, sizeof(a));
 			printf("%s %s: retrying from %s\n", p->kind, p->digest, a);
 		}
 		break;
 	case CAPSA_PULL_BLOB_DONE:
 		l->state = LINE_DONE;
 		if (!ds->tty) {
-			human(p->total, b, sizeof(b));
+			cli_human_size(p->total, b, sizeof(b));
 			printf("%s %s: done (%s)\n", p->kind, p->digest, b);
 		}
 		break;
