@@ -5,6 +5,7 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "capsa/capsa.h"
@@ -36,6 +37,8 @@ struct capsa_ctx *cli_ctx(struct cli *cli);
 /* Runs a sub-command table ("capsa image ls"). */
 int cli_dispatch(struct cli *cli, const struct cli_cmd *table, const char *group, const char *usage,
 		 int argc, char **argv);
+/* 1.5kB, 23.4MB, ... (decimal units, as docker prints sizes). */
+void cli_human_size(int64_t n, char *out, size_t len);
 /* Prints text to stdout and returns 0: for --help. */
 int cli_help(const char *text);
 /* Re-executes the full front-end (capsa-full) with the same arguments: the

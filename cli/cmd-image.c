@@ -19,22 +19,6 @@ static const char image_usage[] =
 	"\n"
 	"Commands:\n";
 
-/* 1.5kB, 23.4MB, ... (decimal units, as docker prints sizes) */
-static void human_size(int64_t n, char *out, size_t len)
-{
-	static const char *const units[] = { "B", "kB", "MB", "GB", "TB" };
-	double v = (double)n;
-	size_t u = 0;
-	while (v >= 1000 && u + 1 < ARRAY_SIZE(units)) {
-		v /= 1000;
-		u++;
-	}
-	if (u == 0)
-		snprintf(out, len, "%lldB", (long long)n);
-	else
-		snprintf(out, len, "%.*f%s", v < 10 ? 2 : v < 100 ? 1 : 0, v, units[u]);
-}
-
 static void human_ago(int64_t ms, char *out, size_t len)
 {
 	int64_t s = (now_ms() - ms) / 1000;
@@ -132,7 +116,7 @@ static CLI_CMD(image_ls)
 		       "IMPORTED");
 		for (size_t i = 0; i < n; i++) {
 			char size[32], ago[64];
-			human_size(v[i].unpacked_size, size, sizeof(size));
+			cli_human_size(v[i].unpacked_size, size, sizeof(size));
 			human_ago(v[i].imported_at, ago, sizeof(ago));
 			for (size_t k = 0; k == 0 || v[i].names[k]; k++) {
 				const char *name = v[i].names[k] ? v[i].names[k] : "<none>";
@@ -296,7 +280,7 @@ static const char prune_help[] =
 static void print_stats(const struct capsa_gc_stats *st)
 {
 	char size[32];
-	human_size(st->bytes, size, sizeof(size));
+	cli_human_size(st->bytes, size, sizeof(size));
 	printf("Removed %zu images, %zu blobs, %zu layers; reclaimed %s\n", st->images, st->blobs, st->layers, size);
 }
 
@@ -431,6 +415,7 @@ static CLI_CMD(image_umount)
 
 static const struct cli_cmd image_cmds[] = {
 	{ "import", HEAVY(cmd_image_import), "import an OCI layout, oci-archive, docker-archive or rootfs tarball" },
+	{ "pull", HEAVY(cmd_pull), "download an image from a registry (same as 'capsa pull')" },
 	{ "ls", cmd_image_ls, "list images" },
 	{ "inspect", cmd_image_inspect, "show an image's details as JSON" },
 	{ "tag", cmd_image_tag, "give an image another name" },

@@ -27,6 +27,9 @@ CLI_CMD(unpause);
 CLI_CMD(finalize);
 CLI_CMD(image_import);
 CLI_CMD(images);
+CLI_CMD(pull);
+CLI_CMD(login);
+CLI_CMD(logout);
 
 #define CAPSA_COMMANDS \
 	CMD("run", cmd_run, "create a sandbox from an image and run a command in it") \
@@ -42,6 +45,9 @@ CLI_CMD(images);
 	CMD("unpause", cmd_unpause, "thaw paused sandboxes") \
 	CMD("image", cmd_image, "manage images: import, pull, ls, inspect, tag, rm, prune") \
 	CMD("images", cmd_images, "list images (same as 'image ls')") \
+	CMD("pull", HEAVY(cmd_pull), "download an image from a registry") \
+	CMD("login", HEAVY(cmd_login), "store credentials for a registry") \
+	CMD("logout", HEAVY(cmd_logout), "forget the credentials for a registry") \
 	CMD("_finalize", cmd_finalize, "(internal) record the end of a sandbox")
 
 #endif

@@ -62,6 +62,22 @@ struct capsa_ctx *cli_ctx(struct cli *cli)
 	return cli->ctx;
 }
 
+/* 1.5kB, 23.4MB, ... (decimal units, as docker prints sizes) */
+void cli_human_size(int64_t n, char *out, size_t len)
+{
+	static const char *const units[] = { "B", "kB", "MB", "GB", "TB" };
+	double v = (double)n;
+	size_t u = 0;
+	while (v >= 1000 && u + 1 < ARRAY_SIZE(units)) {
+		v /= 1000;
+		u++;
+	}
+	if (u == 0)
+		snprintf(out, len, "%lldB", (long long)n);
+	else
+		snprintf(out, len, "%.*f%s", v < 10 ? 2 : v < 100 ? 1 : 0, v, units[u]);
+}
+
 int cli_help(const char *text)
 {
 	fputs(text, stdout);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "tap.h"
+#include "util/base64.h"
 #include "util/fs.h"
 #include "util/str.h"
 
@@ -152,8 +153,47 @@ static void test_beneath(bool fallback)
 	fs_force_openat2_fallback(false);
 }
 
+static void test_base64(void)
+{
+	/* RFC 4648 section 10 vectors */
+	static const char *const v[][2] = {
+		{ "", "" },	      { "f", "Zg==" },	       { "fo", "Zm8=" },	 { "foo", "Zm9v" },
+		{ "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" }, { "foobar", "Zm9vYmFy" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
+		char *e = base64_encode(v[i][0], strlen(v[i][0]));
+		is_str(e, v[i][1], "encode '%s'", v[i][0]);
+		free(e);
+		struct buf b = BUF_INIT;
+		ok(base64_decode(v[i][1], strlen(v[i][1]), &b) == 0 && b.len == strlen(v[i][0]) &&
+			   memcmp(buf_cstr(&b), v[i][0], b.len) == 0,
+		   "decode '%s'", v[i][1]);
+		buf_release(&b);
+	}
+	struct buf b = BUF_INIT;
+	ok(base64_decode("Zm9vYmE", 7, &b) == 0 && b.len == 5, "padding optional");
+	buf_release(&b);
+	uint8_t all[256];
+	for (int i = 0; i < 256; i++)
+		all[i] = (uint8_t)i;
+	char *e = base64_encode(all, sizeof(all));
+	ok(base64_decode(e, strlen(e), &b) == 0 && b.len == 256 && memcmp(b.data, all, 256) == 0,
+	   "every byte value round-trips");
+	free(e);
+	buf_release(&b);
+	static const char *const bad[] = { "Zg=", "Z", "Zm9v\n", "Zm 9v", "Zh==", "Zm9=v", "====", "Zm9v*" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		ok(base64_decode(bad[i], strlen(bad[i]), &b) < 0 && errno == EINVAL, "refused: '%s'", bad[i]);
+		buf_release(&b);
+	}
+	b.cap = 2;
+	ok(base64_decode("Zm9v", 4, &b) < 0 && errno == EFBIG, "output cap");
+	buf_release(&b);
+}
+
 int main(void)
 {
+	test_base64();
 	test_sizes();
 	test_durations();
 	test_signals();
