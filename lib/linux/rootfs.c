@@ -409,7 +409,10 @@ static int mount_cgroup_v1_from(int rootfd, const struct linux_mount *m, const s
 	if (dir < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		if (strcmp(mi[i].fstype, "cgroup") != 0 || strcmp(mi[i].root, "/") != 0)
+		/* Every host hierarchy, whatever its root: inside the sandbox's
+		 * cgroup namespace mountinfo shows the host mounts' roots as
+		 * "/../..", yet each is still one hierarchy to mount. */
+		if (strcmp(mi[i].fstype, "cgroup") != 0)
 			continue;
 		/* Skip a hierarchy mounted twice. */
 		bool seen = false;

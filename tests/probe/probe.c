@@ -5,7 +5,7 @@
  *
  *   capsa-probe keyctl | bpf | ptrace1 | userns | mount | reboot | kexec |
  *               init_module | perf | userfaultfd | io_uring | add_key |
- *               open_by_handle | mknod | raw_socket | setns FD |
+ *               open_by_handle | mknod | disk | raw_socket | setns FD |
  *               alloc MIB | fork N | fds N | write PATH
  */
 #include <errno.h>
@@ -76,6 +76,14 @@ int main(int argc, char **argv)
 		return report(syscall(SYS_open_by_handle_at, AT_FDCWD, NULL, 0));
 	if (!strcmp(w, "mknod"))
 		return report(mknod("/tmp/sda", S_IFBLK | 0600, makedev(8, 0)));
+	if (!strcmp(w, "disk")) {
+		/* CAP_MKNOD is in docker's default set: creating the node may
+		 * work, opening a host disk through it must not */
+		unlink("/tmp/sda");
+		if (mknod("/tmp/sda", S_IFBLK | 0600, makedev(8, 0)) < 0 && errno != EEXIST)
+			return report(-1);
+		return report(open("/tmp/sda", O_RDONLY));
+	}
 	if (!strcmp(w, "raw_socket"))
 		return report(socket(AF_PACKET, SOCK_RAW, 0));
 	if (!strcmp(w, "setns"))
@@ -100,6 +108,7 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(w, "fork")) {
 		int n = atoi(arg), made = 0;
+		pid_t *kids = calloc((size_t)n + 1, sizeof(pid_t));
 		for (int i = 0; i < n; i++) {
 			pid_t p = fork();
 			if (p == 0) {
@@ -108,10 +117,13 @@ int main(int argc, char **argv)
 			}
 			if (p < 0)
 				break;
-			made++;
+			kids[made++] = p;
 		}
 		printf("forked %d\n", made);
-		kill(0, SIGKILL);
+		for (int i = 0; i < made; i++) {
+			kill(kids[i], SIGKILL);
+			waitpid(kids[i], NULL, 0);
+		}
 		return 0;
 	}
 	if (!strcmp(w, "fds")) {
