@@ -221,6 +221,14 @@ int store_open(const char *path, bool readonly, struct store **out, struct capsa
 	}
 	sqlite3_busy_timeout(s->db, 30000);
 	sqlite3_extended_result_codes(s->db, 0);
+	/* Every capsa command is a short-lived connection.  By default the
+	 * last one to close checkpoints and deletes the WAL, and the next
+	 * re-creates it with an fsync: two syncs per command on the exec
+	 * path.  Keep the WAL file and leave checkpoints to the automatic
+	 * threshold instead. */
+	int persist = 1;
+	sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	if (!readonly) {
 		/* WAL: readers never block the writer.  synchronous=NORMAL: a
 		 * commit survives a process crash; an OS crash may lose the
