@@ -31,6 +31,11 @@ static const char main_usage[] =
 	"  -h, --help        show this help\n"
 	"  -v, --version     print the version\n"
 	"\n"
+	"Environment:\n"
+	"  CAPSA_ROOT, CAPSA_RUN_ROOT   defaults for --root and --run-root\n"
+	"  CAPSA_CGROUP_PARENT          cgroup under which sandboxes are created\n"
+	"                               (default capsa: <hierarchy>/capsa/<id>)\n"
+	"\n"
 	"Commands:\n";
 
 int cli_fail(struct cli *cli, struct capsa_error *err)

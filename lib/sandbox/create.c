@@ -217,7 +217,7 @@ static int build_spec(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *o,
 		s->resolv = buf_steal(&resolv);
 	buf_release(&resolv);
 	s->shm_size = o->shm_size;
-	s->cg_name = xstrdup(id);
+	s->cg_name = ctx_sandbox_cgroup(ctx, id);
 	s->cg_memory = o->memory;
 	s->cg_swap = o->memory; /* memory+swap == memory: no swap */
 	if (o->cpus_milli > 0) {

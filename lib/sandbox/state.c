@@ -249,10 +249,11 @@ static int read_exit_file(struct capsa_ctx *ctx, const char *id, struct proto_ex
 	return 0;
 }
 
-static void remove_cgroup(const char *id)
+static void remove_cgroup(struct capsa_ctx *ctx, const char *id)
 {
 	struct linux_cgroup *cg = NULL;
-	if (linux_cgroup_open(id, &cg, NULL) == 0) {
+	_cleanup_free_ char *name = ctx_sandbox_cgroup(ctx, id);
+	if (linux_cgroup_open(name, &cg, NULL) == 0) {
 		linux_cgroup_kill_all(cg, NULL);
 		linux_cgroup_destroy(cg, NULL);
 		linux_cgroup_free(cg);
@@ -327,7 +328,7 @@ int sandbox_finalize(struct capsa_ctx *ctx, const char *id, const struct proto_e
 			json_decref(a);
 		}
 	}
-	remove_cgroup(r.id);
+	remove_cgroup(ctx, r.id);
 	char *rdir = sandbox_run_dir(ctx, r.id);
 	rm_rf_at(AT_FDCWD, rdir, NULL);
 	free(rdir);
@@ -379,7 +380,7 @@ static void remove_orphan_run_dirs(struct capsa_ctx *ctx, struct store *db)
 		struct stat sb;
 		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || time(NULL) - sb.st_mtime < 30)
 			continue;
-		remove_cgroup(de->d_name);
+		remove_cgroup(ctx, de->d_name);
 		rm_rf_at(dirfd(d), de->d_name, NULL);
 	}
 	closedir(d);
