@@ -489,12 +489,13 @@ static int prepare(struct start *s, struct proto_proc *req, struct linux_user *u
 	}
 	sec->rlimits = s->rl;
 	sec->n_rlimits = n;
-	if (!req->no_seccomp) {
-		const struct proto_proc *ss = req->seccomp ? req : d->no_seccomp ? NULL : d;
-		if (ss && ss->seccomp) {
-			sec->seccomp_bpf = ss->seccomp;
-			sec->seccomp_len = ss->seccomp_len;
-		}
+	/* The sandbox's default filter was installed on the agent before it
+	 * started, so every child already has it; only a filter of the
+	 * process's own is added (filters stack: it can only restrict more). */
+	if (req->seccomp && !req->no_seccomp &&
+	    !(d->seccomp && d->seccomp_len == req->seccomp_len && memcmp(d->seccomp, req->seccomp, req->seccomp_len) == 0)) {
+		sec->seccomp_bpf = req->seccomp;
+		sec->seccomp_len = req->seccomp_len;
 	}
 	int64_t um = req->umask >= 0 ? req->umask : d->umask >= 0 ? d->umask : 022;
 	sec->umask = (mode_t)um;

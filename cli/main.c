@@ -16,6 +16,7 @@
 #include "util/error.h"
 #include "util/paths.h"
 #include "util/str.h"
+#include "util/trace.h"
 
 char **cli_orig_argv;
 
@@ -155,6 +156,7 @@ static const struct cli_cmd commands[] = {
 
 int main(int argc, char **argv)
 {
+	trace_mark("main");
 	struct cli cli = { 0 };
 	cli_orig_argv = argv;
 	static const struct option opts[] = {

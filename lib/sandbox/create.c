@@ -23,6 +23,7 @@
 #include "sandbox.h"
 #include "util/fs.h"
 #include "util/paths.h"
+#include "util/trace.h"
 
 #define CPU_PERIOD_US 100000
 
@@ -473,11 +474,16 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 				   const struct capsa_stdio *stdio, char **id_out, struct capsa_exit *exit_out,
 				   struct capsa_error **err)
 {
+	trace_mark("run: start");
 	if (validate(o, err) < 0)
 		return -1;
 	struct image *img = NULL;
+	if (!ctx_db(ctx, err))
+		return -1;
+	trace_mark("run: database open");
 	if (image_resolve(ctx, o->image, &img, err) < 0)
 		return -1;
+	trace_mark("run: image resolved");
 	int rc = -1;
 	bool row = false, created_dirs = false;
 	_cleanup_close_ int lock_fd = -1;
@@ -497,6 +503,7 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 	if (!labels)
 		goto out;
 	config = config_json(o, &spec);
+	trace_mark("run: spec built");
 
 	/* 1. runtime dir and lock, 2. row, 3. sandbox dirs, 4. supervisor */
 	if (mkdir(spec.run_dir, 0700) < 0) {
@@ -514,8 +521,10 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 		goto out;
 	row = true;
 	sandbox_event(ctx, id, "create", NULL);
+	trace_mark("run: row inserted");
 	if (make_dirs(&spec, err) < 0)
 		goto out;
+	trace_mark("run: dirs made");
 	spec.creator_finalizes = stdio != NULL;
 	if (stdio)
 		spec.creator_attach = ATTACH_STDOUT | ATTACH_STDERR | (o->interactive ? ATTACH_STDIN : 0);
@@ -530,6 +539,7 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 		error_set(err, E2BIG, "sandbox spec does not fit in one frame");
 		goto out;
 	}
+	trace_mark("run: supervisor spawned");
 	while (!ss.ready && !ss.failed && !ss.final) {
 		int r = proto_conn_wait(&conn, 60000, on_start_frame, &ss);
 		if (r <= 0) {
@@ -541,8 +551,10 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 		error_set(err, ss.code ? ss.code : EIO, "%s", ss.msg ? ss.msg : "sandbox failed to start");
 		goto out;
 	}
+	trace_mark("run: ready");
 	if (ss.ready && set_running(ctx, id, &ss, err) < 0)
 		goto out;
+	trace_mark("run: marked running");
 	row = false; /* from here on the sandbox exists: errors do not undo it */
 	created_dirs = false;
 	if (id_out)
@@ -556,9 +568,11 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 	if (!ss.final && session_pump(&conn, PROTO_MAIN_STREAM, true, stdio, &e, err) < 0)
 		goto out;
 finished:
+	trace_mark("run: final");
 	/* We are the finalizer (creator_finalizes): record the end now. */
 	if (sandbox_finalize(ctx, id, &e, err) < 0)
 		goto out;
+	trace_mark("run: finalized");
 	if (exit_out)
 		exit_from_proto(exit_out, &e);
 	rc = 0;

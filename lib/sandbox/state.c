@@ -20,6 +20,7 @@
 #include "linux/cgroup.h"
 #include "sandbox.h"
 #include "util/fs.h"
+#include "util/trace.h"
 
 void sb_row_release(struct sb_row *r)
 {
@@ -271,6 +272,7 @@ int sandbox_destroy(struct capsa_ctx *ctx, const char *id, struct capsa_error **
 	_cleanup_free_ char *dir = sandbox_dir(ctx, id);
 	if (rm_rf_at(AT_FDCWD, dir, err) < 0)
 		return error_wrap(err, "remove sandbox %s", id);
+	trace_mark("destroy: dirs removed");
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if (store_prepare(db, "DELETE FROM sandboxes WHERE id=?", &st, err) < 0)
 		return -1;
@@ -328,10 +330,13 @@ int sandbox_finalize(struct capsa_ctx *ctx, const char *id, const struct proto_e
 			json_decref(a);
 		}
 	}
+	trace_mark("finalize: recorded");
 	remove_cgroup(ctx, r.id);
+	trace_mark("finalize: cgroup checked");
 	char *rdir = sandbox_run_dir(ctx, r.id);
 	rm_rf_at(AT_FDCWD, rdir, NULL);
 	free(rdir);
+	trace_mark("finalize: run dir removed");
 	if (r.auto_remove)
 		rc = sandbox_destroy(ctx, r.id, err);
 out:
