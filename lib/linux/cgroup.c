@@ -385,14 +385,17 @@ static int v1_open_all(struct linux_cgroup *cg, bool create, bool cpuset, struct
 		_cleanup_close_ int root = open(disc.v1[i].mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (root < 0)
 			return error_sys(err, errno, "open %s", disc.v1[i].mount);
-		int fd = cg_mkdirs(root, disc.v1[i].mount, cg->path, create, NULL, NULL, err);
+		struct capsa_error *e = NULL;
+		int fd = cg_mkdirs(root, disc.v1[i].mount, cg->path, create, NULL, NULL, &e);
 		if (fd < 0) {
-			if (!create && err && *err && (*err)->code == ENOENT) {
-				/* A hierarchy mounted after the cgroup was made. */
-				capsa_error_free(*err);
-				*err = NULL;
+			if (!create && e->code == ENOENT) {
+				/* a hierarchy the cgroup was not made in (unused
+				 * controllers), or mounted after it was made */
+				capsa_error_free(e);
 				continue;
 			}
+			error_move(err, &e);
+			capsa_error_free(e);
 			return -1;
 		}
 		struct cg_hier *h = &cg->h[cg->nh++];

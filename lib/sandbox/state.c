@@ -266,6 +266,9 @@ int sandbox_destroy(struct capsa_ctx *ctx, const char *id, struct capsa_error **
 	struct store *db = ctx_db(ctx, err);
 	if (!db)
 		return -1;
+	/* a sandbox that ended before its cgroup could be removed (crash
+	 * while reconciling) must not keep it */
+	remove_cgroup(ctx, id);
 	_cleanup_free_ char *rdir = sandbox_run_dir(ctx, id);
 	if (rm_rf_at(AT_FDCWD, rdir, err) < 0)
 		return error_wrap(err, "remove sandbox %s", id);
