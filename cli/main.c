@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "cmds.h"
+#include "sandbox/sandbox.h"
 #include "util/error.h"
 #include "util/paths.h"
 #include "util/str.h"
@@ -39,23 +40,11 @@ static const char main_usage[] =
 	"\n"
 	"Commands:\n";
 
-int cli_fail(struct cli *cli, struct capsa_error *err)
-{
-	(void)cli;
-	fprintf(stderr, "capsa: %s\n", err && err->msg ? err->msg : "unknown error");
-	capsa_error_free(err);
-	return EXIT_CAPSA;
-}
 
-int cli_usage_error(struct cli *cli, const char *fmt, ...)
+
+int cli_exec_open(struct cli *cli, const char *sandbox, struct proto_conn *c, char **name, struct capsa_error **err)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "capsa %s: ", cli->cmd ? cli->cmd : "");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\nSee 'capsa %s --help'.\n", cli->cmd ? cli->cmd : "");
-	va_end(ap);
-	return EXIT_CAPSA;
+	return sandbox_open_running(cli_ctx(cli), sandbox, c, name, err);
 }
 
 struct capsa_ctx *cli_ctx(struct cli *cli)
@@ -84,11 +73,6 @@ void cli_human_size(int64_t n, char *out, size_t len)
 		snprintf(out, len, "%.*f%s", v < 10 ? 2 : v < 100 ? 1 : 0, v, units[u]);
 }
 
-int cli_help(const char *text)
-{
-	fputs(text, stdout);
-	return 0;
-}
 
 int cli_exec_full(char **orig_argv)
 {

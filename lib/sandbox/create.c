@@ -293,7 +293,7 @@ static int build_spec(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *o,
 	s->agent_path = capsa_helper_path("capsa-agent");
 	if (!s->agent_path)
 		return error_set(err, ENOENT, "capsa-agent not found next to capsa or in the libexec directory");
-	s->capsa_path = capsa_helper_path("capsa");
+	s->capsa_path = capsa_helper_path("capsa-core");
 	s->idle_timeout_ms = o->idle_timeout_ms;
 	s->deadline_ms = o->timeout_ms > 0 ? now_ms() + o->timeout_ms : 0;
 	return 0;
@@ -434,8 +434,9 @@ static int set_running(struct capsa_ctx *ctx, const char *id, const struct start
 	return 0;
 }
 
-static void undo(struct capsa_ctx *ctx, const char *id, bool row)
+static void undo(struct capsa_ctx *ctx, const char *id, const char *name, bool row)
 {
+	runindex_remove(ctx->run_fd, name, id);
 	if (row) {
 		struct store *db = ctx_db(ctx, NULL);
 		sqlite3_stmt *st = NULL;
@@ -520,6 +521,7 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 	if (insert_row(ctx, id, name, img, o, config, labels, err) < 0)
 		goto out;
 	row = true;
+	runindex_add(ctx->run_fd, name, id);
 	sandbox_event(ctx, id, "create", NULL);
 	trace_mark("run: row inserted");
 	if (make_dirs(&spec, err) < 0)
@@ -578,7 +580,7 @@ finished:
 	rc = 0;
 out:
 	if (rc < 0 && (row || created_dirs))
-		undo(ctx, id, row);
+		undo(ctx, id, name, row);
 	free(ss.msg);
 	proto_exit_release(&e);
 	proto_conn_release(&conn, true);

@@ -10,6 +10,8 @@
 #include "capsa/sandbox.h"
 #include "proto/conn.h"
 #include "proto/msg.h"
+#include "sandbox/runindex.h"
+#include "sandbox/session.h"
 #include "store/context.h"
 
 /* docker's rules, and short enough for a path component */
@@ -53,11 +55,10 @@ int sandbox_reconcile_one(struct capsa_ctx *ctx, const char *id, struct capsa_er
 int sandbox_destroy(struct capsa_ctx *ctx, const char *id, struct capsa_error **err);
 int sandbox_event(struct capsa_ctx *ctx, const char *id, const char *type, const char *attrs_json);
 
-/* Pumps an attached session until its end: exec (stream s, until EXIT) or
- * the main process (until FINAL).  Fills e. */
-int session_pump(struct proto_conn *c, uint32_t stream, bool until_final, const struct capsa_stdio *io,
-		 struct proto_exit *e, struct capsa_error **err);
-void exit_from_proto(struct capsa_exit *out, const struct proto_exit *e);
+/* Looks a running sandbox up (reconciling it if its supervisor is gone)
+ * and connects to its supervisor; *name receives its name. */
+int sandbox_open_running(struct capsa_ctx *ctx, const char *ref, struct proto_conn *c, char **name,
+			 struct capsa_error **err);
 
 /* Spawns a detached supervisor; *conn is connected to it (creator side);
  * lock_fd is handed down and keeps the sandbox locked from here on. */

@@ -14,7 +14,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "sandbox.h"
+#include "session.h"
 #include "util/fs.h"
 
 struct pump {

@@ -334,6 +334,7 @@ int sandbox_finalize(struct capsa_ctx *ctx, const char *id, const struct proto_e
 		}
 	}
 	trace_mark("finalize: recorded");
+	runindex_remove(ctx->run_fd, r.name, r.id);
 	remove_cgroup(ctx, r.id);
 	trace_mark("finalize: cgroup checked");
 	char *rdir = sandbox_run_dir(ctx, r.id);

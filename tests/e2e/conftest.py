@@ -106,7 +106,11 @@ class Capsa:
         rt = self.run_root
         if os.path.isdir(rt):
             for d in os.listdir(rt):
-                found.append("runtime dir " + os.path.join(rt, d))
+                if d == "names":  # the name index: only its entries count
+                    for n in os.listdir(os.path.join(rt, d)):
+                        found.append("runtime dir " + os.path.join(rt, d, n))
+                elif d not in ("capsa.sock", "capsa.token"):
+                    found.append("runtime dir " + os.path.join(rt, d))
         return found
 
     def assert_clean(self, allow_sandboxes=False, timeout=5.0):
