@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -311,6 +312,19 @@ static const char *env_get(char *const *env, const char *key)
 	return NULL;
 }
 
+/* The agent's bounding set, read once: the supervisor reduced it before
+ * executing us and nothing widens it. */
+static uint64_t agent_bounding(void)
+{
+	static uint64_t have;
+	if (!have) {
+		for (int c = 0; c <= linux_cap_last(); c++)
+			if (prctl(PR_CAPBSET_READ, (unsigned long)c, 0, 0, 0) == 1)
+				have |= UINT64_C(1) << c;
+	}
+	return have;
+}
+
 static void child_fail(int errpipe, int code, int exit_code, const char *fmt, const char *arg)
 {
 	struct start_error e = { .code = code, .exit_code = exit_code };
@@ -465,6 +479,7 @@ static int prepare(struct start *s, struct proto_proc *req, struct linux_user *u
 	const struct proto_proc *cs = req->has_caps ? req : d;
 	if (cs->has_caps) {
 		sec->set_caps = true;
+		sec->cap_bounding_have = agent_bounding();
 		sec->cap_bounding = cs->cap_bounding;
 		sec->cap_effective = cs->cap_effective;
 		sec->cap_permitted = cs->cap_permitted;

@@ -157,6 +157,9 @@ int linux_proc_apply(const struct linux_proc_sec *s, struct capsa_error **err)
 		for (int c = 0; c <= linux_cap_last(); c++) {
 			if (s->cap_bounding & (UINT64_C(1) << c))
 				continue;
+			/* already out of the caller's bounding set: nothing to drop */
+			if (s->cap_bounding_have && !(s->cap_bounding_have & (UINT64_C(1) << c)))
+				continue;
 			if (prctl(PR_CAPBSET_DROP, (unsigned long)c, 0, 0, 0) < 0 && errno != EINVAL)
 				return error_sys(err, errno, "drop %s from the bounding set",
 						 linux_cap_name(c) ? linux_cap_name(c) : "capability");

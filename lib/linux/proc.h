@@ -28,6 +28,9 @@ struct linux_proc_sec {
 	 * are lowered). */
 	uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
 	bool set_caps;
+	/* The caller's own bounding set when it knows it (0: unknown): only
+	 * what is in it and not in cap_bounding is dropped, one prctl each. */
+	uint64_t cap_bounding_have;
 
 	bool no_new_privs;
 	const struct linux_rlimit *rlimits;
