@@ -408,6 +408,8 @@ static int insert_row(struct capsa_ctx *ctx, const char *id, const char *name, c
 	}
 	if (image_record_sandbox_layers(ctx, id, img, err) < 0)
 		goto fail;
+	if (store_add_event(db, id, "create", NULL, err) < 0)
+		goto fail;
 	if (store_commit(db, err) < 0)
 		return -1;
 	return 0;
@@ -422,16 +424,24 @@ static int set_running(struct capsa_ctx *ctx, const char *id, const struct start
 	if (!db)
 		return -1;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	if (store_begin(db, err) < 0)
+		return -1;
 	if (store_prepare(db, "UPDATE sandboxes SET state='running', started_at=?2, supervisor_pid=?3 WHERE id=?1",
 			  &st, err) < 0)
-		return -1;
+		goto fail;
 	store_bind_text(st, 1, id);
 	sqlite3_bind_int64(st, 2, ss->started_at ? ss->started_at : now_ms());
 	sqlite3_bind_int64(st, 3, ss->supervisor);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return store_error(db, "record sandbox start", err);
-	sandbox_event(ctx, id, "start", NULL);
-	return 0;
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		store_error(db, "record sandbox start", err);
+		goto fail;
+	}
+	if (store_add_event(db, id, "start", NULL, err) < 0)
+		goto fail;
+	return store_commit(db, err);
+fail:
+	store_rollback(db);
+	return -1;
 }
 
 static void undo(struct capsa_ctx *ctx, const char *id, const char *name, bool row)
@@ -522,7 +532,6 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 		goto out;
 	row = true;
 	runindex_add(ctx->run_fd, name, id);
-	sandbox_event(ctx, id, "create", NULL);
 	trace_mark("run: row inserted");
 	if (make_dirs(&spec, err) < 0)
 		goto out;

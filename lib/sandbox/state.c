@@ -303,6 +303,7 @@ int sandbox_finalize(struct capsa_ctx *ctx, const char *id, const struct proto_e
 		have = true;
 	}
 	int rc = 0;
+	bool tx = store_begin(db, NULL) == 0;
 	if (strcmp(r.state, "exited") != 0) {
 		const char *reason = have && e.reason ? e.reason : "lost";
 		int64_t code = have ? e.exit_code : 125;
@@ -343,7 +344,16 @@ int sandbox_finalize(struct capsa_ctx *ctx, const char *id, const struct proto_e
 	trace_mark("finalize: run dir removed");
 	if (r.auto_remove)
 		rc = sandbox_destroy(ctx, r.id, err);
+	if (tx) {
+		if (rc == 0)
+			rc = store_commit(db, err);
+		else
+			store_rollback(db);
+		tx = false;
+	}
 out:
+	if (tx)
+		store_rollback(db);
 	if (!given)
 		proto_exit_release(&e);
 	sb_row_release(&r);
