@@ -11,7 +11,7 @@
  *     are skipped (a profile may name syscalls of newer kernels);
  *  3. arguments: one rule with every condition, unless an argument index
  *     repeats, then one rule per condition (docker's "any of" reading);
- *  4. the program is exported, and when the default action refuses, a stub
+ *  4. the program is exported, and when the default action refuses, a prologue
  *     is put in front that answers ENOSYS for syscall numbers above the
  *     highest one the profile names on each architecture, so that libc
  *     falls back from syscalls newer than the profile (fchmodat2,
