@@ -242,11 +242,11 @@ static size_t emit_enosys(struct sock_filter *s, uint32_t audit_arch, uint32_t l
 	s[4] = JUMP(BPF_JMP | BPF_JGE | BPF_K, hi, 3, 0);
 	s[5] = JUMP(BPF_JMP | BPF_JGT | BPF_K, max, 0, 1);
 	s[6] = STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA));
-	s[7] = STMT(BPF_JMP | BPF_JA, 0); /* k patched: to the end of the stub */
+	s[7] = STMT(BPF_JMP | BPF_JA, 0); /* k patched: to the end of the prologue */
 	return 8;
 }
 
-static size_t build_stub(const struct sc_profile *p, const uint32_t *arches, size_t n, struct sock_filter *s)
+static size_t build_prologue(const struct sc_profile *p, const uint32_t *arches, size_t n, struct sock_filter *s)
 {
 	size_t k = 0;
 	bool have_x32 = false;
@@ -329,14 +329,14 @@ static int compile_profile(const struct sc_profile *p, uint64_t caps, struct buf
 	}
 	if (export_bpf(ctx, &prog, err) < 0)
 		goto out;
-	struct sock_filter stub[8 * ARRAY_SIZE(arches)];
-	size_t ns = (def == SCMP_ACT_ALLOW || def == SCMP_ACT_LOG) ? 0 : build_stub(p, arches, n_arches, stub);
+	struct sock_filter prologue[8 * ARRAY_SIZE(arches)];
+	size_t ns = (def == SCMP_ACT_ALLOW || def == SCMP_ACT_LOG) ? 0 : build_prologue(p, arches, n_arches, prologue);
 	if (prog.len + ns * sizeof(struct sock_filter) > BPF_BYTES_MAX) {
 		error_set(err, E2BIG, "seccomp: the filter has more than %d instructions", BPF_MAXINSNS);
 		goto out;
 	}
 	bpf->len = 0;
-	if (buf_append(bpf, stub, ns * sizeof(struct sock_filter)) < 0 || buf_append(bpf, prog.data, prog.len) < 0) {
+	if (buf_append(bpf, prologue, ns * sizeof(struct sock_filter)) < 0 || buf_append(bpf, prog.data, prog.len) < 0) {
 		error_sys(err, errno, "seccomp: filter buffer");
 		goto out;
 	}
