@@ -26,7 +26,8 @@
  *  7. Read-only paths: bound onto themselves and made read-only
  *     (recursively where mount_setattr exists).
  *  8. Read-only root: the root mount (only) becomes read-only.
- *  9. pivot_root(".", "."), then the old root, stacked on top, is made
+ *  9. The caller's before_pivot callback (OCI hooks), cwd in the new root.
+ * 10. pivot_root(".", "."), then the old root, stacked on top, is made
  *     rslave (so detaching it cannot propagate anywhere) and detached with
  *     MNT_DETACH; cwd "/".  With no_pivot: MS_MOVE onto "/" and chroot,
  *     which leaves the old mounts reachable to a process that can escape a
@@ -686,6 +687,13 @@ int linux_rootfs_setup(const struct linux_rootfs *r, struct capsa_error **err)
 	if (r->readonly && set_mount_flags(rootfd, MS_RDONLY, false, "/", err) < 0)
 		return error_wrap(err, "read-only root");
 	/* 9 */
+	if (r->before_pivot) {
+		if (fchdir(rootfd) < 0)
+			return error_sys(err, errno, "enter the new root");
+		if (r->before_pivot(r->before_pivot_ctx, err) < 0)
+			return -1;
+	}
+	/* 10 */
 	return pivot(rootfd, r->no_pivot, err);
 }
 

@@ -56,6 +56,12 @@ struct linux_rootfs {
 	char *const *masked_paths;   /* NULL-terminated; /dev/null (files) or ro tmpfs (dirs) over each */
 	char *const *readonly_paths; /* NULL-terminated; bind-remounted read-only */
 	bool no_pivot;		     /* MS_MOVE + chroot instead of pivot_root (OCI --no-pivot) */
+	/* Called after every mount, device and path rule is in place, with
+	 * the cwd in the new root, right before the pivot (OCI: where the
+	 * runtime's prestart/createRuntime and the createContainer hooks
+	 * run).  A failure stops the setup with its error. */
+	int (*before_pivot)(void *ctx, struct capsa_error **err);
+	void *before_pivot_ctx;
 };
 
 /* The docker/OCI defaults: proc, /dev tmpfs, devpts (newinstance,
