@@ -113,12 +113,32 @@ static const char *one_id(const char *cmd, int argc, char **argv)
 	return argv[optind];
 }
 
+/* --preserve-fds N passes fds 3 .. 3+N-1 on.  Any of them the caller did
+ * not open is filled with /dev/null (and the log moved above them), so no
+ * fd of the runtime's own can take such a number and reach the container. */
 static int parse_fds(const char *cmd, const char *s, int *out)
 {
 	int64_t v;
-	if (parse_int64(s, 0, 1 << 20, &v) < 0)
+	if (parse_int64(s, 0, 1 << 16, &v) < 0)
 		return usage_fail(cmd, "--preserve-fds '%s': not a count", s);
 	*out = (int)v;
+	int end = 3 + (int)v;
+	if (oc.log_fd >= 3 && oc.log_fd < end) {
+		int moved = fcntl(oc.log_fd, F_DUPFD_CLOEXEC, end);
+		if (moved >= 0) {
+			close(oc.log_fd);
+			oc.log_fd = moved;
+		}
+	}
+	for (int fd = 3; fd < end; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0)
+			continue;
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0 && null != fd) {
+			dup2(null, fd);
+			close(null);
+		}
+	}
 	return 0;
 }
 

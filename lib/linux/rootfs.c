@@ -14,7 +14,9 @@
  *     created through directory fds, one component at a time) and mounted
  *     onto /proc/self/fd/N: a symlink in the image ("/proc -> /etc", or
  *     "-> ../../../host") can only lead somewhere else inside the root.
- *  4. The mounts, in order.  Bind mounts get their flags by a second step
+ *  4. The mounts, in order (a tmpfs with copy_up gets a copy of the tree it
+ *     covers, read through the fd of the directory underneath, without
+ *     following symlinks).  Bind mounts get their flags by a second step
  *     (mount_setattr, recursively for rbind; MS_REMOUNT on old kernels),
  *     because MS_BIND ignores them.  A v1 "cgroup" mount expands to a
  *     tmpfs with one mount per host hierarchy, then made read-only.
@@ -282,6 +284,100 @@ static int reopen_in_root(int rootfd, const char *path, struct capsa_error **err
 	return fd;
 }
 
+/* --- tmpcopyup ---------------------------------------------------------- */
+
+#define COPY_DEPTH_MAX 64
+
+static int copy_file(int src, int dst, const char *name, const struct stat *st)
+{
+	_cleanup_close_ int in = openat(src, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (in < 0)
+		return -1;
+	_cleanup_close_ int out = openat(dst, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0)
+		return -1;
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(in, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		if (write_all(out, buf, (size_t)n) < 0)
+			return -1;
+	}
+	if (fchown(out, st->st_uid, st->st_gid) < 0 || fchmod(out, st->st_mode & 07777) < 0)
+		return -1;
+	return 0;
+}
+
+/* Copies the tree below src into dst without following symlinks, keeping
+ * owners and modes (the content of a tmpfs mounted with tmpcopyup). */
+static int copy_tree(int src, int dst, int depth, const char *what, struct capsa_error **err)
+{
+	if (depth > COPY_DEPTH_MAX)
+		return error_set(err, ELOOP, "copy up %s: nested too deep", what);
+	int dfd = openat(src, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return error_sys(err, errno, "copy up %s", what);
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return error_sys(err, errno, "copy up %s", what);
+	}
+	int rc = 0;
+	struct dirent *de;
+	while (rc == 0 && (de = readdir(d))) {
+		const char *n = de->d_name;
+		if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
+			continue;
+		struct stat st;
+		if (fstatat(dfd, n, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			rc = error_sys(err, errno, "copy up %s/%s", what, n);
+			break;
+		}
+		int r = 0;
+		if (S_ISDIR(st.st_mode)) {
+			r = mkdirat(dst, n, 0700);
+			int s2 = r < 0 ? -1 : openat(dfd, n, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			int d2 = s2 < 0 ? -1 : openat(dst, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (d2 >= 0 && (fchown(d2, st.st_uid, st.st_gid) < 0 || fchmod(d2, st.st_mode & 07777) < 0))
+				r = -1;
+			else if (d2 >= 0)
+				rc = copy_tree(s2, d2, depth + 1, what, err);
+			else
+				r = -1;
+			if (s2 >= 0)
+				close(s2);
+			if (d2 >= 0)
+				close(d2);
+		} else if (S_ISREG(st.st_mode)) {
+			r = copy_file(dfd, dst, n, &st);
+		} else if (S_ISLNK(st.st_mode)) {
+			char target[4096];
+			ssize_t l = readlinkat(dfd, n, target, sizeof(target) - 1);
+			if (l < 0)
+				r = -1;
+			else {
+				target[l] = '\0';
+				r = symlinkat(target, dst, n);
+			}
+			if (r == 0)
+				r = fchownat(dst, n, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW);
+		} else {
+			r = mknodat(dst, n, st.st_mode, st.st_rdev);
+			if (r == 0)
+				r = fchownat(dst, n, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW);
+		}
+		if (r < 0 && rc == 0)
+			rc = error_sys(err, errno, "copy up %s/%s", what, n);
+	}
+	closedir(d);
+	return rc;
+}
+
 /* --- one mount ---------------------------------------------------------- */
 
 static int mount_cgroup_v1(int rootfd, const struct linux_mount *m, struct capsa_error **err);
@@ -346,6 +442,17 @@ static int do_mount(int rootfd, const struct linux_mount *m, struct capsa_error 
 			return do_bind(rootfd, &b, err);
 		}
 		return error_sys(err, e, "mount %s on %s", m->fstype, m->target);
+	}
+	if (m->copy_up) {
+		/* fd still names the directory the tmpfs now covers */
+		_cleanup_close_ int top = reopen_in_root(rootfd, m->target, err);
+		if (top < 0)
+			return -1;
+		_cleanup_close_ int dst = openat(top, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dst < 0)
+			return error_sys(err, errno, "copy up %s", m->target);
+		if (copy_tree(fd, dst, 0, m->target, err) < 0)
+			return -1;
 	}
 	if (m->propagation) {
 		_cleanup_close_ int top = reopen_in_root(rootfd, m->target, err);

@@ -24,6 +24,7 @@ struct linux_mount {
 	bool bind;		 /* bind source (a host path) onto target */
 	bool recursive;		 /* rbind */
 	bool file;		 /* target is a file (created empty if missing) */
+	bool copy_up;		 /* tmpfs: start with a copy of what it covers (OCI tmpcopyup) */
 };
 
 struct linux_device {

@@ -382,7 +382,9 @@ static int parse_mount_options(json_t *m, const char *what, struct linux_mount *
 			lm->recursive = lm->recursive || o[0] == 'r';
 		} else if (prop_from_name(o)) {
 			lm->propagation = prop_from_name(o);
-		} else if (strcmp(o, "tmpcopyup") == 0 || strcmp(o, "rro") == 0 || strcmp(o, "rrw") == 0 ||
+		} else if (strcmp(o, "tmpcopyup") == 0) {
+			lm->copy_up = true;
+		} else if (strcmp(o, "rro") == 0 || strcmp(o, "rrw") == 0 ||
 			   strcmp(o, "idmap") == 0 || strcmp(o, "ridmap") == 0 || strcmp(o, "remount") == 0) {
 			buf_release(&data);
 			return error_set(err, ENOTSUP, "%s[%zu]: option '%s' is not supported by capsa", w, i, o);
@@ -456,6 +458,8 @@ static int parse_mounts(json_t *root, struct oci_config *c, struct capsa_error *
 			if (strchr(type, '/') || strlen(type) > 64)
 				return error_set(err, EINVAL, "%s.type '%s': not a filesystem type", what, type);
 			lm->fstype = type;
+			if (lm->copy_up && strcmp(type, "tmpfs") != 0)
+				return error_set(err, EINVAL, "%s.options: tmpcopyup is only for tmpfs", what);
 			if (strcmp(type, "cgroup") == 0 && linux_cgroup_mode() == CGROUP_MODE_V2)
 				lm->fstype = "cgroup2";
 			if (!lm->source)

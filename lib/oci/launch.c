@@ -11,7 +11,9 @@
  *  3. the executable, looked up in the process's PATH, so that a missing
  *     command fails `create` (engines map "not found" to exit 127);
  *  4. linux_proc_apply() without seccomp: oom_score_adj, rlimits, bounding
- *     set, groups, gid, uid, capabilities, no_new_privs, umask;
+ *     set, groups, gid, uid, capabilities, no_new_privs, umask (without
+ *     no_new_privs the seccomp filter goes in first: installing one then
+ *     needs CAP_SYS_ADMIN, which this step may drop);
  *  ... the caller waits for `start` here (the init) ...
  *  5. signal mask and dispositions reset (the runtime ignores SIGPIPE; that
  *     must not leak into the container), the seccomp filter, execve.
@@ -120,6 +122,15 @@ int oci_launch_prepare(struct oci_launch *l, struct capsa_error **err)
 		.umask = p->has_umask ? p->umask : 022,
 		.set_umask = true,
 	};
+	/* Without no_new_privs, installing a filter needs CAP_SYS_ADMIN, which
+	 * the process may be about to lose: install it now, as runc does
+	 * (the filter then also covers the steps below and the wait for
+	 * start).  With no_new_privs it waits until right before execve. */
+	if (l->bpf && !p->no_new_privs) {
+		if (linux_seccomp_install(l->bpf, l->bpf_len, l->bpf_flags, err) < 0)
+			return -1;
+		l->bpf = NULL;
+	}
 	if (linux_proc_apply(&s, err) < 0)
 		return -1;
 	/* fds 3 .. 3+n-1 are the caller's to pass on; the rest close at exec */
