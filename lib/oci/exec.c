@@ -295,11 +295,18 @@ static int exec_in(int dirfd, const struct oci_state *st, const struct oci_exec_
 		error_set(err, ESRCH, "container '%s': container not running", st->id);
 		goto out;
 	}
-	/* 4, 5 */
+	/* 4, 5; our own pid namespace for children is restored right after
+	 * the clone, so nothing this process starts later (a sanitizer's
+	 * helper thread included) lands in the container's */
+	_cleanup_close_ int own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
 	if (join_pid_ns(st->pid, err) < 0)
 		goto out;
 	pid_t pid = -1;
-	if (spawn(st, &x, cg, &pid, err) < 0)
+	int spawned = spawn(st, &x, cg, &pid, err);
+	if (own_pidns >= 0 && setns(own_pidns, CLONE_NEWPID) < 0 && spawned == 0) {
+		/* harmless for the exec itself: only later children are affected */
+	}
+	if (spawned < 0)
 		goto out;
 	/* 6 */
 	if (o->pid_file && oci_write_pid_file(o->pid_file, pid, err) < 0) {
