@@ -50,7 +50,6 @@
 #include <unistd.h>
 
 #include "linux/ns.h"
-#include "linux/seccomp-profile.h"
 #include "oci/internal.h"
 #include "util/fs.h"
 #include "util/str.h"
@@ -274,8 +273,7 @@ static int compile_seccomp(struct create *cr, struct capsa_error **err)
 	if (!cr->c.seccomp)
 		return 0;
 	uint64_t caps = cr->c.process.has_caps ? cr->c.process.cap_bounding : 0;
-	if (seccomp_profile_compile_json_flags(cr->c.seccomp, strlen(cr->c.seccomp), caps, &cr->bpf, &cr->bpf_flags,
-					       err) < 0)
+	if (oci_seccomp_compile(oci_root(cr->g), cr->c.seccomp, caps, &cr->bpf, &cr->bpf_flags, err) < 0)
 		return error_wrap(err, "config.json: linux.seccomp");
 	struct buf file = BUF_INIT;
 	buf_append(&file, &cr->bpf_flags, sizeof(cr->bpf_flags));

@@ -267,6 +267,7 @@ static int exec_in(int dirfd, const struct oci_state *st, const struct oci_exec_
 	struct buf bpf = BUF_INIT;
 	struct linux_cgroup *cg = NULL;
 	int console = -1, rc = -1;
+	_cleanup_close_ int own_pidns = -1;
 	for (size_t i = 0; i < ARRAY_SIZE(x.ns); i++)
 		x.ns[i] = -1;
 	int min_fd = 3 + o->preserve_fds;
@@ -298,7 +299,7 @@ static int exec_in(int dirfd, const struct oci_state *st, const struct oci_exec_
 	/* 4, 5; our own pid namespace for children is restored right after
 	 * the clone, so nothing this process starts later (a sanitizer's
 	 * helper thread included) lands in the container's */
-	_cleanup_close_ int own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+	own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
 	if (join_pid_ns(st->pid, err) < 0)
 		goto out;
 	pid_t pid = -1;

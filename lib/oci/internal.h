@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "oci/config.h"
+#include "util/str.h"
 #include "oci/oci.h"
 
 enum oci_status { OCI_CREATING, OCI_CREATED, OCI_RUNNING, OCI_PAUSED, OCI_STOPPED };
@@ -55,6 +56,11 @@ char *oci_cgroup_name(const struct oci_global *g, const char *cgroups_path, cons
  * the first failure is returned (kind names the list in errors). */
 int oci_hooks_run(const struct oci_hook *h, size_t n, const char *kind, const char *state,
 		  struct capsa_error **err);
+
+/* Compiles a linux.seccomp object (seccomp_profile_compile_json_flags),
+ * through the cache under root (seccomp-cache.c). */
+int oci_seccomp_compile(const char *root, const char *json, uint64_t caps, struct buf *bpf, unsigned *flags,
+			struct capsa_error **err);
 
 /* Writes a pid file the way runc does (temporary file + rename). */
 int oci_write_pid_file(const char *path, pid_t pid, struct capsa_error **err);

@@ -127,7 +127,10 @@ class Runtime:
             time.sleep(0.02)
 
     def ids(self):
-        return os.listdir(self.root) if os.path.isdir(self.root) else []
+        """Containers under the root (the seccomp cache is not one)."""
+        if not os.path.isdir(self.root):
+            return []
+        return [d for d in os.listdir(self.root) if d != "@seccomp-cache"]
 
     def cleanup(self):
         for cid in self.ids():

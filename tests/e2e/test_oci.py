@@ -197,6 +197,22 @@ def test_seccomp_profile_from_the_config(rt, bundle):
     rt.assert_clean(["s1"])
 
 
+def test_seccomp_cache_never_mixes_profiles(rt, bundle):
+    def profile(errno_ret):
+        def mutate(c):
+            c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                                     "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                                                   "errnoRet": errno_ret}]}
+        return mutate
+    b13 = bundle(["sh", "-c", "mkdir /tmp/d 2>&1"], profile(13))
+    b1 = bundle(["sh", "-c", "mkdir /tmp/d 2>&1"], profile(1))
+    for i in range(2):  # the second round comes from the cache
+        assert "Permission denied" in rt.run("run", "--bundle", b13, f"sc13-{i}").out
+        assert "Operation not permitted" in rt.run("run", "--bundle", b1, f"sc1-{i}").out
+    assert len(os.listdir(os.path.join(rt.root, "@seccomp-cache"))) == 2
+    rt.assert_clean()
+
+
 def test_default_spec_seccomp_refuses_what_docker_refuses(rt, bundle):
     b = bundle(["sh", "-c", "unshare -U true 2>&1 || echo refused; grep Seccomp: /proc/self/status"])
     out = rt.ok("run", "--bundle", b, "s2")
