@@ -857,26 +857,7 @@ const char *oci_env_get(char *const *env, const char *name)
 
 static json_t *load_json(const char *what, const char *text, size_t len, struct capsa_error **err)
 {
-	if (len > OCI_CONFIG_MAX) {
-		error_set(err, EFBIG, "%s: %zu bytes, more than the %u allowed", what, len, OCI_CONFIG_MAX);
-		return NULL;
-	}
-	if (!json_depth_ok(text, len, OCI_CONFIG_MAX_DEPTH)) {
-		error_set(err, EINVAL, "%s: nested more than %d levels deep", what, OCI_CONFIG_MAX_DEPTH);
-		return NULL;
-	}
-	json_error_t je;
-	json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-	if (!j) {
-		error_set(err, EINVAL, "%s: invalid JSON at line %d column %d: %s", what, je.line, je.column, je.text);
-		return NULL;
-	}
-	if (!json_is_object(j)) {
-		json_decref(j);
-		error_set(err, EINVAL, "%s: not a JSON object", what);
-		return NULL;
-	}
-	return j;
+	return json_load_object(what, text, len, OCI_CONFIG_MAX, OCI_CONFIG_MAX_DEPTH, err);
 }
 
 static int parse_root(json_t *root, struct oci_config *c, struct capsa_error **err)
