@@ -465,9 +465,28 @@ static int do_mount(int rootfd, const struct linux_mount *m, struct capsa_error 
 	return 0;
 }
 
-/* cgroup v1: a tmpfs at the target with one mount per host hierarchy
- * (showing the sandbox's cgroup namespace), symlinks for co-mounted
- * controllers ("cpu" -> "cpu,cpuacct"), then the tmpfs made read-only. */
+/* Binds m->cgroup_path of the hierarchy just mounted on dir/name over it,
+ * read-only.  A hierarchy without that cgroup keeps its whole view. */
+static int bind_cgroup_subdir(int dir, const char *name, const struct linux_mount *m, struct capsa_error **err)
+{
+	_cleanup_close_ int hier = openat(dir, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (hier < 0)
+		return error_sys(err, errno, "open %s/%s", m->target, name);
+	const char *rel = m->cgroup_path + strspn(m->cgroup_path, "/");
+	_cleanup_close_ int cg = *rel ? open_beneath(hier, rel, O_PATH | O_DIRECTORY, 0, RES_NO_SYMLINKS) : -1;
+	if (cg < 0)
+		return 0;
+	char from[FDPATH_LEN], to[FDPATH_LEN];
+	fd_path(cg, from);
+	fd_path(hier, to);
+	if (mount(from, to, NULL, MS_BIND, NULL) < 0)
+		return error_sys(err, errno, "bind cgroup %s on %s/%s", m->cgroup_path, m->target, name);
+	_cleanup_close_ int top = openat(dir, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (top < 0)
+		return error_sys(err, errno, "open %s/%s", m->target, name);
+	return set_mount_flags(top, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, false, m->target, err);
+}
+
 /* One v1 hierarchy (from the host's mount table) under dir. */
 static int mount_one_hierarchy(int dir, const struct linux_mount *m, const struct linux_mnt *h,
 			       struct capsa_error **err)
@@ -494,6 +513,8 @@ static int mount_one_hierarchy(int dir, const struct linux_mount *m, const struc
 	buf_release(&data);
 	if (r < 0)
 		return error_sys(err, e, "mount cgroup %s on %s/%s", h->super_opts, m->target, name);
+	if (m->cgroup_path && bind_cgroup_subdir(dir, name, m, err) < 0)
+		return -1;
 	if (strchr(name, ',')) {
 		_cleanup_strv_ char **parts = strv_split(name, ',');
 		for (size_t k = 0; parts[k]; k++)

@@ -25,6 +25,11 @@ struct linux_mount {
 	bool recursive;		 /* rbind */
 	bool file;		 /* target is a file (created empty if missing) */
 	bool copy_up;		 /* tmpfs: start with a copy of what it covers (OCI tmpcopyup) */
+	/* v1 "cgroup" mount of a process without a cgroup namespace of its
+	 * own: each hierarchy shows only this cgroup ("a/b", relative to the
+	 * hierarchy's root), bound over it, as runc does; NULL: the whole
+	 * hierarchy as the caller's cgroup namespace sees it. */
+	const char *cgroup_path;
 };
 
 struct linux_device {

@@ -521,6 +521,12 @@ static int do_create(struct create *cr, bool run_mode, struct capsa_error **err)
 		if (linux_cgroup_create(cr->st.cgroup, &cr->c.limits, &cr->cg, err) < 0)
 			return error_wrap(err, "linux.resources");
 	}
+	/* Without a cgroup namespace, a v1 cgroup mount shows the container's
+	 * own cgroup of each hierarchy (programs read their limits there) */
+	if (cr->cg && linux_cgroup_mode() == CGROUP_MODE_V1 && !oci_config_ns(&cr->c, CLONE_NEWCGROUP))
+		for (size_t i = 0; i < cr->c.n_mounts; i++)
+			if (str_eq(cr->c.mounts[i].fstype, "cgroup"))
+				cr->c.mounts[i].cgroup_path = linux_cgroup_path(cr->cg);
 	/* 3-6 */
 	if (spawn_init(cr, run_mode, err) < 0)
 		return -1;

@@ -253,6 +253,23 @@ def test_resources_and_update(rt, bundle):
     rt.assert_clean(["u1"])
 
 
+def test_cgroup_mount_shows_the_containers_own_limits(rt, bundle):
+    """Programs (JVMs, Go's automaxprocs) read their limits under
+    /sys/fs/cgroup: without a cgroup namespace of its own, a container on
+    cgroup v1 sees its own cgroup there, read-only, not the host's root."""
+    if not os.path.isdir("/sys/fs/cgroup/memory"):
+        pytest.skip("cgroup v1 only: on v2 the container has its own cgroup namespace")
+
+    def mutate(c):
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "cgroup"]
+        c["linux"]["resources"]["memory"] = {"limit": 48 << 20}
+        c["linux"]["resources"]["pids"] = {"limit": 33}
+    b = bundle(["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max;"
+                "touch /sys/fs/cgroup/memory/x 2>/dev/null || echo ro"], mutate)
+    assert rt.ok("run", "--bundle", b, "cgv1").split() == [str(48 << 20), "33", "ro"]
+    rt.assert_clean(["cgv1"])
+
+
 def test_new_user_namespace_with_mappings(rt, bundle):
     def mutate(c):
         c["linux"]["namespaces"].append({"type": "user"})
