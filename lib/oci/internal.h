@@ -81,6 +81,8 @@ struct oci_launch {
 	bool console_dev; /* bind the terminal on /dev/console (the init) */
 	int preserve_fds;
 	char exe[4096];	  /* filled by prepare */
+	char **env;	  /* p->env plus HOME when it had none (prepare), or NULL */
+	char home[4200];
 };
 
 /* In the child, inside the container's mount namespace: the terminal (sent

@@ -32,6 +32,7 @@
 
 #include "linux/proc.h"
 #include "linux/tty.h"
+#include "linux/user.h"
 #include "oci/internal.h"
 #include "util/fs.h"
 #include "util/str.h"
@@ -81,6 +82,29 @@ static int setup_terminal(struct oci_launch *l, struct capsa_error **err)
 	return 0;
 }
 
+static int set_home(struct oci_launch *l, struct capsa_error **err)
+{
+	_cleanup_close_ int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	char uid[16];
+	snprintf(uid, sizeof(uid), "%u", (unsigned)l->p->uid);
+	struct linux_user u;
+	const char *home = "/";
+	if (root >= 0 && linux_user_resolve(root, uid, &u, NULL) == 0) {
+		snprintf(l->home, sizeof(l->home), "HOME=%s", u.home);
+		linux_user_release(&u);
+	} else {
+		snprintf(l->home, sizeof(l->home), "HOME=%s", home);
+	}
+	size_t n = strv_len(l->p->env);
+	char **env = xcalloc(n + 2, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		env[i] = l->p->env[i];
+	env[n] = l->home;
+	l->env = env;
+	(void)err;
+	return 0;
+}
+
 int oci_launch_prepare(struct oci_launch *l, struct capsa_error **err)
 {
 	const struct oci_process *p = l->p;
@@ -93,6 +117,10 @@ int oci_launch_prepare(struct oci_launch *l, struct capsa_error **err)
 		if (errno != ENOENT || mkdir_p(cwd, 0755) < 0 || chdir(cwd) < 0)
 			return error_sys(err, errno, "process.cwd %s", cwd);
 	}
+	/* runc's rule: HOME from the image's /etc/passwd when the process has
+	 * none (containerd does not set it) */
+	if (!oci_env_get(p->env, "HOME") && set_home(l, err) < 0)
+		return -1;
 	/* 3 */
 	int e = linux_find_executable(p->args[0], oci_env_get(p->env, "PATH"), l->exe, sizeof(l->exe));
 	if (e == ENOENT)
@@ -154,7 +182,7 @@ int oci_launch_exec(struct oci_launch *l, int *code, struct capsa_error **err)
 		return -1;
 	}
 	char *const noenv[] = { NULL };
-	execve(l->exe, l->p->args, l->p->env ? l->p->env : noenv);
+	execve(l->exe, l->p->args, l->env ? l->env : l->p->env ? l->p->env : noenv);
 	int e = errno;
 	*code = e == ENOENT ? 127 : 126;
 	return error_sys(err, e, "exec %s", l->exe);

@@ -48,10 +48,10 @@ def bundle(rt, cache):
 
 
 def test_run_prints_and_returns_the_exit_code(rt, bundle):
-    b = bundle(["sh", "-c", "echo hello from $(hostname); exit 3"])
+    b = bundle(["sh", "-c", "echo hello from $(hostname) home=$HOME; exit 3"])
     p = rt.run("run", "--bundle", b, "r1")
     assert p.returncode == 3, p.err
-    assert p.out == "hello from capsa\n"
+    assert p.out == "hello from capsa home=/root\n", "HOME comes from the image's passwd when unset"
     rt.assert_clean(["r1"])
 
 
