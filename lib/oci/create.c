@@ -492,7 +492,7 @@ static void create_release(struct create *cr)
 static int do_create(struct create *cr, bool run_mode, struct capsa_error **err)
 {
 	const struct oci_create_opts *o = cr->o;
-	if (oci_dir_open(cr->g, o->id, true, &cr->dirfd, err) < 0)
+	if (oci_dir_open(cr->g, o->id, OCI_OPEN_CREATE, &cr->dirfd, err) < 0)
 		return -1;
 	cr->rootfd = open(oci_root(cr->g), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	cr->st.id = xstrdup(o->id);

@@ -338,7 +338,7 @@ int oci_exec(const struct oci_global *g, const struct oci_exec_opts *o, int *sta
 {
 	*status = 0;
 	int dirfd;
-	if (oci_dir_open(g, o->id, false, &dirfd, err) < 0)
+	if (oci_dir_open(g, o->id, OCI_OPEN_LOCK, &dirfd, err) < 0)
 		return -1;
 	struct oci_state st;
 	int rc = oci_state_read(dirfd, o->id, &st, err);

@@ -32,9 +32,14 @@ struct oci_state {
 
 /* Checks a container id: 1 to 255 of [A-Za-z0-9_.+-], not "." or "..". */
 int oci_id_check(const char *id, struct capsa_error **err);
-/* Opens (creating the root when missing) <root>/<id> and takes its lock:
- * with create, makes the directory and fails if it exists. */
-int oci_dir_open(const struct oci_global *g, const char *id, bool create, int *dirfd, struct capsa_error **err);
+enum oci_open {
+	OCI_OPEN_READ,	 /* state, list, ps: no waiting for a lock */
+	OCI_OPEN_LOCK,	 /* every command that changes the container */
+	OCI_OPEN_CREATE, /* make the directory; EEXIST if the id is taken */
+};
+/* Opens (creating the root when missing) <root>/<id>, locked as how says. */
+int oci_dir_open(const struct oci_global *g, const char *id, enum oci_open how, int *dirfd,
+		 struct capsa_error **err);
 const char *oci_root(const struct oci_global *g);
 int oci_state_write(int dirfd, const struct oci_state *st, struct capsa_error **err);
 int oci_state_read(int dirfd, const char *id, struct oci_state *st, struct capsa_error **err);

@@ -33,11 +33,12 @@ struct ctr {
 	enum oci_status status;
 };
 
-static int ctr_open(const struct oci_global *g, const char *id, struct ctr *c, struct capsa_error **err)
+static int ctr_open_how(const struct oci_global *g, const char *id, enum oci_open how, struct ctr *c,
+			struct capsa_error **err)
 {
 	memset(c, 0, sizeof(*c));
 	c->dirfd = -1;
-	if (oci_dir_open(g, id, false, &c->dirfd, err) < 0)
+	if (oci_dir_open(g, id, how, &c->dirfd, err) < 0)
 		return -1;
 	if (oci_state_read(c->dirfd, id, &c->st, err) < 0) {
 		close(c->dirfd);
@@ -46,6 +47,11 @@ static int ctr_open(const struct oci_global *g, const char *id, struct ctr *c, s
 	}
 	c->status = oci_status_of(c->dirfd, &c->st);
 	return 0;
+}
+
+static int ctr_open(const struct oci_global *g, const char *id, struct ctr *c, struct capsa_error **err)
+{
+	return ctr_open_how(g, id, OCI_OPEN_LOCK, c, err);
 }
 
 static void ctr_close(struct ctr *c)
@@ -122,7 +128,7 @@ out:
 int oci_state(const struct oci_global *g, const char *id, char **json, struct capsa_error **err)
 {
 	struct ctr c;
-	if (ctr_open(g, id, &c, err) < 0)
+	if (ctr_open_how(g, id, OCI_OPEN_READ, &c, err) < 0)
 		return -1;
 	*json = oci_state_json(&c.st, c.status);
 	ctr_close(&c);
@@ -142,7 +148,7 @@ int oci_list(const struct oci_global *g, char **json, struct capsa_error **err)
 		if (de->d_name[0] == '.' || oci_id_check(de->d_name, NULL) < 0)
 			continue;
 		struct ctr c;
-		if (ctr_open(g, de->d_name, &c, NULL) < 0)
+		if (ctr_open_how(g, de->d_name, OCI_OPEN_READ, &c, NULL) < 0)
 			continue;
 		char *s = oci_state_json(&c.st, c.status);
 		json_array_append_new(arr, json_loads(s, 0, NULL));
@@ -330,7 +336,7 @@ int oci_pids(const struct oci_global *g, const char *id, pid_t **pids, size_t *n
 	*pids = NULL;
 	*n = 0;
 	struct ctr c;
-	if (ctr_open(g, id, &c, err) < 0)
+	if (ctr_open_how(g, id, OCI_OPEN_READ, &c, err) < 0)
 		return -1;
 	int rc = 0;
 	struct linux_cgroup *cg = NULL;

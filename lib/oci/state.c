@@ -52,8 +52,10 @@ const char *oci_root(const struct oci_global *g)
 	return g && g->root && *g->root ? g->root : OCI_DEFAULT_ROOT;
 }
 
-int oci_dir_open(const struct oci_global *g, const char *id, bool create, int *dirfd, struct capsa_error **err)
+int oci_dir_open(const struct oci_global *g, const char *id, enum oci_open how, int *dirfd,
+		 struct capsa_error **err)
 {
+	bool create = how == OCI_OPEN_CREATE;
 	*dirfd = -1;
 	if (oci_id_check(id, err) < 0)
 		return -1;
@@ -80,7 +82,11 @@ int oci_dir_open(const struct oci_global *g, const char *id, bool create, int *d
 			return error_set(err, ENOENT, "container '%s' does not exist", id);
 		return error_sys(err, errno, "open %s/%s", root, id);
 	}
-	if (flock(fd, LOCK_EX) < 0) {
+	/* readers never wait: records are replaced atomically, and one that
+	 * is being written reads as what it was (or "creating") */
+	if (how == OCI_OPEN_READ)
+		flock(fd, LOCK_SH | LOCK_NB);
+	else if (flock(fd, LOCK_EX) < 0) {
 		int e = errno;
 		close(fd);
 		return error_sys(err, e, "lock container '%s'", id);

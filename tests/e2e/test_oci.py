@@ -347,6 +347,33 @@ def test_hooks_get_the_state_on_stdin(rt, bundle):
     rt.assert_clean(["h1"])
 
 
+def test_state_is_creating_while_create_runs(rt, bundle):
+    flag = os.path.join(rt.tmp, "go")
+    b = bundle(["true"], lambda c: c.update(hooks={"createRuntime": [
+        {"path": "/bin/sh", "args": ["sh", "-c", f"while [ ! -e {flag} ]; do sleep 0.02; done"], "timeout": 30}]}))
+    out = open(os.path.join(rt.tmp, "cr.out"), "wb")
+    p = subprocess.Popen(rt.cmd("create", "--bundle", b, "cr1"), stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    try:
+        seen = None
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            r = rt.run("state", "cr1")
+            if r.returncode == 0:
+                seen = json.loads(r.out)["status"]
+                if seen == "creating":
+                    break
+            time.sleep(0.02)
+        assert seen == "creating", "state does not wait for create, and says creating"
+    finally:
+        open(flag, "w").close()
+        p.wait(timeout=30)
+        out.close()
+    assert p.returncode == 0
+    assert rt.state("cr1")["status"] == "created"
+    rt.ok("delete", "cr1")
+    rt.assert_clean(["cr1"])
+
+
 def test_a_failing_or_hanging_hook_fails_create(rt, bundle):
     b = bundle(["true"], lambda c: c.update(hooks={"createRuntime": [{"path": "/bin/false"}]}))
     rt.fail("create", "--bundle", b, "hk1", match="hooks.createRuntime[0] /bin/false: exited with status 1")
