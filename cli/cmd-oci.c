@@ -738,6 +738,13 @@ CLI_CMD(oci)
 		return 1;
 	}
 	const char *cmd = argv[optind];
+	if (oc.debug) {
+		struct buf line = BUF_INIT;
+		for (int i = 0; i < argc; i++)
+			buf_appendf(&line, "%s%s", i ? " " : "", argv[i]);
+		log_line("debug", buf_cstr(&line));
+		buf_release(&line);
+	}
 	int sargc = argc - optind;
 	char **sargv = argv + optind;
 	optind = 0;
