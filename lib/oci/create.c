@@ -561,12 +561,6 @@ int oci_create(const struct oci_global *g, const struct oci_create_opts *o, stru
 	return rc;
 }
 
-static volatile sig_atomic_t run_signal;
-static void on_run_signal(int sig)
-{
-	run_signal = sig;
-}
-
 int oci_run(const struct oci_global *g, const struct oci_create_opts *o, bool detach, int *status,
 	    struct capsa_error **err)
 {
@@ -579,11 +573,6 @@ int oci_run(const struct oci_global *g, const struct oci_create_opts *o, bool de
 		create_release(&cr);
 		return -1;
 	}
-	/* forward the signals a user sends to `run` to the container */
-	struct sigaction sa = { .sa_handler = on_run_signal };
-	int fwd[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
-	for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
-		sigaction(fwd[i], &sa, NULL);
 	oci_sync_send(cr.sync, SYNC_START, NULL, 0);
 	close(cr.sync);
 	cr.sync = -1;
@@ -603,20 +592,8 @@ int oci_run(const struct oci_global *g, const struct oci_create_opts *o, bool de
 	/* unlock while the container runs, so state/kill/exec work */
 	close(cr.dirfd);
 	cr.dirfd = -1;
-	int st = 0;
-	for (;;) {
-		pid_t r = waitpid(cr.pid, &st, 0);
-		if (r == cr.pid)
-			break;
-		if (r < 0 && errno == EINTR && run_signal) {
-			kill(cr.pid, run_signal);
-			run_signal = 0;
-			continue;
-		}
-		if (r < 0 && errno != EINTR)
-			break;
-	}
-	*status = oci_wait_status(st);
+	int st = oci_wait_forwarding(cr.pid);
+	*status = st;
 	cr.pid = 0;
 	_cleanup_free_ char *id = xstrdup(o->id);
 	create_release(&cr);

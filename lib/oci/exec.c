@@ -316,12 +316,8 @@ static int exec_in(int dirfd, const struct oci_state *st, const struct oci_exec_
 		goto out;
 	}
 	rc = 0;
-	if (!o->detach) {
-		int s = 0;
-		while (waitpid(pid, &s, 0) < 0 && errno == EINTR) {
-		}
-		*status = oci_wait_status(s);
-	}
+	if (!o->detach)
+		*status = oci_wait_forwarding(pid);
 out:
 	for (size_t i = 0; i < ARRAY_SIZE(x.ns); i++)
 		if (x.ns[i] >= 0)

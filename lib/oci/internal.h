@@ -74,6 +74,9 @@ int oci_console_connect(const char *path, struct capsa_error **err);
 
 /* The state of the last process exit: 128+signal or the exit code. */
 int oci_wait_status(int status);
+/* Waits for our child pid, passing on the signals a user sends to the
+ * foreground command (INT TERM HUP QUIT USR1 USR2 WINCH); its status. */
+int oci_wait_forwarding(pid_t pid);
 
 /* --- the last steps of a container process (the init and execs) --------- */
 

@@ -28,6 +28,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "linux/proc.h"
@@ -186,6 +187,40 @@ int oci_launch_exec(struct oci_launch *l, int *code, struct capsa_error **err)
 	int e = errno;
 	*code = e == ENOENT ? 127 : 126;
 	return error_sys(err, e, "exec %s", l->exe);
+}
+
+/* --- waiting in the foreground ------------------------------------------- */
+
+static volatile sig_atomic_t fwd_signal;
+
+static void on_forward(int sig)
+{
+	fwd_signal = sig;
+}
+
+int oci_wait_forwarding(pid_t pid)
+{
+	static const int fwd[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
+	struct sigaction sa = { .sa_handler = on_forward };
+	for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
+		sigaction(fwd[i], &sa, NULL);
+	int st = 0;
+	for (;;) {
+		pid_t r = waitpid(pid, &st, 0);
+		if (r == pid)
+			break;
+		if (r < 0 && errno == EINTR) {
+			if (fwd_signal) {
+				kill(pid, fwd_signal);
+				fwd_signal = 0;
+			}
+			continue;
+		}
+		return 255;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
+		signal(fwd[i], SIG_DFL);
+	return oci_wait_status(st);
 }
 
 /* --- the sync channel ----------------------------------------------------- */

@@ -101,6 +101,16 @@ def test_lifecycle(rt, bundle):
     rt.assert_clean(["c1"])
 
 
+def test_foreground_run_and_exec_pass_signals_on(rt, bundle):
+    b = bundle(["sh", "-c", "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.05; done"])
+    p = subprocess.Popen(rt.cmd("run", "--bundle", b, "fg1"), stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "ready\n"
+    p.send_signal(15)
+    assert p.stdout.read() == "got-term\n"
+    assert p.wait(timeout=10) == 7
+    rt.assert_clean(["fg1"])
+
+
 def test_delete_force_and_created(rt, bundle):
     b = bundle(["sleep", "1000"])
     rt.create("d1", b)
