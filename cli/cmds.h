@@ -25,6 +25,7 @@ CLI_CMD(wait);
 CLI_CMD(pause);
 CLI_CMD(unpause);
 CLI_CMD(finalize);
+CLI_CMD(oci);
 CLI_CMD(image_import);
 CLI_CMD(images);
 CLI_CMD(pull);
@@ -48,6 +49,7 @@ CLI_CMD(logout);
 	CMD("pull", HEAVY(cmd_pull), "download an image from a registry") \
 	CMD("login", HEAVY(cmd_login), "store credentials for a registry") \
 	CMD("logout", HEAVY(cmd_logout), "forget the credentials for a registry") \
+	CMD("oci", cmd_oci, "the OCI runtime with runc's command line (also installed as capsa-runc)") \
 	CMD("_finalize", cmd_finalize, "(internal) record the end of a sandbox")
 
 #endif

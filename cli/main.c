@@ -143,6 +143,15 @@ int main(int argc, char **argv)
 	trace_mark("main");
 	struct cli cli = { 0 };
 	cli_orig_argv = argv;
+	/* capsa-runc: engines configured with a runtime path call us by that
+	 * name, with runc's command line */
+	const char *base = strrchr(argv[0], '/');
+	base = base ? base + 1 : argv[0];
+	if (strcmp(base, "capsa-runc") == 0) {
+		int rc = cmd_oci(&cli, argc, argv);
+		fflush(stdout);
+		return ferror(stdout) && rc == 0 ? 1 : rc;
+	}
 	static const struct option opts[] = {
 		{ "root", required_argument, NULL, 'r' },
 		{ "run-root", required_argument, NULL, 'R' },

@@ -64,6 +64,13 @@ int linux_rlimit_from_name(const char *name);
 /* RLIMIT_NOFILE -> "nofile"; NULL if unknown. */
 const char *linux_rlimit_name(int res);
 
+/* Looks file up the way execvp() would, in path (a $PATH value; NULL: the
+ * default /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin),
+ * without executing it: 0 and the full path in out, or an errno: ENOENT
+ * when it is nowhere, EACCES when what was found is not an executable
+ * regular file. */
+int linux_find_executable(const char *file, const char *path, char *out, size_t n);
+
 /* Marks every fd >= first close-on-exec (close_range(2), or a walk of
  * /proc/self/fd before 5.11), so nothing leaks into the exec'd program. */
 int linux_fds_cloexec_from(int first);

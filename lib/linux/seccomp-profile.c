@@ -643,7 +643,9 @@ static json_t *filter_json(const char *const *caps, const char *const *arches, c
 	return o;
 }
 
-char *seccomp_profile_default_json(void)
+/* oci: only the rules that apply to caps on this machine, without
+ * includes/excludes (the runtime-spec's linux.seccomp object). */
+static char *default_json(bool oci, uint64_t caps)
 {
 	const struct sc_profile *p = &seccomp_default_profile;
 	json_t *root = json_object();
@@ -653,6 +655,8 @@ char *seccomp_profile_default_json(void)
 	json_t *sys = json_array();
 	for (size_t i = 0; i < p->n_rules; i++) {
 		const struct sc_rule *r = &p->rules[i];
+		if (oci && rule_applies(r, caps, NULL) != 1)
+			continue;
 		json_t *o = json_object();
 		json_object_set_new(o, "names", strs_json(r->names));
 		json_object_set_new(o, "action", json_string(r->action));
@@ -670,8 +674,8 @@ char *seccomp_profile_default_json(void)
 			}
 			json_object_set_new(o, "args", args);
 		}
-		json_t *inc = filter_json(r->caps_in, r->arches_in, r->min_kernel);
-		json_t *exc = filter_json(r->caps_out, r->arches_out, NULL);
+		json_t *inc = oci ? NULL : filter_json(r->caps_in, r->arches_in, r->min_kernel);
+		json_t *exc = oci ? NULL : filter_json(r->caps_out, r->arches_out, NULL);
 		if (inc)
 			json_object_set_new(o, "includes", inc);
 		if (exc)
@@ -682,4 +686,14 @@ char *seccomp_profile_default_json(void)
 	char *s = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	return s;
+}
+
+char *seccomp_profile_default_json(void)
+{
+	return default_json(false, 0);
+}
+
+char *seccomp_profile_default_oci_json(uint64_t caps)
+{
+	return default_json(true, caps);
 }
