@@ -65,7 +65,8 @@ int proto_conn_read(struct proto_conn *c, proto_frame_cb cb, void *ctx)
 		size_t room = MAX((size_t)16384, c->in.len >= PROTO_HDR_SIZE ? want - c->in.len : 65536);
 		if (buf_reserve(&c->in, room) < 0)
 			return -1;
-		ssize_t r = read(c->fd, c->in.data + c->in.len, room);
+		ssize_t r = c->read_fn ? c->read_fn(c->read_ctx, c->in.data + c->in.len, room)
+				       : read(c->fd, c->in.data + c->in.len, room);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -223,6 +224,32 @@ ssize_t proto_conn_queue_read(struct proto_conn *c, uint16_t type, uint16_t flag
 	do
 		r = read(fd, c->out.data + c->out.len, max);
 	while (r < 0 && errno == EINTR);
+	if (r <= 0) {
+		int e = errno;
+		c->out.len = start;
+		errno = e;
+		return r;
+	}
+	c->out.len += (size_t)r;
+	proto_frame_end(&c->out, start);
+	return r;
+}
+
+ssize_t proto_conn_queue_fill(struct proto_conn *c, uint16_t type, uint16_t flags, uint32_t stream, size_t max,
+			      ssize_t (*fill)(void *ctx, void *buf, size_t max), void *ctx)
+{
+	if (max > PROTO_MAX_PAYLOAD)
+		max = PROTO_MAX_PAYLOAD;
+	if (c->out_off && c->out_off == c->out.len) {
+		c->out.len = 0;
+		c->out_off = 0;
+	}
+	size_t start = proto_frame_begin(&c->out, type, flags, stream);
+	if (buf_reserve(&c->out, max) < 0) {
+		c->out.len = start;
+		return -1;
+	}
+	ssize_t r = fill(ctx, c->out.data + c->out.len, max);
 	if (r <= 0) {
 		int e = errno;
 		c->out.len = start;
