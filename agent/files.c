@@ -191,7 +191,8 @@ static int resolve_owner(const char *user, uid_t *uid, gid_t *gid, struct capsa_
 
 static void do_stat(uint32_t stream, struct proto_fileop *op)
 {
-	_cleanup_close_ int fd = open_beneath(agent.root_fd, op->path, O_PATH | O_NOFOLLOW, 0, RES_IN_ROOT);
+	int nofollow = (op->flags & FOPF_FOLLOW) ? 0 : O_NOFOLLOW;
+	_cleanup_close_ int fd = open_beneath(agent.root_fd, op->path, O_PATH | nofollow, 0, RES_IN_ROOT);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return fail_errno(stream, errno, "stat", op->path);

@@ -537,6 +537,8 @@ void sup_arm_timers(void)
 	}
 	if (sup.spec.idle_timeout_ms > 0)
 		ev_timer_start(&sup.loop, &sup.idle_timer, sup.spec.idle_timeout_ms, on_idle);
+	else
+		ev_timer_stop(&sup.loop, &sup.idle_timer);
 }
 
 void sup_touch(void)

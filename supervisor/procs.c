@@ -18,11 +18,51 @@
  * marked, and swept from the lists later.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 
 #include "supervisor.h"
 #include "util/fs.h"
+
+/* ---- the event journal ------------------------------------------------------
+ * The supervisor cannot write the state database; exec events go to
+ * <run>/events as "<ms> <type> <json attrs>" lines, which the library
+ * imports into the events table (lib/sandbox/events.c). */
+
+#define JOURNAL_MAX (64LL << 20)
+
+static void journal(const char *type, const struct sproc *p)
+{
+	static int fd = -1;
+	static int64_t size;
+	if (fd < 0)
+		fd = openat(sup.run_fd, "events", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 || size > JOURNAL_MAX)
+		return;
+	struct buf b = BUF_INIT;
+	buf_appendf(&b, "%lld %s {\"pid\":%d", (long long)now_ms(), type, (int)p->pid);
+	if (p->tag) {
+		buf_appendf(&b, ",\"tag\":");
+		buf_append_json_str(&b, p->tag);
+	}
+	if (p->exited) {
+		buf_appendf(&b, ",\"exitCode\":%lld,\"reason\":", (long long)p->exit_code);
+		buf_append_json_str(&b, p->reason ? p->reason : "exited");
+	} else {
+		buf_appendf(&b, ",\"argv\":[");
+		for (size_t i = 0; p->argv && p->argv[i] && b.len < 4096; i++) {
+			if (i)
+				buf_putc(&b, ',');
+			buf_append_json_str(&b, p->argv[i]);
+		}
+		buf_putc(&b, ']');
+	}
+	buf_appendf(&b, "}\n");
+	if (write_all(fd, b.data, b.len) == 0)
+		size += (int64_t)b.len;
+	buf_release(&b);
+}
 
 /* ---- the ring ------------------------------------------------------------- */
 
@@ -349,6 +389,8 @@ static void on_exit_frame(struct sproc *p, const struct proto_hdr *h, const uint
 		p->reason = e.reason ? xstrdup(e.reason) : xstrdup("exited");
 		proto_exit_release(&e);
 	}
+	if (!p->main && p->started)
+		journal("exec_die", p);
 	if (p->owner)
 		client_send(p->owner, P_EXIT, 0, p->owner_stream, payload, h->len);
 	bool seen = p->owner != NULL || live_sinks(p, ~0u) > 0;
@@ -382,6 +424,8 @@ void proc_from_agent(struct sproc *p, const struct proto_hdr *h, const uint8_t *
 		if (p->starter)
 			client_send(p->starter, h->type, h->flags, p->starter_stream, payload, h->len);
 		p->starter = NULL;
+		if (!p->main)
+			journal("exec_start", p);
 		break;
 	}
 	case P_DATA: {
@@ -503,11 +547,18 @@ void proc_start_request(struct client *c, const struct proto_hdr *h, const uint8
 	agent_send(P_PROC_START, 0, p->agent_stream, payload, h->len);
 }
 
-static void detach(struct sproc *p, struct sink *s, struct client *c, uint32_t stream)
+/* DETACH: the process is kept from now on; flags 1: the client stays
+ * attached to it, else it leaves it. */
+static void detach(struct sproc *p, struct sink *s, struct client *c, uint32_t stream, uint16_t flags)
 {
 	if (p->owner == c && p->owner_stream == stream) {
 		p->keep = true;
 		orphan(p);
+		if (flags & 1)
+			proc_add_sink(p, c, stream, ATTACH_STDIN | ATTACH_STDOUT | ATTACH_STDERR);
+	} else if (s && (flags & 1)) {
+		if (!p->main)
+			p->keep = true;
 	} else if (s) {
 		s->c = NULL;
 		schedule_sweep();
@@ -545,7 +596,7 @@ void proc_from_client(struct sproc *p, struct sink *s, struct client *c, const s
 			agent_send(h->type, h->flags, p->agent_stream, payload, h->len);
 		break;
 	case P_DETACH:
-		detach(p, s, c, h->stream);
+		detach(p, s, c, h->stream, h->flags);
 		break;
 	default:
 		client_send_error(c, h->stream, EPROTONOSUPPORT, "frame %s is not valid on a process stream",

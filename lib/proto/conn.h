@@ -50,6 +50,10 @@ static inline size_t proto_conn_pending(const struct proto_conn *c)
  * delivers it through cb.  Returns 1 after a frame, 0 at EOF, -1 on error
  * or timeout (errno ETIMEDOUT). */
 int proto_conn_wait(struct proto_conn *c, int timeout_ms, proto_frame_cb cb, void *ctx);
+/* Like proto_conn_wait, but never reads past the frame it delivers, so
+ * whatever follows stays in the socket (for a caller that polls it next).
+ * Returns 1 after a frame, 0 at EOF, -1 on error or timeout. */
+int proto_conn_wait_exact(struct proto_conn *c, int timeout_ms, proto_frame_cb cb, void *ctx);
 /* Blocking write of everything queued. */
 int proto_conn_flush_all(struct proto_conn *c, int timeout_ms);
 

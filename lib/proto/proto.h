@@ -100,6 +100,7 @@ enum {
 	FOPF_EXCL = 4,	     /* write: create only; rename: no replace */
 	FOPF_APPEND = 8,     /* write */
 	FOPF_CHOWN = 16,     /* tar put: keep the archive's owners */
+	FOPF_FOLLOW = 32,    /* stat: follow a final symlink */
 };
 
 /* watch event kinds (T_EVENT) */
