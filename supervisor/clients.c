@@ -69,8 +69,13 @@ void client_drop(struct client *c)
 	ev_io_stop(&sup.loop, &c->io);
 	close(c->conn.fd);
 	c->conn.fd = -1;
-	if (c == sup.creator)
+	if (c == sup.creator) {
 		sup.creator = NULL;
+		/* a creator that gives up before READY undoes the sandbox's
+		 * record: the sandbox must not run on without one */
+		if (sup.state == SUP_STARTING)
+			sup_kill_all();
+	}
 	/* its file operations and watches are cancelled; late frames for
 	 * them are dropped when they arrive */
 	for (struct route *r = sup.routes; r; r = r->next) {

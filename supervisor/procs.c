@@ -423,7 +423,8 @@ static void on_exit_frame(struct sproc *p, const struct proto_hdr *h, const uint
 		journal("exec_die", p);
 	if (p->owner)
 		client_send(p->owner, P_EXIT, 0, p->owner_stream, payload, h->len);
-	bool seen = p->owner != NULL || live_sinks(p, ~0u) > 0;
+	/* its end counts as seen by a client that also saw its output */
+	bool seen = p->owner != NULL || live_sinks(p, ATTACH_STDOUT | ATTACH_STDERR) > 0;
 	to_sinks(p, h, payload, 0);
 	sup_touch();
 	if (p->main)
@@ -573,9 +574,9 @@ void proc_start_request(struct client *c, const struct proto_hdr *h, const uint8
 	p->direct = (h->flags & PROC_START_DIRECT) && !p->keep && !p->tty;
 	p->starter = c;
 	p->starter_stream = h->stream;
-	if (p->keep)
+	if (p->keep && !(h->flags & PROC_START_NO_ATTACH))
 		proc_add_sink(p, c, h->stream, ATTACH_STDIN | ATTACH_STDOUT | ATTACH_STDERR);
-	else {
+	else if (!p->keep) {
 		p->owner = c;
 		p->owner_stream = h->stream;
 	}

@@ -92,6 +92,7 @@ enum { ATTACH_STDIN = 1, ATTACH_STDOUT = 2, ATTACH_STDERR = 4, ATTACH_REPLAY = 8
 enum {
 	PROC_START_KEEP = 1,   /* survives its client */
 	PROC_START_DIRECT = 2, /* stdio pipes handed to the client (SCM_RIGHTS) */
+	PROC_START_NO_ATTACH = 4, /* a kept process's starter only wants it started */
 };
 
 /* P_FILE_OP operations */
