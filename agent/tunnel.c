@@ -183,7 +183,11 @@ static void on_sock(struct ev_loop *l, struct ev_io *io, uint32_t revents)
 			n_tunnels--;
 			ev_io_stop(&agent.loop, &t->io);
 			int fd = t->fd;
-			if (proto_conn_queue_fds(&agent.chan, P_OK, 0, t->stream, NULL, 0, &fd, 1) < 0) {
+			struct buf b = BUF_INIT;
+			tlv_put_u64(&b, T_COUNT, 1);
+			int qr = proto_conn_queue_fds(&agent.chan, P_OK, 0, t->stream, b.data, b.len, &fd, 1);
+			buf_release(&b);
+			if (qr < 0) {
 				close(fd);
 				agent_send_error(t->stream, EIO, "tunnel to port %u: cannot pass the connection", t->port);
 			}

@@ -421,10 +421,48 @@ static void main_frame(const struct proto_hdr *h, const uint8_t *payload)
 	}
 }
 
+int agent_frame_fd(void)
+{
+	if (sup.n_frame_fds == 0)
+		return -1;
+	int fd = sup.frame_fds[0];
+	memmove(sup.frame_fds, sup.frame_fds + 1, (size_t)(sup.n_frame_fds - 1) * sizeof(int));
+	sup.n_frame_fds--;
+	return fd;
+}
+
+static int handle_agent_frame(const struct proto_hdr *h, const uint8_t *payload);
+
+/* Frames that carry descriptors say how many (T_COUNT): they are taken
+ * with the frame, so a frame nobody wants cannot leave them to the next. */
 static int on_agent_frame(void *ctx, struct proto_conn *c, const struct proto_hdr *h, const uint8_t *payload)
 {
 	(void)ctx;
-	(void)c;
+	sup.n_frame_fds = 0;
+	if (h->type == P_PROC_STARTED || h->type == P_OK) {
+		struct tlv_iter it;
+		tlv_iter_init(&it, payload, h->len);
+		uint16_t tag;
+		const uint8_t *val;
+		uint32_t len;
+		uint64_t n = 0;
+		while (tlv_next(&it, &tag, &val, &len) > 0)
+			if (tag == T_COUNT)
+				tlv_u64(val, len, &n);
+		for (uint64_t i = 0; i < n && i < 3; i++) {
+			int fd = proto_conn_take_fd(c);
+			if (fd >= 0)
+				sup.frame_fds[sup.n_frame_fds++] = fd;
+		}
+	}
+	int rc = handle_agent_frame(h, payload);
+	while (sup.n_frame_fds > 0)
+		close(sup.frame_fds[--sup.n_frame_fds]);
+	return rc;
+}
+
+static int handle_agent_frame(const struct proto_hdr *h, const uint8_t *payload)
+{
 	if (h->type == P_HELLO) {
 		struct tlv_iter it;
 		tlv_iter_init(&it, payload, h->len);

@@ -377,7 +377,7 @@ static void started_direct(struct sproc *p, const struct proto_hdr *h, const uin
 	int fds[3] = { -1, -1, -1 };
 	bool ok = n >= 2 && n <= 3;
 	for (uint64_t i = 0; i < n && i < 3; i++) {
-		fds[i] = proto_conn_take_fd(&sup.agent);
+		fds[i] = agent_frame_fd();
 		struct stat st;
 		if (fds[i] < 0 || fstat(fds[i], &st) < 0 || !S_ISFIFO(st.st_mode))
 			ok = false;

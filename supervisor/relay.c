@@ -25,7 +25,8 @@
 struct relay_half {
 	int pr, pw;	 /* the pipe */
 	size_t queued;	 /* bytes in it */
-	bool eof, shut;
+	bool eof;	 /* nothing more to read (end, or the reader failed) */
+	bool shut;	 /* all delivered and the writer shut down, or undeliverable */
 };
 
 struct relay;
@@ -78,11 +79,15 @@ static void relay_close(struct relay *r)
 	ev_defer(&sup.loop, relay_free, r);
 }
 
-/* Moves what it can in direction i.  -1: a socket failed. */
-static int pump(struct relay *r, int i)
+/* Moves what it can in direction i.  A reset on the reading side ends the
+ * direction like an EOF (what was read is still delivered); a failure on
+ * the writing side makes the rest undeliverable. */
+static void pump(struct relay *r, int i)
 {
 	struct relay_half *h = &r->half[i];
 	int from = r->fd[i], to = r->fd[1 - i];
+	if (h->shut)
+		return;
 	for (int rounds = 0; rounds < 16; rounds++) {
 		bool progress = false;
 		if (h->queued > 0) {
@@ -91,7 +96,9 @@ static int pump(struct relay *r, int i)
 				h->queued -= (size_t)n;
 				progress = true;
 			} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-				return -1;
+				h->eof = h->shut = true;
+				h->queued = 0;
+				return;
 			}
 		}
 		if (!h->eof && h->queued < RELAY_PIPE) {
@@ -105,11 +112,9 @@ static int pump(struct relay *r, int i)
 						r->l->port.tx += (uint64_t)n;
 				}
 				progress = true;
-			} else if (n == 0) {
+			} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
 				h->eof = true;
 				progress = true;
-			} else if (errno != EAGAIN && errno != EINTR) {
-				return -1;
 			}
 		}
 		if (!progress)
@@ -119,7 +124,6 @@ static int pump(struct relay *r, int i)
 		shutdown(to, SHUT_WR);
 		h->shut = true;
 	}
-	return 0;
 }
 
 static void interest(struct relay *r)
@@ -128,9 +132,14 @@ static void interest(struct relay *r)
 		uint32_t ev = 0;
 		if (!r->half[j].eof && r->half[j].queued < RELAY_PIPE)
 			ev |= EPOLLIN;
-		if (r->half[1 - j].queued > 0)
+		if (r->half[1 - j].queued > 0 && !r->half[1 - j].shut)
 			ev |= EPOLLOUT;
-		ev_io_set(&sup.loop, &r->side[j].io, ev);
+		/* nothing left to do with this socket: epoll would keep
+		 * reporting its hangup */
+		if (!ev && r->half[j].eof && r->half[1 - j].shut)
+			ev_io_stop(&sup.loop, &r->side[j].io);
+		else
+			ev_io_set(&sup.loop, &r->side[j].io, ev);
 	}
 }
 
@@ -142,15 +151,17 @@ static void on_relay(struct ev_loop *l, struct ev_io *io, uint32_t revents)
 	int j = (int)(sd - r->side);
 	if (r->dead)
 		return;
-	if (pump(r, 0) < 0 || pump(r, 1) < 0) {
-		relay_close(r);
-		return;
+	if (revents & (EPOLLHUP | EPOLLERR)) {
+		/* the peer of this socket is gone both ways: whatever is still
+		 * for it cannot be delivered; what came from it still is */
+		struct relay_half *to_it = &r->half[1 - j];
+		to_it->eof = to_it->shut = true;
+		to_it->queued = 0;
 	}
+	pump(r, 0);
+	pump(r, 1);
 	sup_touch();
-	/* done both ways; or a reset; or a peer gone in both directions (HUP
-	 * after its EOF: nothing can be written to it any more) */
-	if ((r->half[0].shut && r->half[1].shut) || (revents & EPOLLERR) ||
-	    ((revents & EPOLLHUP) && r->half[j].eof)) {
+	if (r->half[0].shut && r->half[1].shut) {
 		relay_close(r);
 		return;
 	}

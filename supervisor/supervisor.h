@@ -179,6 +179,10 @@ struct sup {
 	int64_t last_activity;
 	int64_t started_at;
 	bool sweep_pending;
+	/* descriptors that came with the agent frame being handled (its
+	 * T_COUNT says how many); whatever a handler does not take is closed */
+	int frame_fds[3];
+	int n_frame_fds;
 };
 
 extern struct sup sup;
@@ -240,6 +244,8 @@ size_t relay_count(void);
 /* main.c */
 void agent_send(uint16_t type, uint16_t flags, uint32_t stream, const void *p, size_t n);
 void agent_flush(void);
+/* The next descriptor of the agent frame being handled, or -1. */
+int agent_frame_fd(void);
 /* Writes queued frames (agent and clients) at the end of this batch. */
 void sup_schedule_flush(void);
 void sup_stop(int64_t timeout_ms, int sig, const char *reason);

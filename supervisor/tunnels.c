@@ -224,8 +224,8 @@ void tunnel_from_agent(struct tunnel *t, const struct proto_hdr *h, const uint8_
 {
 	switch (h->type) {
 	case P_OK:
-		if (t->direct && sup.agent.n_fds > 0) {
-			int sfd = proto_conn_take_fd(&sup.agent);
+		if (t->direct && sup.n_frame_fds > 0) {
+			int sfd = agent_frame_fd();
 			struct stat st;
 			int host = t->fd;
 			bool ok = fstat(sfd, &st) == 0 && S_ISSOCK(st.st_mode);

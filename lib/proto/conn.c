@@ -22,7 +22,9 @@ void proto_conn_release(struct proto_conn *c, bool close_fd)
 	for (int i = 0; i < c->n_fd_out; i++)
 		for (int k = 0; k < c->fd_out[i].n; k++)
 			close(c->fd_out[i].fds[k]);
-	c->n_fd_out = 0;
+	free(c->fd_out);
+	c->fd_out = NULL;
+	c->n_fd_out = c->cap_fd_out = 0;
 	buf_release(&c->in);
 	buf_release(&c->out);
 	if (close_fd && c->fd >= 0)
@@ -151,9 +153,13 @@ int proto_conn_queue(struct proto_conn *c, uint16_t type, uint16_t flags, uint32
 int proto_conn_queue_fds(struct proto_conn *c, uint16_t type, uint16_t flags, uint32_t stream, const void *p, size_t n,
 			 const int *fds, int nfds)
 {
-	if (nfds < 1 || nfds > 3 || c->n_fd_out >= PROTO_MAX_FDS) {
+	if (nfds < 1 || nfds > 3) {
 		errno = EINVAL;
 		return -1;
+	}
+	if (c->n_fd_out == c->cap_fd_out) {
+		c->cap_fd_out = c->cap_fd_out ? 2 * c->cap_fd_out : 8;
+		c->fd_out = xrealloc(c->fd_out, (size_t)c->cap_fd_out * sizeof(*c->fd_out));
 	}
 	if (c->out_off && c->out_off == c->out.len) {
 		c->out.len = 0;

@@ -32,8 +32,8 @@ struct proto_conn {
 	bool accept_fds;
 	int fds[PROTO_MAX_FDS];
 	int n_fds;
-	struct proto_fd_out fd_out[PROTO_MAX_FDS];
-	int n_fd_out;
+	struct proto_fd_out *fd_out; /* frames with descriptors, in queue order */
+	int n_fd_out, cap_fd_out;
 };
 
 typedef int (*proto_frame_cb)(void *ctx, struct proto_conn *c, const struct proto_hdr *h, const uint8_t *payload);
@@ -52,8 +52,7 @@ int proto_conn_parse_buffered(struct proto_conn *c, proto_frame_cb cb, void *ctx
 /* Queues one frame; does not write. */
 int proto_conn_queue(struct proto_conn *c, uint16_t type, uint16_t flags, uint32_t stream, const void *p, size_t n);
 /* Queues a frame that carries descriptors (taken over: closed once sent,
- * or when the connection is released).  At most 3 per frame and
- * PROTO_MAX_FDS frames waiting. */
+ * or when the connection is released).  At most 3 per frame. */
 int proto_conn_queue_fds(struct proto_conn *c, uint16_t type, uint16_t flags, uint32_t stream, const void *p, size_t n,
 			 const int *fds, int nfds);
 /* The oldest descriptor received and not yet taken, or -1. */
