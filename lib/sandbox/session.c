@@ -336,9 +336,13 @@ int session_pump(struct proto_conn *c, uint32_t stream, enum pump_mode mode, con
 	}
 	fd_set_nonblock(c->fd, true);
 	int rc = 0;
+	/* frames read along with an earlier reply (READY) are handled first:
+	 * the socket will not signal them again */
+	if (proto_conn_parse_buffered(c, on_frame, &p) < 0)
+		rc = error_sys(err, errno, "read from the supervisor");
 	/* a direct process is over once it exited and its pipes are drained */
-	while (!((until_final ? p.final : p.exited) && p.dfd[0] < 0 && p.dfd[1] < 0) && !p.failed && !res->detached &&
-	       !res->client_signal) {
+	while (rc == 0 && !((until_final ? p.final : p.exited) && p.dfd[0] < 0 && p.dfd[1] < 0) && !p.failed &&
+	       !res->detached && !res->client_signal) {
 		if (proto_conn_flush(c) < 0) {
 			rc = error_sys(err, errno, "write to the supervisor");
 			break;

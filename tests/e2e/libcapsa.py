@@ -2,6 +2,7 @@
 directly: the asynchronous process sessions (capsa/session.h) and tunnels
 (capsa/tunnel.h), as capsa serve uses them."""
 import ctypes
+import json
 import os
 import select
 from ctypes import (CFUNCTYPE, POINTER, Structure, byref, c_bool, c_char, c_char_p, c_int, c_int64, c_size_t,
@@ -52,8 +53,23 @@ class CapsaError(Exception):
         self.code = code
 
 
+def sanitized_build():
+    """A libcapsa built with ASan cannot be loaded into a python that was
+    not started with the ASan runtime."""
+    try:
+        with open(os.path.join(BUILD, "meson-info", "intro-buildoptions.json")) as f:
+            opts = json.load(f)
+    except OSError:
+        return False
+    san = [o["value"] for o in opts if o["name"] == "b_sanitize"]
+    return bool(san) and san[0] != "none" and "libasan" not in os.environ.get("LD_PRELOAD", "")
+
+
 class Lib:
     def __init__(self, capsa):
+        if sanitized_build():
+            import pytest
+            pytest.skip("libcapsa is built with sanitizers; run with LD_PRELOAD=$(gcc -print-file-name=libasan.so)")
         self.l = ctypes.CDLL(os.path.join(BUILD, "libcapsa.so"))
         self.l.capsa_tunnel_open.restype = c_int
         self.l.capsa_proc_write.restype = c_ssize_t
