@@ -440,15 +440,8 @@ static int on_agent_frame(void *ctx, struct proto_conn *c, const struct proto_hd
 	(void)ctx;
 	sup.n_frame_fds = 0;
 	if (h->type == P_PROC_STARTED || h->type == P_OK) {
-		struct tlv_iter it;
-		tlv_iter_init(&it, payload, h->len);
-		uint16_t tag;
-		const uint8_t *val;
-		uint32_t len;
 		uint64_t n = 0;
-		while (tlv_next(&it, &tag, &val, &len) > 0)
-			if (tag == T_COUNT)
-				tlv_u64(val, len, &n);
+		tlv_find_u64(payload, h->len, T_COUNT, &n);
 		for (uint64_t i = 0; i < n && i < 3; i++) {
 			int fd = proto_conn_take_fd(c);
 			if (fd >= 0)

@@ -442,19 +442,11 @@ void proc_from_agent(struct sproc *p, const struct proto_hdr *h, const uint8_t *
 	case P_PROC_STARTED: {
 		p->started = true;
 		p->started_at = now_ms();
-		struct tlv_iter it;
-		tlv_iter_init(&it, payload, h->len);
-		uint16_t tag;
-		const uint8_t *val;
-		uint32_t len;
-		uint64_t nfds = 0;
-		while (tlv_next(&it, &tag, &val, &len) > 0) {
-			uint64_t u;
-			if (tag == T_PID && tlv_u64(val, len, &u) == 0)
-				p->pid = (pid_t)u;
-			else if (tag == T_COUNT && p->direct)
-				tlv_u64(val, len, &nfds);
-		}
+		uint64_t pid = 0, nfds = 0;
+		tlv_find_u64(payload, h->len, T_PID, &pid);
+		p->pid = (pid_t)pid;
+		if (p->direct)
+			tlv_find_u64(payload, h->len, T_COUNT, &nfds);
 		if (nfds) {
 			started_direct(p, h, payload, nfds);
 		} else if (p->starter) {
@@ -686,19 +678,10 @@ void proc_signal_request(struct client *c, const struct proto_hdr *h, const uint
 	struct sproc *p = select_proc(c, h->stream, payload, h->len);
 	if (!p)
 		return;
-	struct tlv_iter it;
-	tlv_iter_init(&it, payload, h->len);
-	uint16_t tag;
-	const uint8_t *val;
-	uint32_t l;
-	int64_t sig = 0;
-	bool group = false;
-	while (tlv_next(&it, &tag, &val, &l) > 0) {
-		if (tag == T_SIGNAL)
-			tlv_i64(val, l, &sig);
-		else if (tag == T_GROUP)
-			group = true;
-	}
+	uint64_t usig = 0;
+	tlv_find_u64(payload, h->len, T_SIGNAL, &usig);
+	int64_t sig = (int64_t)usig;
+	bool group = tlv_has(payload, h->len, T_GROUP);
 	if (sig < 1 || sig > 64) {
 		client_send_error(c, h->stream, EINVAL, "invalid signal %lld", (long long)sig);
 		return;

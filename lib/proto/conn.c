@@ -313,33 +313,25 @@ int proto_conn_flush_all(struct proto_conn *c, int timeout_ms)
 	}
 }
 
+struct read_src {
+	int fd;
+};
+
+static ssize_t fill_from_fd(void *ctx, void *buf, size_t max)
+{
+	struct read_src *r = ctx;
+	ssize_t n;
+	do
+		n = read(r->fd, buf, max);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
 ssize_t proto_conn_queue_read(struct proto_conn *c, uint16_t type, uint16_t flags, uint32_t stream, int fd,
 			      size_t max)
 {
-	if (max > PROTO_MAX_PAYLOAD)
-		max = PROTO_MAX_PAYLOAD;
-	if (c->out_off && c->out_off == c->out.len) {
-		c->out.len = 0;
-		c->out_off = 0;
-	}
-	size_t start = proto_frame_begin(&c->out, type, flags, stream);
-	if (buf_reserve(&c->out, max) < 0) {
-		c->out.len = start;
-		return -1;
-	}
-	ssize_t r;
-	do
-		r = read(fd, c->out.data + c->out.len, max);
-	while (r < 0 && errno == EINTR);
-	if (r <= 0) {
-		int e = errno;
-		c->out.len = start;
-		errno = e;
-		return r;
-	}
-	c->out.len += (size_t)r;
-	proto_frame_end(&c->out, start);
-	return r;
+	struct read_src r = { fd };
+	return proto_conn_queue_fill(c, type, flags, stream, max, fill_from_fd, &r);
 }
 
 ssize_t proto_conn_queue_fill(struct proto_conn *c, uint16_t type, uint16_t flags, uint32_t stream, size_t max,

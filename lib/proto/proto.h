@@ -184,6 +184,11 @@ int tlv_u64(const uint8_t *val, uint32_t len, uint64_t *out);
 int tlv_i64(const uint8_t *val, uint32_t len, int64_t *out);
 /* Heap copy; NULL when the value holds a NUL byte. */
 char *tlv_str(const uint8_t *val, uint32_t len);
+/* The first u64 item with tag in a TLV payload; *out is left alone (and -1
+ * returned) when there is none or it is malformed. */
+int tlv_find_u64(const void *p, size_t n, uint16_t tag, uint64_t *out);
+/* true when the payload holds an item with tag (a flag). */
+bool tlv_has(const void *p, size_t n, uint16_t tag);
 
 static inline uint32_t get_be32(const uint8_t *p)
 {

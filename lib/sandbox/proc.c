@@ -53,18 +53,10 @@ static int on_handshake(void *ctx, struct proto_conn *c, const struct proto_hdr 
 	switch (h->type) {
 	case P_PROC_STARTED:
 	case P_OK: {
-		struct tlv_iter it;
-		tlv_iter_init(&it, payload, h->len);
-		uint16_t tag;
-		const uint8_t *val;
-		uint32_t len;
-		while (tlv_next(&it, &tag, &val, &len) > 0) {
-			uint64_t u;
-			if (tag == T_PID && tlv_u64(val, len, &u) == 0)
-				hs->pid = (pid_t)u;
-			else if (tag == T_DROPPED)
-				tlv_u64(val, len, &hs->dropped);
-		}
+		uint64_t pid = 0;
+		tlv_find_u64(payload, h->len, T_PID, &pid);
+		hs->pid = (pid_t)pid;
+		tlv_find_u64(payload, h->len, T_DROPPED, &hs->dropped);
 		hs->done = hs->ok = true;
 		break;
 	}

@@ -129,15 +129,8 @@ static int on_frame(void *ctx, struct proto_conn *c, const struct proto_hdr *h, 
 		break;
 	case P_PROC_STARTED: {
 		p->started = true;
-		struct tlv_iter it;
-		tlv_iter_init(&it, payload, h->len);
-		uint16_t tag;
-		const uint8_t *val;
-		uint32_t len;
 		uint64_t n = 0;
-		while (tlv_next(&it, &tag, &val, &len) > 0)
-			if (tag == T_COUNT)
-				tlv_u64(val, len, &n);
+		tlv_find_u64(payload, h->len, T_COUNT, &n);
 		for (uint64_t i = 0; i < n && i < 3; i++) {
 			p->dfd[i] = proto_conn_take_fd(c);
 			if (p->dfd[i] >= 0)
