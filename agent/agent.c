@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,8 +27,13 @@
 
 struct agent agent;
 
-void agent_chan_update(void)
+static bool flush_scheduled;
+
+/* Frames queued during one batch of events go out together, at its end. */
+static void flush_chan(void *unused)
 {
+	(void)unused;
+	flush_scheduled = false;
 	if (!agent.chan_io.active)
 		return;
 	int r = proto_conn_flush(&agent.chan);
@@ -37,6 +43,14 @@ void agent_chan_update(void)
 		_exit(1);
 	}
 	ev_io_set(&agent.loop, &agent.chan_io, EPOLLIN | (r > 0 ? EPOLLOUT : 0));
+}
+
+void agent_chan_update(void)
+{
+	if (!flush_scheduled) {
+		flush_scheduled = true;
+		ev_defer(&agent.loop, flush_chan, NULL);
+	}
 }
 
 void agent_send(uint16_t type, uint16_t flags, uint32_t stream, const void *p, size_t n)
@@ -70,6 +84,12 @@ static void handle_init(const uint8_t *payload, size_t len)
 	agent.have_init = true;
 }
 
+static bool stream_in_use(uint32_t stream)
+{
+	return proc_stream_in_use(stream) || files_stream_in_use(stream) || watch_stream_in_use(stream) ||
+	       tunnel_stream_in_use(stream);
+}
+
 static int on_frame(void *ctx, struct proto_conn *c, const struct proto_hdr *h, const uint8_t *payload)
 {
 	(void)ctx;
@@ -82,17 +102,31 @@ static int on_frame(void *ctx, struct proto_conn *c, const struct proto_hdr *h, 
 		agent_send(P_PONG, 0, h->stream, payload, h->len);
 		break;
 	case P_PROC_START:
-		if (agent.ending)
+	case P_FILE_OP:
+	case P_TUNNEL_OPEN:
+		if (agent.ending) {
 			agent_send_error(h->stream, ESRCH, "sandbox is shutting down");
-		else
-			proc_start(h->stream, payload, h->len);
+		} else if (h->stream == 0 || stream_in_use(h->stream)) {
+			agent_send_error(h->stream, EINVAL, "stream %u is in use", h->stream);
+		} else if (h->type == P_PROC_START) {
+			proc_start(h->stream, h->flags, payload, h->len);
+		} else if (h->type == P_FILE_OP) {
+			file_start(h->stream, payload, h->len);
+		} else {
+			tunnel_start(h->stream, h->flags, payload, h->len);
+		}
 		break;
 	case P_DATA:
 	case P_CREDIT:
 	case P_EOF:
 	case P_SIGNAL:
 	case P_RESIZE:
-		proc_frame(h, payload);
+	case P_CANCEL:
+		/* a stream that ended while this was in flight is simply gone */
+		if (proc_stream_in_use(h->stream))
+			proc_frame(h, payload);
+		else if (!file_frame(h, payload) && !watch_frame(h, payload))
+			tunnel_frame(h, payload);
 		break;
 	case P_SHUTDOWN:
 		proc_kill_all();
@@ -120,7 +154,7 @@ static void on_chan(struct ev_loop *l, struct ev_io *io, uint32_t revents)
 	(void)l;
 	(void)io;
 	if (revents & EPOLLOUT)
-		agent_chan_update();
+		flush_chan(NULL);
 	if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 		int r = proto_conn_read(&agent.chan, on_frame, NULL);
 		if (r != 0) {
@@ -165,6 +199,15 @@ int main(int argc, char **argv)
 	fd_set_cloexec(chan, true);
 	fd_set_nonblock(chan, true);
 	gethostname(agent.hostname, sizeof(agent.hostname) - 1);
+	/* file operations resolve every path relative to the sandbox's root */
+	agent.root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	/* the agent creates files with exactly the modes asked for */
+	umask(0);
+	/* tunnels and sessions need descriptors; children get the original
+	 * limit back before exec */
+	getrlimit(RLIMIT_NOFILE, &agent.nofile);
+	struct rlimit more = { agent.nofile.rlim_max, agent.nofile.rlim_max };
+	setrlimit(RLIMIT_NOFILE, &more);
 
 	/* All signals PID 1 can receive come through the signalfd; children
 	 * reset their mask before exec. */

@@ -44,7 +44,12 @@ static const char main_usage[] =
 
 int cli_exec_open(struct cli *cli, const char *sandbox, struct proto_conn *c, char **name, struct capsa_error **err)
 {
-	return sandbox_open_running(cli_ctx(cli), sandbox, c, name, err);
+	struct sb_row r;
+	if (sandbox_open_running(cli_ctx(cli), sandbox, &r, c, err) < 0)
+		return -1;
+	*name = steal_pointer(&r.name);
+	sb_row_release(&r);
+	return 0;
 }
 
 struct capsa_ctx *cli_ctx(struct cli *cli)

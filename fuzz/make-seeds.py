@@ -78,3 +78,24 @@ put("oci-config", "full.json", json.dumps({
 put("oci-config", "process.json", json.dumps({"args": ["ls"], "cwd": "/", "terminal": True, "env": ["A=1"]}))
 put("oci-config", "resources.json", json.dumps({"memory": {"limit": 100000}, "pids": {"limit": 3},
                                                  "cpu": {"cpus": "0"}}))
+
+# the tar extractor of capsa cp (lib/util/untar.c)
+put("untar", "basic.tar", basic)
+put("untar", "hostile-dotdot.tar", layer(("f", "../x", "x")))
+put("untar", "hostile-symlink.tar", layer(("l", "a", "/etc"), ("f", "a/passwd", "x")))
+put("untar", "empty.tar", bytes(1024))
+
+# the protocol's payload decoders (first byte: which one)
+def tlv(tag, val):
+    return tag.to_bytes(2, "big") + len(val).to_bytes(4, "big") + val
+
+
+def u64(v):
+    return v.to_bytes(8, "big")
+
+
+T_ARG, T_TAG, T_KEEP, T_OP, T_PATH, T_PATH2, T_FLAGS, T_PORT, T_HOST_IP, T_HOST_PORT = 20, 150, 151, 158, 159, 160, 162, 176, 177, 178
+put("proto-msg", "proc", bytes([0]) + tlv(T_ARG, b"sh") + tlv(T_ARG, b"-c") + tlv(T_TAG, b"job") + tlv(T_KEEP, b""))
+put("proto-msg", "fileop", bytes([3]) + tlv(T_OP, u64(7)) + tlv(T_PATH, b"/a") + tlv(T_PATH2, b"/b") +
+    tlv(T_FLAGS, u64(4)))
+put("proto-msg", "port", bytes([6]) + tlv(T_HOST_IP, b"127.0.0.1") + tlv(T_HOST_PORT, u64(8080)) + tlv(T_PORT, u64(80)))

@@ -139,6 +139,32 @@ char *tlv_str(const uint8_t *val, uint32_t len)
 	return xstrndup((const char *)val, len);
 }
 
+int tlv_find_u64(const void *p, size_t n, uint16_t want, uint64_t *out)
+{
+	struct tlv_iter it;
+	tlv_iter_init(&it, p, n);
+	uint16_t tag;
+	const uint8_t *val;
+	uint32_t len;
+	while (tlv_next(&it, &tag, &val, &len) > 0)
+		if (tag == want)
+			return tlv_u64(val, len, out);
+	return -1;
+}
+
+bool tlv_has(const void *p, size_t n, uint16_t want)
+{
+	struct tlv_iter it;
+	tlv_iter_init(&it, p, n);
+	uint16_t tag;
+	const uint8_t *val;
+	uint32_t len;
+	while (tlv_next(&it, &tag, &val, &len) > 0)
+		if (tag == want)
+			return true;
+	return false;
+}
+
 const char *proto_type_name(uint16_t type)
 {
 	switch (type) {
@@ -156,9 +182,14 @@ const char *proto_type_name(uint16_t type)
 	case P_RESIZE: return "RESIZE";
 	case P_EXIT: return "EXIT";
 	case P_INIT: return "INIT";
+	case P_CANCEL: return "CANCEL";
+	case P_DETACH: return "DETACH";
 	case P_FILE_OP: return "FILE_OP";
 	case P_FILE_RESULT: return "FILE_RESULT";
+	case P_FILE_INFO: return "FILE_INFO";
+	case P_FILE_EVENT: return "FILE_EVENT";
 	case P_TUNNEL_OPEN: return "TUNNEL_OPEN";
+	case P_TUNNEL_CLOSED: return "TUNNEL_CLOSED";
 	case P_SPEC: return "SPEC";
 	case P_READY: return "READY";
 	case P_ATTACH: return "ATTACH";
@@ -171,6 +202,10 @@ const char *proto_type_name(uint16_t type)
 	case P_OK: return "OK";
 	case P_UPDATE: return "UPDATE";
 	case P_TOUCH: return "TOUCH";
+	case P_PROCS: return "PROCS";
+	case P_PROC_SIGNAL: return "PROC_SIGNAL";
+	case P_PORTS: return "PORTS";
+	case P_PUBLISH: return "PUBLISH";
 	}
 	return "UNKNOWN";
 }

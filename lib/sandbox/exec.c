@@ -2,6 +2,7 @@
  * supervisor.  libc only: the musl-static `capsa` front door uses it for the
  * exec fast path, and capsa_sandbox_exec() after looking the sandbox up. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "session.h"
@@ -47,6 +48,8 @@ int sandbox_exec_conn(struct proto_conn *conn, const char *name, const struct ca
 	p.tty = o->tty;
 	p.open_stdin = o->interactive;
 	p.timeout_ms = o->timeout_ms;
+	p.tag = (char *)o->tag;
+	p.keep = o->detach;
 	if (stdio) {
 		p.rows = stdio->rows;
 		p.cols = stdio->cols;
@@ -56,7 +59,11 @@ int sandbox_exec_conn(struct proto_conn *conn, const char *name, const struct ca
 	const uint32_t stream = 1;
 	int rc = -1;
 	struct proto_exit e = { 0 };
-	if (proto_conn_queue(&c, P_PROC_START, o->detach ? 1 : 0, stream, b.data, b.len) < 0) {
+	/* an attached, non-terminal exec gets its stdio pipes handed over:
+	 * its output never passes through the agent or the supervisor */
+	c.accept_fds = true;
+	uint16_t flags = o->detach ? PROC_START_KEEP | PROC_START_NO_ATTACH : !o->tty && stdio ? PROC_START_DIRECT : 0;
+	if (proto_conn_queue(&c, P_PROC_START, flags, stream, b.data, b.len) < 0) {
 		error_set(err, E2BIG, "command and environment do not fit in one frame (%zu bytes)", b.len);
 		goto out;
 	}
@@ -88,17 +95,19 @@ int sandbox_exec_conn(struct proto_conn *conn, const char *name, const struct ca
 		goto out;
 	}
 	struct capsa_stdio none = { .in_fd = -1, .out_fd = -1, .err_fd = -1, .sig_fd = -1 };
-	if (session_pump(&c, stream, false, stdio ? stdio : &none, &e, err) < 0) {
+	struct session_result res;
+	if (session_pump(&c, stream, PUMP_EXEC, stdio ? stdio : &none, &e, &res, err) < 0) {
 		error_wrap(err, "exec in sandbox %s", name);
 		goto out;
 	}
-	if (exit_out)
+	if (exit_out && (res.detached || res.client_signal))
+		exit_for_client(exit_out, &res);
+	else if (exit_out)
 		exit_from_proto(exit_out, &e);
 	rc = 0;
 out:
 	buf_release(&b);
 	proto_exit_release(&e);
-	*conn = c; /* buffers may have grown */
+	*conn = c; /* the caller releases it; buffers may have grown */
 	return rc;
 }
-

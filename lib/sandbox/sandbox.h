@@ -40,8 +40,13 @@ char *sandbox_dir(struct capsa_ctx *ctx, const char *id);
 bool sandbox_alive(struct capsa_ctx *ctx, const char *id);
 /* A blocking connection to the supervisor's control socket. */
 int sandbox_connect(struct capsa_ctx *ctx, const struct sb_row *r, struct proto_conn *out, struct capsa_error **err);
+/* Looks the sandbox up and connects to its supervisor; a sandbox whose
+ * supervisor is gone is reconciled and reported as not running (ESRCH).
+ * On success r and c belong to the caller. */
+int sandbox_open_running(struct capsa_ctx *ctx, const char *ref, struct sb_row *r, struct proto_conn *c,
+			 struct capsa_error **err);
 /* Sends one request and waits for OK (0), or ERROR (-1 with its message).
- * STATUS replies are returned in *reply when not NULL. */
+ * STATUS, PROCS and PORTS replies are returned in *reply when not NULL. */
 int sandbox_request(struct proto_conn *c, uint16_t type, uint16_t flags, const struct buf *payload,
 		    struct buf *reply, struct capsa_error **err);
 
@@ -54,11 +59,10 @@ int sandbox_reconcile_one(struct capsa_ctx *ctx, const char *id, struct capsa_er
 /* Removes the sandbox's files and row (it must have ended). */
 int sandbox_destroy(struct capsa_ctx *ctx, const char *id, struct capsa_error **err);
 int sandbox_event(struct capsa_ctx *ctx, const char *id, const char *type, const char *attrs_json);
+/* Imports the exec events the supervisor journaled (events.c). */
+int sandbox_events_import(struct capsa_ctx *ctx, const char *id);
+void sandbox_events_forget(struct capsa_ctx *ctx, const char *id);
 
-/* Looks a running sandbox up (reconciling it if its supervisor is gone)
- * and connects to its supervisor; *name receives its name. */
-int sandbox_open_running(struct capsa_ctx *ctx, const char *ref, struct proto_conn *c, char **name,
-			 struct capsa_error **err);
 
 /* Spawns a detached supervisor; *conn is connected to it (creator side);
  * lock_fd is handed down and keeps the sandbox locked from here on. */
