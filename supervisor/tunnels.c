@@ -212,7 +212,7 @@ static struct tunnel *tunnel_new(int fd, uint16_t port, struct listener *lst)
 	/* the agent hands us the sandbox's socket, and we splice; an agent
 	 * that cannot pass descriptors (a VM's) answers without one and the
 	 * bytes go in frames */
-	t->direct = true;
+	t->direct = !sup.spec.framed;
 	struct buf b = BUF_INIT;
 	tlv_put_u64(&b, T_PORT, port);
 	agent_send(P_TUNNEL_OPEN, t->direct ? 1 : 0, t->agent_stream, b.data, b.len);

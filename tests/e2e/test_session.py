@@ -164,7 +164,9 @@ def test_raw_mode_restored_when_capsa_is_signaled(store, box, sig):
     wait_for(lambda: not [p for p in procs(store, box) if p["argv"] == ["sh"]], what="sh to end")
 
 
-def test_stdin_is_streamed_with_eof(store, box):
+def test_stdin_is_streamed_with_eof(store, mode):
+    box = uniq("box")
+    store.ok("run", "--name", box, "-d", "busybox", "--", "sleep", "100000", env=mode)
     data = os.urandom(3 * 1024 * 1024)
     p = store.run("exec", "-i", box, "sh", "-c", "cat | sha256sum", input=data, check=0)
     assert p.out.split()[0] == hashlib.sha256(data).hexdigest()
@@ -174,6 +176,7 @@ def test_stdin_is_streamed_with_eof(store, box):
     # big output, and the exit status, through the pipes handed to us
     p = store.run("exec", box, "sh", "-c", "head -c 20000000 /dev/zero; echo err >&2; exit 7")
     assert p.returncode == 7 and len(p.stdout) == 20000000 and p.err == "err\n"
+    store.ok("rm", "-f", box)
 
 
 def test_ctrl_c_reaches_the_process(store, box):
@@ -518,11 +521,18 @@ def http_get(port, path, timeout=60):
         return r.read()
 
 
-def test_published_port_parallel_downloads(store):
+@pytest.fixture(params=["direct", "framed"])
+def mode(request):
+    """The descriptor-passing paths, and the framed ones a VM agent gets
+    (CAPSA_TEST_FRAMED at creation)."""
+    return {"CAPSA_TEST_FRAMED": "1"} if request.param == "framed" else {}
+
+
+def test_published_port_parallel_downloads(store, mode):
     name = uniq()
     port = free_port()
     store.ok("run", "-d", "--name", name, "-p", f"{port}:8080", "busybox", "sh", "-c",
-             "mkdir -p /www && exec httpd -f -p 8080 -h /www")
+             "mkdir -p /www && exec httpd -f -p 8080 -h /www", env=mode)
     try:
         store.ok("exec", name, "sh", "-c", "head -c 10485760 /dev/urandom > /www/big && echo hello > /www/index.html")
         want = hashlib.sha256(store.run("files", "read", name, "/www/big", check=0).stdout).hexdigest()
@@ -558,11 +568,11 @@ def test_published_port_parallel_downloads(store):
     store.assert_clean()
 
 
-def test_tunnel_half_close_and_refused(store):
+def test_tunnel_half_close_and_refused(store, mode):
     name = uniq()
     port = free_port()
     store.ok("run", "-d", "--name", name, "-p", f"{port}:9000", "busybox", "sh", "-c",
-             "i=0; while :; do nc -l -p 9000 > /tmp/got$i; echo $i >> /tmp/log; i=$((i+1)); done")
+             "i=0; while :; do nc -l -p 9000 > /tmp/got$i; echo $i >> /tmp/log; i=$((i+1)); done", env=mode)
     try:
         time.sleep(0.5)
         s = socket.create_connection(("127.0.0.1", port))
