@@ -483,33 +483,49 @@ def test_no_space_keeps_the_old_file(store):
 
 
 def test_watch_directory(store, box):
+    import queue
     c = store
     c.ok("exec", box, "mkdir", "-p", "/w/sub")
     w = subprocess.Popen([capsa_bin(), "files", "watch", "-r", "--json", box, "/w"], env=store.env,
                          stdout=subprocess.PIPE, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(json.loads(x)) for x in w.stdout], daemon=True).start()
+    seen = []
+
+    def until(pred, what):
+        deadline = time.time() + 20
+        while not pred():
+            left = deadline - time.time()
+            assert left > 0, f"{what}: saw {seen}"
+            try:
+                seen.append(lines.get(timeout=min(left, 0.5)))
+            except queue.Empty:
+                pass
     try:
-        time.sleep(0.5)
+        # the watch is in place once an event of ours comes back
+        def probe():
+            c.ok("files", "write", box, "/w/ready", input=b"")
+            return any(e["path"] == "/w/ready" for e in seen)
+        until(probe, "watch ready")
+        seen.clear()
         c.ok("files", "write", box, "/w/a", input=b"1")
         c.ok("exec", box, "sh", "-c", "echo more >> /w/a; chmod 600 /w/a; mv /w/a /w/b; rm /w/b; "
              "mkdir /w/new; echo x > /w/new/inner; echo y > /w/sub/deep")
-        seen = []
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            line = w.stdout.readline()
-            if not line:
-                break
-            seen.append(json.loads(line))
-            if any(e["path"] == "/w/sub/deep" for e in seen) and any(e["path"] == "/w/new/inner" for e in seen):
-                break
+        until(lambda: any(e["path"] == "/w/sub/deep" for e in seen) and
+              any(e["path"] == "/w/new/inner" for e in seen), "events")
         kinds = {(e["type"], e["path"]) for e in seen}
         for want in [("write", "/w/a"), ("chmod", "/w/a"), ("rename", "/w/a"), ("create", "/w/b"),
                      ("remove", "/w/b"), ("create", "/w/new"), ("create", "/w/new/inner"),
                      ("create", "/w/sub/deep")]:
             assert want in kinds, (want, seen)
         assert any(e["type"] == "create" and e["path"] == "/w/new" and e["dir"] for e in seen)
+        # removing the watched directory ends the watch
+        c.ok("files", "rm", "-r", box, "/w")
+        assert w.wait(timeout=20) == 0
     finally:
-        w.terminate()
-        w.wait(timeout=10)
+        if w.poll() is None:
+            w.terminate()
+            w.wait(timeout=10)
     c.fail("files", "watch", box, "/nonexistent", match="/nonexistent")
     c.fail("files", "watch", box, "/etc/passwd", match="/etc/passwd")
 
