@@ -122,8 +122,13 @@ static int add_dir(struct awatch *w, int fd, const char *path)
 	return wd;
 }
 
-/* Adds watches on every directory below fd (O_RDONLY|O_DIRECTORY, taken). */
-static int add_tree(struct awatch *w, int fd, const char *path)
+static void queue_event(struct awatch *w, int kind, const char *path, bool is_dir);
+
+/* Adds watches on every directory below fd (O_RDONLY|O_DIRECTORY, taken).
+ * With report, what is already there is reported as created: in a
+ * directory that just appeared, entries may have been made before its
+ * watch was, and a client must not miss them (it may see one twice). */
+static int add_tree(struct awatch *w, int fd, const char *path, bool report)
 {
 	struct walker wk;
 	struct capsa_error *err = NULL;
@@ -134,12 +139,14 @@ static int add_tree(struct awatch *w, int fd, const char *path)
 	int rc = 0;
 	struct walk_entry e;
 	while (walk_next(&wk, &e, NULL) > 0) {
+		_cleanup_free_ char *p = join(path, e.rel);
+		if (report)
+			queue_event(w, FEV_CREATE, p, S_ISDIR(e.st.st_mode));
 		if (!S_ISDIR(e.st.st_mode))
 			continue;
 		int d = openat(e.dirfd, e.name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (d < 0)
 			continue;
-		_cleanup_free_ char *p = join(path, e.rel);
 		int r = add_dir(w, d, p);
 		close(d);
 		if (r < 0) {
@@ -244,7 +251,7 @@ static void handle(struct awatch *w, const struct inotify_event *ev)
 		if (d >= 0 && add_dir(w, d, path) < 0) {
 			close(d);
 			queue_event(w, FEV_OVERFLOW, path, true);
-		} else if (d >= 0 && add_tree(w, d, path) < 0) {
+		} else if (d >= 0 && add_tree(w, d, path, true) < 0) {
 			queue_event(w, FEV_OVERFLOW, path, true);
 		}
 	}
@@ -297,7 +304,7 @@ void watch_start(uint32_t stream, struct proto_fileop *op)
 		return;
 	}
 	w->root_wd = add_dir(w, fd, op->path);
-	if (w->root_wd < 0 || (w->recursive && add_tree(w, fd, op->path) < 0)) {
+	if (w->root_wd < 0 || (w->recursive && add_tree(w, fd, op->path, false) < 0)) {
 		int e = errno;
 		if (w->root_wd < 0)
 			close(fd);

@@ -563,7 +563,7 @@ void proc_start_request(struct client *c, const struct proto_hdr *h, const uint8
 	p->tty = spec.tty;
 	p->stdin_open = spec.open_stdin;
 	p->keep = spec.keep || (h->flags & PROC_START_KEEP);
-	p->direct = (h->flags & PROC_START_DIRECT) && !p->keep && !p->tty;
+	p->direct = (h->flags & PROC_START_DIRECT) && !p->keep && !p->tty && !sup.spec.framed;
 	p->starter = c;
 	p->starter_stream = h->stream;
 	if (p->keep && !(h->flags & PROC_START_NO_ATTACH))

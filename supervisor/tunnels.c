@@ -212,7 +212,7 @@ static struct tunnel *tunnel_new(int fd, uint16_t port, struct listener *lst)
 	/* the agent hands us the sandbox's socket, and we splice; an agent
 	 * that cannot pass descriptors (a VM's) answers without one and the
 	 * bytes go in frames */
-	t->direct = true;
+	t->direct = !sup.spec.framed;
 	struct buf b = BUF_INIT;
 	tlv_put_u64(&b, T_PORT, port);
 	agent_send(P_TUNNEL_OPEN, t->direct ? 1 : 0, t->agent_stream, b.data, b.len);
@@ -220,34 +220,72 @@ static struct tunnel *tunnel_new(int fd, uint16_t port, struct listener *lst)
 	return t;
 }
 
+/* The agent connected and passed the sandbox-side socket: the relay takes
+ * both sockets and the stream is over. */
+static void opened_direct(struct tunnel *t)
+{
+	int sfd = agent_frame_fd();
+	struct stat st;
+	int host = t->fd;
+	bool ok = fstat(sfd, &st) == 0 && S_ISSOCK(st.st_mode);
+	if (ok) {
+		t->fd = -1;
+		if (relay_start(host, sfd, t->l) < 0) {
+			close(host);
+			close(sfd);
+			ok = false;
+		}
+	} else {
+		close(sfd);
+	}
+	if (t->requester) {
+		if (ok)
+			client_reply_ok(t->requester, t->req_stream);
+		else
+			client_send_error(t->requester, t->req_stream, EPROTO, "tunnel: no usable socket from the agent");
+	}
+	t->requester = NULL;
+	t->closed = true; /* the agent forgot the stream when it passed the socket */
+	tunnel_remove(t);
+}
+
+/* Sandbox -> host bytes of a framed tunnel: written at once if possible,
+ * credited back once written. */
+static void data_from_agent(struct tunnel *t, const uint8_t *payload, size_t n)
+{
+	if (t->l)
+		t->l->port.tx += n;
+	sup_touch();
+	if (t->out.len > 0) {
+		buf_append(&t->out, payload, n);
+		return;
+	}
+	size_t off = 0;
+	while (off < n) {
+		ssize_t w = write(t->fd, payload + off, n - off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN) {
+				tunnel_cancel(t);
+				return;
+			}
+			break;
+		}
+		off += (size_t)w;
+	}
+	t->owed += (uint32_t)off;
+	if (off < n)
+		buf_append(&t->out, payload + off, n - off);
+	return_credit(t);
+}
+
 void tunnel_from_agent(struct tunnel *t, const struct proto_hdr *h, const uint8_t *payload)
 {
 	switch (h->type) {
 	case P_OK:
 		if (t->direct && sup.n_frame_fds > 0) {
-			int sfd = agent_frame_fd();
-			struct stat st;
-			int host = t->fd;
-			bool ok = fstat(sfd, &st) == 0 && S_ISSOCK(st.st_mode);
-			if (ok) {
-				t->fd = -1; /* the relay owns both sockets now */
-				if (relay_start(host, sfd, t->l) < 0) {
-					close(host);
-					close(sfd);
-					ok = false;
-				}
-			} else {
-				close(sfd);
-			}
-			if (t->requester) {
-				if (ok)
-					client_reply_ok(t->requester, t->req_stream);
-				else
-					client_send_error(t->requester, t->req_stream, EPROTO, "tunnel: no usable socket from the agent");
-			}
-			t->requester = NULL;
-			t->closed = true; /* the agent forgot the stream when it passed the socket */
-			tunnel_remove(t);
+			opened_direct(t);
 			return;
 		}
 		t->opened = true;
@@ -266,31 +304,9 @@ void tunnel_from_agent(struct tunnel *t, const struct proto_hdr *h, const uint8_
 	case P_DATA:
 		if (h->flags != CH_STDOUT || t->fd < 0)
 			return;
-		if (t->l)
-			t->l->port.tx += h->len;
-		sup_touch();
-		if (t->out.len == 0) {
-			size_t off = 0;
-			while (off < h->len) {
-				ssize_t w = write(t->fd, payload + off, h->len - off);
-				if (w < 0) {
-					if (errno == EINTR)
-						continue;
-					if (errno != EAGAIN) {
-						tunnel_cancel(t);
-						return;
-					}
-					break;
-				}
-				off += (size_t)w;
-			}
-			t->owed += (uint32_t)off;
-			if (off < h->len)
-				buf_append(&t->out, payload + off, h->len - off);
-			return_credit(t);
-		} else {
-			buf_append(&t->out, payload, h->len);
-		}
+		data_from_agent(t, payload, h->len);
+		if (t->fd < 0)
+			return;
 		break;
 	case P_EOF:
 		if (h->flags == CH_STDOUT && t->fd >= 0) {

@@ -171,7 +171,9 @@ struct capsa_watch_event {
 struct capsa_watch;
 
 /* Watches the directory path (and, with recursive, every directory below
- * it, including ones created later).  At most CAPSA_WATCH_MAX_DIRS
+ * it, including ones created later: what a new directory already holds
+ * when its watch is added is reported as created, so an entry made right
+ * after its directory may be reported twice).  At most CAPSA_WATCH_MAX_DIRS
  * directories per sandbox are watched (ENOSPC beyond): inotify watches are a
  * host-wide resource. */
 #define CAPSA_WATCH_MAX_DIRS 4096

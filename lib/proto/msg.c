@@ -349,6 +349,7 @@ int proto_sandbox_encode(struct buf *b, const struct proto_sandbox *s)
 	tlv_put_i64(b, T_DEADLINE_MS, s->deadline_ms);
 	for (size_t i = 0; i < s->n_ports; i++)
 		proto_port_encode(b, T_PUBLISH, &s->ports[i]);
+	tlv_put_flag(b, T_FRAMED, s->framed);
 	return 0;
 }
 
@@ -406,6 +407,7 @@ int proto_sandbox_decode(const uint8_t *p, size_t n, struct proto_sandbox *s, co
 		case T_CREATOR_ATTACH: bad = tlv_u64(val, len, &s->creator_attach); break;
 		case T_IDLE_TIMEOUT_MS: bad = tlv_i64(val, len, &s->idle_timeout_ms); break;
 		case T_DEADLINE_MS: bad = tlv_i64(val, len, &s->deadline_ms); break;
+		case T_FRAMED: s->framed = true; break;
 		case T_PUBLISH:
 			if (s->n_ports >= PROTO_MAX_PORTS)
 				DECODE_FAIL("too many published ports");

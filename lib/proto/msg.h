@@ -102,6 +102,8 @@ struct proto_sandbox {
 	int64_t idle_timeout_ms, deadline_ms;
 	struct proto_port *ports;
 	size_t n_ports;
+	bool framed;	/* no descriptor passing: stdio and tunnels in frames (a test hook,
+			 * and what a VM agent gets) */
 };
 
 int proto_sandbox_encode(struct buf *b, const struct proto_sandbox *s);

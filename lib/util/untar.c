@@ -401,6 +401,54 @@ static void finish_file(struct tarx *x)
 	x->fd = -1;
 }
 
+/* The entry's name as archived: pax path, GNU long name, or ustar's
+ * prefix/name. */
+static char *raw_name(const struct tarx *x, const uint8_t *h)
+{
+	if (x->pax_path)
+		return xstrdup(x->pax_path);
+	if (x->gnu_path)
+		return xstrdup(x->gnu_path);
+	_cleanup_free_ char *name = field_str(h, 100);
+	_cleanup_free_ char *prefix = memcmp(h + 257, "ustar\0", 6) == 0 ? field_str(h + 345, 155) : NULL;
+	return prefix && *prefix ? xasprintf("%s/%s", prefix, name) : xstrdup(name);
+}
+
+/* The rules every entry passes before anything of it is created.  0: go
+ * on (lclean holds a hard link's cleaned target), 1: nothing to create (the
+ * destination itself), -1: refused. */
+static int check_entry(struct tarx *x, char type, const char *name, const char *raw, const char *link,
+		       struct buf *lclean, struct capsa_error **err)
+{
+	if (type == '3' || type == '4' || type == '6')
+		return error_set(err, EPERM, "tar entry '%s': device and fifo entries are not allowed", name);
+	if (type != '0' && type != '1' && type != '2' && type != '5')
+		return error_set(err, EPERM, "tar entry '%s': unsupported entry type '%c'", name,
+				 type >= 32 && type < 127 ? type : '?');
+	if (!*name) {
+		/* the destination itself ("./"): nothing to create */
+		if (type == '5')
+			return 1;
+		return error_set(err, EINVAL, "tar entry '%s': empty name", raw);
+	}
+	/* nothing may go through a symlink this archive created */
+	for (size_t i = 1; name[i]; i++)
+		if (name[i] == '/' && set_has(x->symlinks, name, i))
+			return error_set(err, EPERM, "tar entry '%s': goes through symlink '%.*s' of the same archive",
+					 name, (int)i, name);
+	if (type == '1') {
+		if (clean_name(link, lclean) < 0 || !lclean->len)
+			return error_set(err, EPERM, "tar entry '%s': hard link target '%.200s' leaves the destination",
+					 name, link);
+		if (!set_has(x->files, lclean->data, lclean->len))
+			return error_set(err, EPERM, "tar entry '%s': hard link to '%s', which the archive did not create",
+					 name, buf_cstr(lclean));
+	}
+	if (type == '2' && !*link)
+		return error_set(err, EINVAL, "tar entry '%s': symlink without a target", name);
+	return 0;
+}
+
 static int handle_header(struct tarx *x, struct capsa_error **err)
 {
 	const uint8_t *h = x->block;
@@ -443,17 +491,7 @@ static int handle_header(struct tarx *x, struct capsa_error **err)
 			x->state = S_HEADER;
 		return 0;
 	}
-	/* the entry's name and link target */
-	_cleanup_free_ char *raw = NULL;
-	if (x->pax_path) {
-		raw = xstrdup(x->pax_path);
-	} else if (x->gnu_path) {
-		raw = xstrdup(x->gnu_path);
-	} else {
-		_cleanup_free_ char *name = field_str(h, 100);
-		_cleanup_free_ char *prefix = memcmp(h + 257, "ustar\0", 6) == 0 ? field_str(h + 345, 155) : NULL;
-		raw = prefix && *prefix ? xasprintf("%s/%s", prefix, name) : xstrdup(name);
-	}
+	_cleanup_free_ char *raw = raw_name(x, h);
 	_cleanup_free_ char *link = x->pax_link ? xstrdup(x->pax_link)
 				    : x->gnu_link ? xstrdup(x->gnu_link)
 						  : field_str(h + 157, 100);
@@ -472,39 +510,11 @@ static int handle_header(struct tarx *x, struct capsa_error **err)
 	clear_overrides(x);
 	if (type == '\0' || type == '7')
 		type = '0';
-	if (type == '3' || type == '4' || type == '6')
-		return error_set(err, EPERM, "tar entry '%s': device and fifo entries are not allowed", name);
-	if (type != '0' && type != '1' && type != '2' && type != '5')
-		return error_set(err, EPERM, "tar entry '%s': unsupported entry type '%c'", name,
-				 type >= 32 && type < 127 ? type : '?');
-	if (!*name) {
-		/* the destination itself ("./"): nothing to create */
-		if (type == '5')
-			return 0;
-		return error_set(err, EINVAL, "tar entry '%s': empty name", raw);
-	}
-	/* nothing may go through a symlink this archive created */
-	for (size_t i = 1; name[i]; i++)
-		if (name[i] == '/' && set_has(x->symlinks, name, i))
-			return error_set(err, EPERM, "tar entry '%s': goes through symlink '%.*s' of the same archive",
-					 name, (int)i, name);
 	struct buf lclean = BUF_INIT;
-	if (type == '1') {
-		if (clean_name(link, &lclean) < 0 || !lclean.len) {
-			buf_release(&lclean);
-			return error_set(err, EPERM, "tar entry '%s': hard link target '%.200s' leaves the destination",
-					 name, link);
-		}
-		if (!set_has(x->files, lclean.data, lclean.len)) {
-			int rc = error_set(err, EPERM, "tar entry '%s': hard link to '%s', which the archive did not create",
-					   name, buf_cstr(&lclean));
-			buf_release(&lclean);
-			return rc;
-		}
-	}
-	if (type == '2' && !*link) {
+	int ck = check_entry(x, type, name, raw, link, &lclean, err);
+	if (ck != 0) {
 		buf_release(&lclean);
-		return error_set(err, EINVAL, "tar entry '%s': symlink without a target", name);
+		return ck < 0 ? -1 : 0;
 	}
 	struct entry e = { .name = name, .type = type, .mode = (uint32_t)mode, .uid = uid, .gid = gid,
 			   .size = size, .mtime = (int64_t)mtime, .link = type == '1' ? buf_cstr(&lclean) : link };

@@ -164,7 +164,9 @@ def test_raw_mode_restored_when_capsa_is_signaled(store, box, sig):
     wait_for(lambda: not [p for p in procs(store, box) if p["argv"] == ["sh"]], what="sh to end")
 
 
-def test_stdin_is_streamed_with_eof(store, box):
+def test_stdin_is_streamed_with_eof(store, mode):
+    box = uniq("box")
+    store.ok("run", "--name", box, "-d", "busybox", "--", "sleep", "100000", env=mode)
     data = os.urandom(3 * 1024 * 1024)
     p = store.run("exec", "-i", box, "sh", "-c", "cat | sha256sum", input=data, check=0)
     assert p.out.split()[0] == hashlib.sha256(data).hexdigest()
@@ -174,6 +176,7 @@ def test_stdin_is_streamed_with_eof(store, box):
     # big output, and the exit status, through the pipes handed to us
     p = store.run("exec", box, "sh", "-c", "head -c 20000000 /dev/zero; echo err >&2; exit 7")
     assert p.returncode == 7 and len(p.stdout) == 20000000 and p.err == "err\n"
+    store.ok("rm", "-f", box)
 
 
 def test_ctrl_c_reaches_the_process(store, box):
@@ -480,33 +483,49 @@ def test_no_space_keeps_the_old_file(store):
 
 
 def test_watch_directory(store, box):
+    import queue
     c = store
     c.ok("exec", box, "mkdir", "-p", "/w/sub")
     w = subprocess.Popen([capsa_bin(), "files", "watch", "-r", "--json", box, "/w"], env=store.env,
                          stdout=subprocess.PIPE, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(json.loads(x)) for x in w.stdout], daemon=True).start()
+    seen = []
+
+    def until(pred, what):
+        deadline = time.time() + 20
+        while not pred():
+            left = deadline - time.time()
+            assert left > 0, f"{what}: saw {seen}"
+            try:
+                seen.append(lines.get(timeout=min(left, 0.5)))
+            except queue.Empty:
+                pass
     try:
-        time.sleep(0.5)
+        # the watch is in place once an event of ours comes back
+        def probe():
+            c.ok("files", "write", box, "/w/ready", input=b"")
+            return any(e["path"] == "/w/ready" for e in seen)
+        until(probe, "watch ready")
+        seen.clear()
         c.ok("files", "write", box, "/w/a", input=b"1")
         c.ok("exec", box, "sh", "-c", "echo more >> /w/a; chmod 600 /w/a; mv /w/a /w/b; rm /w/b; "
              "mkdir /w/new; echo x > /w/new/inner; echo y > /w/sub/deep")
-        seen = []
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            line = w.stdout.readline()
-            if not line:
-                break
-            seen.append(json.loads(line))
-            if any(e["path"] == "/w/sub/deep" for e in seen) and any(e["path"] == "/w/new/inner" for e in seen):
-                break
+        until(lambda: any(e["path"] == "/w/sub/deep" for e in seen) and
+              any(e["path"] == "/w/new/inner" for e in seen), "events")
         kinds = {(e["type"], e["path"]) for e in seen}
         for want in [("write", "/w/a"), ("chmod", "/w/a"), ("rename", "/w/a"), ("create", "/w/b"),
                      ("remove", "/w/b"), ("create", "/w/new"), ("create", "/w/new/inner"),
                      ("create", "/w/sub/deep")]:
             assert want in kinds, (want, seen)
         assert any(e["type"] == "create" and e["path"] == "/w/new" and e["dir"] for e in seen)
+        # removing the watched directory ends the watch
+        c.ok("files", "rm", "-r", box, "/w")
+        assert w.wait(timeout=20) == 0
     finally:
-        w.terminate()
-        w.wait(timeout=10)
+        if w.poll() is None:
+            w.terminate()
+            w.wait(timeout=10)
     c.fail("files", "watch", box, "/nonexistent", match="/nonexistent")
     c.fail("files", "watch", box, "/etc/passwd", match="/etc/passwd")
 
@@ -518,11 +537,18 @@ def http_get(port, path, timeout=60):
         return r.read()
 
 
-def test_published_port_parallel_downloads(store):
+@pytest.fixture(params=["direct", "framed"])
+def mode(request):
+    """The descriptor-passing paths, and the framed ones a VM agent gets
+    (CAPSA_TEST_FRAMED at creation)."""
+    return {"CAPSA_TEST_FRAMED": "1"} if request.param == "framed" else {}
+
+
+def test_published_port_parallel_downloads(store, mode):
     name = uniq()
     port = free_port()
     store.ok("run", "-d", "--name", name, "-p", f"{port}:8080", "busybox", "sh", "-c",
-             "mkdir -p /www && exec httpd -f -p 8080 -h /www")
+             "mkdir -p /www && exec httpd -f -p 8080 -h /www", env=mode)
     try:
         store.ok("exec", name, "sh", "-c", "head -c 10485760 /dev/urandom > /www/big && echo hello > /www/index.html")
         want = hashlib.sha256(store.run("files", "read", name, "/www/big", check=0).stdout).hexdigest()
@@ -558,11 +584,11 @@ def test_published_port_parallel_downloads(store):
     store.assert_clean()
 
 
-def test_tunnel_half_close_and_refused(store):
+def test_tunnel_half_close_and_refused(store, mode):
     name = uniq()
     port = free_port()
     store.ok("run", "-d", "--name", name, "-p", f"{port}:9000", "busybox", "sh", "-c",
-             "i=0; while :; do nc -l -p 9000 > /tmp/got$i; echo $i >> /tmp/log; i=$((i+1)); done")
+             "i=0; while :; do nc -l -p 9000 > /tmp/got$i; echo $i >> /tmp/log; i=$((i+1)); done", env=mode)
     try:
         time.sleep(0.5)
         s = socket.create_connection(("127.0.0.1", port))
