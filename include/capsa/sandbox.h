@@ -60,6 +60,9 @@ struct capsa_sandbox_opts {
 	int64_t idle_timeout_ms;   /* 0: none */
 	int64_t timeout_ms;	   /* maximum lifetime, 0: none */
 	int stop_signal;	   /* 0: the image's StopSignal or SIGTERM */
+	int64_t disk;		   /* bytes reserved in the capacity ledger for the
+				      sandbox's writable layer (accounted, not
+				      enforced; see capsa/admission.h), 0: none */
 };
 
 /* Standard streams for an attached process: the library pumps between these
@@ -124,6 +127,23 @@ int capsa_sandbox_reconcile(struct capsa_ctx *ctx, struct capsa_error **err);
 /* Records the end of one sandbox from the exit file its supervisor wrote
  * (run by the supervisor as its last act; idempotent). */
 int capsa_sandbox_finalize(struct capsa_ctx *ctx, const char *id, struct capsa_error **err);
+
+/* Resource usage of a running sandbox, read from its cgroup. */
+struct capsa_sandbox_stats {
+	uint64_t cpu_usage_ns;
+	uint64_t memory_current, memory_limit; /* limit: UINT64_MAX when none */
+	uint64_t pids_current, pids_limit;
+	uint64_t io_read_bytes, io_write_bytes;
+	uint64_t oom_kills;
+};
+/* ESRCH when the sandbox has ended (its cgroup is gone). */
+int capsa_sandbox_stats(struct capsa_ctx *ctx, const char *sandbox, struct capsa_sandbox_stats *out,
+			struct capsa_error **err);
+/* Sets the maximum lifetime to timeout_ms from now (0: none) in the
+ * database and in the running supervisor, which stops the sandbox with
+ * reason "timeout" when it expires. */
+int capsa_sandbox_set_timeout(struct capsa_ctx *ctx, const char *sandbox, int64_t timeout_ms,
+			      struct capsa_error **err);
 
 #ifdef __cplusplus
 }

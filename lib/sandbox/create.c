@@ -20,6 +20,7 @@
 #include "image/image.h"
 #include "linux/caps.h"
 #include "linux/seccomp-profile.h"
+#include "ledger.h"
 #include "sandbox.h"
 #include "util/fs.h"
 #include "util/paths.h"
@@ -316,6 +317,8 @@ static int validate(const struct capsa_sandbox_opts *o, struct capsa_error **err
 		return error_set(err, EINVAL, "invalid pids limit %lld: must be positive", (long long)o->pids);
 	if (o->timeout_ms < 0 || o->idle_timeout_ms < 0)
 		return error_set(err, EINVAL, "invalid timeout: must be positive");
+	if (o->disk < 0)
+		return error_set(err, EINVAL, "invalid disk reservation %lld: must be positive", (long long)o->disk);
 	return 0;
 }
 
@@ -365,11 +368,16 @@ static int insert_row(struct capsa_ctx *ctx, const char *id, const char *name, c
 	struct store *db = ctx_db(ctx, err);
 	if (!db || store_begin(db, err) < 0)
 		return -1;
+	/* admission: the ledger is read and the reservation inserted in this
+	 * one write transaction (ledger.c) */
+	if (ledger_admit(ctx, db, o, err) < 0)
+		goto fail;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if (store_prepare(db,
 			  "INSERT INTO sandboxes(id, name, image_id, image_ref, state, config, labels, created_at, "
-			  "auto_remove, deadline_at, idle_timeout_ms, reserved_cpus_milli, reserved_memory) "
-			  "VALUES(?,?,?,?,'creating',?,?,?,?,?,?,?,?)",
+			  "auto_remove, deadline_at, idle_timeout_ms, reserved_cpus_milli, reserved_memory, "
+			  "reserved_disk, reserved) "
+			  "VALUES(?,?,?,?,'creating',?,?,?,?,?,?,?,?,?,1)",
 			  &st, err) < 0)
 		goto fail;
 	store_bind_text(st, 1, id);
@@ -385,6 +393,7 @@ static int insert_row(struct capsa_ctx *ctx, const char *id, const char *name, c
 	sqlite3_bind_int64(st, 10, o->idle_timeout_ms);
 	sqlite3_bind_int64(st, 11, o->cpus_milli);
 	sqlite3_bind_int64(st, 12, o->memory);
+	sqlite3_bind_int64(st, 13, o->disk);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		if (sqlite3_errcode(db->db) == SQLITE_CONSTRAINT) {
 			store_rollback(db);
@@ -473,7 +482,7 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 				   const struct capsa_stdio *stdio, char **id_out, struct capsa_exit *exit_out,
 				   struct capsa_error **err)
 {
-	if (validate(o, err) < 0)
+	if (validate(o, err) < 0 || ledger_check_disk(ctx, err) < 0)
 		return -1;
 	struct image *img = NULL;
 	if (image_resolve(ctx, o->image, &img, err) < 0)

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ledger.h"
 #include "linux/cgroup.h"
 #include "sandbox.h"
 #include "util/fs.h"
@@ -319,7 +320,9 @@ int sandbox_finalize(struct capsa_ctx *ctx, const char *id, const struct proto_e
 			rc = store_error(db, "record sandbox exit", err);
 			goto out;
 		}
-		if (sqlite3_changes(db->db) > 0) {
+		bool changed = sqlite3_changes(db->db) > 0;
+		ledger_release(ctx, r.id);
+		if (changed) {
 			json_t *a = json_pack("{s:I, s:s}", "exitCode", (json_int_t)code, "reason", reason);
 			char *attrs = json_dumps(a, JSON_COMPACT);
 			sandbox_event(ctx, r.id, "die", attrs);
