@@ -30,6 +30,8 @@ CLI_CMD(images);
 CLI_CMD(pull);
 CLI_CMD(login);
 CLI_CMD(logout);
+CLI_CMD(serve);
+CLI_CMD(template);
 
 #define CAPSA_COMMANDS \
 	CMD("run", cmd_run, "create a sandbox from an image and run a command in it") \
@@ -48,6 +50,8 @@ CLI_CMD(logout);
 	CMD("pull", HEAVY(cmd_pull), "download an image from a registry") \
 	CMD("login", HEAVY(cmd_login), "store credentials for a registry") \
 	CMD("logout", HEAVY(cmd_logout), "forget the credentials for a registry") \
+	CMD("serve", HEAVY(cmd_serve), "serve the HTTP API (native and E2B-compatible)") \
+	CMD("template", cmd_template, "manage templates: create, ls, rm") \
 	CMD("_finalize", cmd_finalize, "(internal) record the end of a sandbox")
 
 #endif

@@ -156,6 +156,7 @@ static char *config_json(const struct capsa_sandbox_opts *o, const struct proto_
 	json_object_set_new(c, "memory", json_integer(o->memory));
 	json_object_set_new(c, "cpus", json_real((double)o->cpus_milli / 1000.0));
 	json_object_set_new(c, "pidsLimit", json_integer(o->pids));
+	json_object_set_new(c, "disk", json_integer(o->disk));
 	json_object_set_new(c, "readOnly", json_boolean(o->readonly));
 	json_object_set_new(c, "tty", json_boolean(o->tty));
 	json_object_set_new(c, "interactive", json_boolean(o->interactive));

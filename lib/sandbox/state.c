@@ -448,6 +448,11 @@ static json_t *row_json(const struct sb_row *r, bool full)
 		format_rfc3339(r->finished_at, finished, sizeof(finished));
 		json_object_set_new(o, "finished", json_string(finished));
 	}
+	if (r->deadline_at && strcmp(r->state, "exited") != 0) {
+		char deadline[40];
+		format_rfc3339(r->deadline_at, deadline, sizeof(deadline));
+		json_object_set_new(o, "deadline", json_string(deadline));
+	}
 	if (r->has_exit)
 		json_object_set_new(o, "exitCode", json_integer(r->exit_code));
 	if (r->reason)
