@@ -27,6 +27,8 @@ struct capsa_mount {
 	int tmpfs_mode;      /* 0: 1777 */
 };
 
+struct capsa_port; /* capsa/tunnel.h */
+
 struct capsa_rlimit {
 	int resource; /* RLIMIT_* */
 	uint64_t soft, hard;
@@ -60,6 +62,10 @@ struct capsa_sandbox_opts {
 	int64_t idle_timeout_ms;   /* 0: none */
 	int64_t timeout_ms;	   /* maximum lifetime, 0: none */
 	int stop_signal;	   /* 0: the image's StopSignal or SIGTERM */
+	const struct capsa_port *ports; /* published on the host (`-p`) */
+	size_t n_ports;
+	int64_t log_max_size;	   /* bytes per log file, 0: 16 MiB */
+	int log_max_files;	   /* rotated files kept, 0: 4 */
 	int64_t disk;		   /* bytes reserved in the capacity ledger for the
 				      sandbox's writable layer (accounted, not
 				      enforced; see capsa/admission.h), 0: none */
@@ -73,13 +79,23 @@ struct capsa_stdio {
 	int err_fd;   /* ignored with a tty */
 	int sig_fd;   /* -1, or a signalfd whose signals are forwarded */
 	bool tty;
-	uint16_t rows, cols;
+	uint16_t rows, cols;	/* initial terminal size; on SIGWINCH (through
+				 * sig_fd) the size of out_fd's terminal is sent */
+	const char *detach_keys; /* with tty and in_fd: the key sequence that
+				  * leaves the process running and returns (exit
+				  * reason "detached"); NULL: "ctrl-p,ctrl-q", "": none */
 };
+
+/* Parses docker's --detach-keys syntax ("ctrl-p,ctrl-q", "a,ctrl-@") into
+ * at most 16 bytes; returns the length, or -1 with err. */
+int capsa_detach_keys_parse(const char *spec, char out[16], struct capsa_error **err);
 
 struct capsa_exit {
 	int exit_code;	   /* docker's convention: code, 128+signal, 126, 127, 125 */
 	int signal;
-	char reason[32];   /* exited signaled oom stopped killed lost timeout ... */
+	char reason[32];   /* exited signaled oom stopped killed lost timeout
+			    * idle_timeout max_duration start_failed; "detached"
+			    * when the client left with the detach keys */
 	char message[512]; /* why it could not start, when it could not */
 };
 
@@ -98,13 +114,32 @@ struct capsa_exec_opts {
 	bool tty;
 	bool interactive;
 	int64_t timeout_ms;
-	bool detach;
+	bool detach;	   /* return once it runs; it is a kept process (see
+			    * capsa/session.h), attachable later */
+	const char *tag;   /* see capsa_proc_opts */
 };
 
 /* Runs a process in a running sandbox, attached through stdio, and fills
  * exit when it ends. */
 int capsa_sandbox_exec(struct capsa_ctx *ctx, const char *sandbox, const struct capsa_exec_opts *opts,
 		       const struct capsa_stdio *stdio, struct capsa_exit *exit, struct capsa_error **err);
+
+/* Attaches stdio to the sandbox's main process until it ends (exit is the
+ * sandbox's) or the detach keys are typed (reason "detached").  stdin is
+ * passed on only if the sandbox was started interactive. */
+int capsa_sandbox_attach(struct capsa_ctx *ctx, const char *sandbox, const struct capsa_stdio *stdio,
+			 struct capsa_exit *exit, struct capsa_error **err);
+
+/* Counts as activity for the idle timeout. */
+int capsa_sandbox_touch(struct capsa_ctx *ctx, const char *sandbox, struct capsa_error **err);
+
+struct capsa_sandbox_update {
+	int64_t timeout_ms;	 /* new maximum lifetime from now; 0: none; -1: unchanged */
+	int64_t idle_timeout_ms; /* 0: none; -1: unchanged */
+};
+/* Changes a running sandbox's timeouts. */
+int capsa_sandbox_update(struct capsa_ctx *ctx, const char *sandbox, const struct capsa_sandbox_update *u,
+			 struct capsa_error **err);
 
 /* SIGTERM (or the stop signal), timeout_ms of grace, then SIGKILL of the
  * whole sandbox; waits for the end.  Idempotent. */

@@ -1,0 +1,179 @@
+/* capsa/files.h: files inside a running sandbox.
+ *
+ * Every path is absolute inside the sandbox (a relative path is taken from
+ * its "/") and is resolved by the sandbox's agent relative to the sandbox's
+ * root: symlinks that point outside, ".." components and renames racing the
+ * operation stay inside the sandbox (openat2 RESOLVE_IN_ROOT, or a checked
+ * component walk on kernels without it).  Operations run with the agent's
+ * privileges (root in the sandbox); `user` options only set the owner of
+ * what is created.
+ *
+ * A capsa_files handle is one connection to the sandbox; its calls block
+ * until the operation is done and must not be used from two threads at once
+ * (open one handle per thread).  A watch is a separate, pollable handle.
+ * Errors carry the errno of the failing step (ENOENT, EISDIR, ENOTDIR,
+ * ENOSPC, EEXIST, ENOTEMPTY, EFBIG, ...) and name the path.
+ */
+#ifndef CAPSA_FILES_H
+#define CAPSA_FILES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "capsa/capsa.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct capsa_files;
+
+/* Connects to a running sandbox (ESRCH if it is not running, EBUSY if it
+ * is paused). */
+int capsa_files_open(struct capsa_ctx *ctx, const char *sandbox, struct capsa_files **out, struct capsa_error **err);
+void capsa_files_close(struct capsa_files *f);
+
+enum capsa_file_type {
+	CAPSA_FILE_REGULAR = 0,
+	CAPSA_FILE_DIR,
+	CAPSA_FILE_SYMLINK,
+	CAPSA_FILE_OTHER, /* device, fifo, socket */
+};
+
+struct capsa_file_info {
+	char *name;	   /* last component ("/" for the root) */
+	char *path;	   /* absolute path inside the sandbox */
+	enum capsa_file_type type;
+	int64_t size;
+	uint32_t mode;	   /* st_mode: type and permission bits */
+	uint32_t uid, gid;
+	char *owner;	   /* from the sandbox's /etc/passwd; NULL if not found */
+	char *group;	   /* from the sandbox's /etc/group; NULL if not found */
+	int64_t mtime_ms;  /* ms since the epoch */
+	char *link_target; /* symlinks: the target as stored */
+};
+void capsa_file_info_release(struct capsa_file_info *i);
+void capsa_file_infos_free(struct capsa_file_info *v, size_t n);
+
+/* Information about path itself (a final symlink is not followed). */
+int capsa_files_stat(struct capsa_files *f, const char *path, struct capsa_file_info *out, struct capsa_error **err);
+
+/* Entries below a directory, sorted by path: depth 1 lists its entries,
+ * depth N also what is up to N levels down (symlinks are listed, never
+ * followed).  At most CAPSA_FILES_LIST_MAX entries (E2BIG beyond). */
+#define CAPSA_FILES_LIST_MAX 100000
+int capsa_files_list(struct capsa_files *f, const char *path, int depth, struct capsa_file_info **out, size_t *n,
+		     struct capsa_error **err);
+
+/* A whole regular file into memory (malloc'd, NUL-terminated for
+ * convenience, len without the NUL); EFBIG when it is larger than max. */
+int capsa_files_read(struct capsa_files *f, const char *path, size_t max, char **data, size_t *len,
+		     struct capsa_error **err);
+/* A regular file streamed to out_fd (blocking writes); *size receives the
+ * bytes written when not NULL. */
+int capsa_files_read_fd(struct capsa_files *f, const char *path, int out_fd, int64_t *size, struct capsa_error **err);
+
+enum capsa_write_mode {
+	CAPSA_WRITE_REPLACE = 0, /* create or replace, atomically: the data goes to a
+				  * temporary file in the same directory that is renamed
+				  * over path once complete, so a failed write (no space,
+				  * a broken stream) leaves the old file as it was */
+	CAPSA_WRITE_CREATE,	 /* like REPLACE, but EEXIST if path exists */
+	CAPSA_WRITE_APPEND,	 /* append to path (created if missing); not atomic: a
+				  * failure may leave part of the data appended */
+};
+
+struct capsa_write_opts {
+	enum capsa_write_mode how;
+	int mode;	    /* permission bits; -1: the replaced file's, else 0644 */
+	bool make_parents;  /* create missing parent directories (mode 0755) */
+	const char *user;   /* owner of what is created (user[:group]); NULL: root,
+			     * or the replaced file's owner */
+};
+
+/* Writes n bytes of data (a final symlink is followed, inside the sandbox;
+ * EISDIR if path is a directory). */
+int capsa_files_write(struct capsa_files *f, const char *path, const void *data, size_t n,
+		      const struct capsa_write_opts *opts, struct capsa_error **err);
+/* The same, with the content read from in_fd until end of file. */
+int capsa_files_write_fd(struct capsa_files *f, const char *path, int in_fd, const struct capsa_write_opts *opts,
+			 struct capsa_error **err);
+
+/* mkdir -p with parents; mode -1: 0755.  Returns 1 if it created path, 0
+ * if a directory was already there (ENOTDIR if something else is). */
+int capsa_files_mkdir(struct capsa_files *f, const char *path, int mode, bool parents, const char *user,
+		      struct capsa_error **err);
+/* Removes a file, symlink or empty directory; with recursive, a whole tree
+ * (never following symlinks or crossing into other mounts). */
+int capsa_files_remove(struct capsa_files *f, const char *path, bool recursive, struct capsa_error **err);
+/* Renames from to to (both inside the sandbox); no_replace: EEXIST if to
+ * exists. */
+int capsa_files_rename(struct capsa_files *f, const char *from, const char *to, bool no_replace,
+		       struct capsa_error **err);
+
+/* Tar streams (POSIX ustar with pax extended headers), as `capsa cp` and
+ * the API's upload/download use them.
+ *
+ * tar_get writes path (a file, or a directory with everything below it) to
+ * out_fd; archive names start with name (NULL: the last component of path),
+ * so that extracting the stream recreates it under that name.  Symlinks are
+ * archived as symlinks; devices, fifos and sockets are skipped. */
+int capsa_files_tar_get(struct capsa_files *f, const char *path, const char *name, int out_fd,
+			struct capsa_error **err);
+
+struct capsa_tar_put_opts {
+	const char *user;   /* owner of every extracted entry; NULL: as archived
+			     * (numeric ids) */
+	bool make_parents;  /* create dir (and its parents) if missing */
+};
+/* Extracts the tar stream read from in_fd under the directory dir.  Entries
+ * with an absolute name are taken relative to dir; a name with a ".."
+ * component, or one that goes through a symlink the same archive created, is
+ * refused (EPERM, naming the entry) before anything of it is written.
+ * Regular files, directories, symlinks and hard links (to entries of the
+ * same archive) are created; modes, owners (see user) and mtimes are set;
+ * devices are refused.  On error, entries extracted before stay. */
+int capsa_files_tar_put(struct capsa_files *f, const char *dir, int in_fd, const struct capsa_tar_put_opts *opts,
+			struct capsa_error **err);
+
+/* Directory watches (inotify in the sandbox). */
+enum capsa_watch_type {
+	CAPSA_WATCH_CREATE = 0, /* created, or moved in (the new name of a rename) */
+	CAPSA_WATCH_WRITE,	/* content modified */
+	CAPSA_WATCH_REMOVE,	/* deleted */
+	CAPSA_WATCH_RENAME,	/* moved away (the old name of a rename) */
+	CAPSA_WATCH_CHMOD,	/* attributes changed */
+	CAPSA_WATCH_OVERFLOW,	/* events were lost (the kernel's queue overflowed) */
+};
+
+struct capsa_watch_event {
+	enum capsa_watch_type type;
+	const char *path; /* absolute path inside the sandbox */
+	bool is_dir;
+	int64_t time_ms;
+};
+
+struct capsa_watch;
+
+/* Watches the directory path (and, with recursive, every directory below
+ * it, including ones created later).  At most CAPSA_WATCH_MAX_DIRS
+ * directories per sandbox are watched (ENOSPC beyond): inotify watches are a
+ * host-wide resource. */
+#define CAPSA_WATCH_MAX_DIRS 4096
+int capsa_watch_open(struct capsa_ctx *ctx, const char *sandbox, const char *path, bool recursive,
+		     struct capsa_watch **out, struct capsa_error **err);
+/* The watch's connection, to poll for POLLIN. */
+int capsa_watch_fd(const struct capsa_watch *w);
+/* Delivers the events that arrived, without blocking.  Returns 0 while
+ * watching, 1 when the watch ended (the directory was removed, or the
+ * sandbox ended), -1 with err on failure. */
+int capsa_watch_process(struct capsa_watch *w, void (*cb)(void *ud, const struct capsa_watch_event *ev), void *ud,
+			struct capsa_error **err);
+void capsa_watch_free(struct capsa_watch *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
