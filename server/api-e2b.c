@@ -145,6 +145,9 @@ static void create_sandbox(struct http_req *r, struct capsa_ctx *ctx)
 	struct capsa_template t = { 0 };
 	struct capsa_error *err = NULL;
 	char **labels = NULL;
+	_cleanup_free_ char *id = NULL;
+	json_t *s = NULL;
+	struct capsa_sandbox_opts o = { 0 };
 	if (!jdec_finish(&d, false)) {
 		http_reply_error(r, 400, "invalid_argument", "%s", d.err);
 		goto out;
@@ -156,29 +159,26 @@ static void create_sandbox(struct http_req *r, struct capsa_ctx *ctx)
 	labels = strv_dup(meta);
 	labels = strv_push_take(labels, xasprintf(LABEL_TEMPLATE "=%s", tmpl));
 	labels = strv_push(labels, LABEL_API "=e2b");
-	struct capsa_sandbox_opts o = {
-		.image = t.image,
-		.cmd = api_keepalive_cmd,
-		.entrypoint_set = true,
-		.env = env,
-		.labels = labels,
-		.memory = t.memory,
-		.cpus_milli = t.cpus_milli,
-		.disk = t.disk,
-		.timeout_ms = timeout,
-		.auto_remove = true,
-	};
-	_cleanup_free_ char *id = NULL;
+	o.image = t.image;
+	o.cmd = api_keepalive_cmd;
+	o.entrypoint_set = true;
+	o.env = env;
+	o.labels = labels;
+	o.memory = t.memory;
+	o.cpus_milli = t.cpus_milli;
+	o.disk = t.disk;
+	o.timeout_ms = timeout;
+	o.auto_remove = true;
 	if (api_create_sandbox(r, ctx, &o, &id) < 0)
 		goto out;
-	json_t *s = inspect(ctx, id, &err);
+	s = inspect(ctx, id, &err);
 	if (!s) {
 		http_reply_capsa_error(r, err);
 		goto out;
 	}
 	http_reply_json(r, 201, e2b_created_json(srv, s));
-	json_decref(s);
 out:
+	json_decref(s);
 	capsa_template_release(&t);
 	strv_free(env);
 	strv_free(meta);
@@ -272,6 +272,8 @@ static void connect_common(struct http_req *r, struct capsa_ctx *ctx, bool resum
 	jdec_init(&d, body, "");
 	int64_t ms = timeout_seconds(&d, "timeout", 0);
 	json_t *s = NULL;
+	bool paused = false;
+	struct capsa_error *err = NULL;
 	if (!jdec_finish(&d, false)) {
 		http_reply_error(r, 400, "invalid_argument", "%s", d.err);
 		goto out;
@@ -279,8 +281,7 @@ static void connect_common(struct http_req *r, struct capsa_ctx *ctx, bool resum
 	s = live_sandbox(r, ctx, r->param[0]);
 	if (!s)
 		goto out;
-	bool paused = strcmp(jstr(s, "state"), "paused") == 0;
-	struct capsa_error *err = NULL;
+	paused = strcmp(jstr(s, "state"), "paused") == 0;
 	if (!paused && resume_only) {
 		http_reply_error(r, 409, "conflict", "sandbox %s is already running", r->param[0]);
 		goto out;

@@ -69,6 +69,7 @@ static void create_sandbox(struct http_req *r, struct capsa_ctx *ctx)
 	struct capsa_sandbox_opts o = { 0 };
 	struct capsa_template t = { 0 };
 	char **cmd = NULL, **entry = NULL, **env = NULL, **labels = NULL;
+	_cleanup_free_ char *id = NULL;
 	o.image = jdec_str(&d, "image", false);
 	const char *tmpl = jdec_str(&d, "template", false);
 	o.name = jdec_str(&d, "name", false);
@@ -131,7 +132,6 @@ static void create_sandbox(struct http_req *r, struct capsa_ctx *ctx)
 	}
 	o.env = env;
 	o.labels = labels;
-	_cleanup_free_ char *id = NULL;
 	if (api_create_sandbox(r, ctx, &o, &id) == 0)
 		reply_inspect(r, ctx, id, 201);
 out:
@@ -347,14 +347,16 @@ static void logs_pump(void *arg, struct capsa_ctx *ctx)
 	struct logs_job *j = arg;
 	j->ctx = ctx;
 	pthread_t t;
-	if (pthread_create(&t, NULL, logs_reader, j) != 0) {
-		close(j->out[1]);
-		close(j->err[1]);
-		goto done;
-	}
 	struct buf line[2] = { BUF_INIT, BUF_INIT };
 	int fds[2] = { j->out[0], j->err[0] };
 	int open_n = 2;
+	if (pthread_create(&t, NULL, logs_reader, j) != 0) {
+		close(j->out[1]);
+		close(j->err[1]);
+		close(fds[0]);
+		close(fds[1]);
+		goto done;
+	}
 	while (open_n > 0) {
 		struct pollfd p[2] = { { .fd = fds[0], .events = POLLIN }, { .fd = fds[1], .events = POLLIN } };
 		if (poll(p, 2, 1000) < 0 && errno != EINTR)
@@ -371,7 +373,7 @@ static void logs_pump(void *arg, struct capsa_ctx *ctx)
 				buf_append(&line[c], chunk, (size_t)n);
 			/* whole lines; a line longer than 64 KiB goes out in pieces */
 			for (;;) {
-				char *nl = memchr(line[c].data, '\n', line[c].len);
+				char *nl = line[c].len ? memchr(line[c].data, '\n', line[c].len) : NULL;
 				size_t take = nl ? (size_t)(nl - line[c].data) : line[c].len;
 				if (!nl && !eof && line[c].len < 65536)
 					break;

@@ -438,8 +438,6 @@ static int64_t body_cap(const struct http_req *r)
 static enum MHD_Result on_headers(struct http_req *r)
 {
 	struct server *srv = r->srv;
-	if (r->bad)
-		return reply_now(r, (unsigned)r->bad_status, r->bad_status == 404 ? "not_found" : "invalid_argument", r->bad);
 	size_t nh = 0;
 	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_header, &nh);
 	if (nh > HTTP_MAX_HEADERS)
@@ -455,6 +453,8 @@ static enum MHD_Result on_headers(struct http_req *r)
 	}
 	if (!authorized(r))
 		return reply_now(r, 401, "unauthorized", "unauthorized");
+	if (r->bad)
+		return reply_now(r, (unsigned)r->bad_status, r->bad_status == 404 ? "not_found" : "invalid_argument", r->bad);
 	const struct route *table = native_routes;
 	if (r->sandbox_id) {
 		if (r->sandbox_port == 49983)
@@ -586,11 +586,11 @@ static void log_cb(void *cls, const char *fmt, va_list ap)
 int http_listener_start(struct listener *l, int conn_timeout_s, int max_connections, struct capsa_error **err)
 {
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-	l->d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, l, MHD_OPTION_LISTEN_SOCKET, l->fd,
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)conn_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-				(unsigned)max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-				MHD_OPTION_URI_LOG_CALLBACK, uri_cb, l, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, l,
-				MHD_OPTION_EXTERNAL_LOGGER, log_cb, NULL, MHD_OPTION_END);
+	l->d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, l, MHD_OPTION_EXTERNAL_LOGGER, log_cb, NULL,
+				MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)conn_timeout_s,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_connections,
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_URI_LOG_CALLBACK,
+				uri_cb, l, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, l, MHD_OPTION_END);
 	if (!l->d)
 		return error_set(err, EIO, "start the HTTP server on %s", l->desc);
 	return 0;

@@ -15,7 +15,7 @@ json_t *json_parse_body(const char *p, size_t n, char *err, size_t errlen)
 		return NULL;
 	}
 	json_error_t je;
-	json_t *j = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
+	json_t *j = json_loadb(p, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
 	if (!j) {
 		snprintf(err, errlen, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
 		return NULL;

@@ -13,6 +13,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "capsa/sandbox.h"
@@ -273,14 +274,27 @@ static void *ticker_main(void *p)
 	struct capsa_ctx *ctx = NULL;
 	capsa_ctx_open(&srv->ctx_opts, &ctx, NULL);
 	int64_t next_reconcile = mono_ms() + 2000;
+	pthread_mutex_lock(&srv->ticker_mu);
 	while (!atomic_load(&srv->stopping)) {
-		poll(NULL, 0, 250);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 250 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&srv->ticker_cond, &srv->ticker_mu, &ts);
+		if (atomic_load(&srv->stopping))
+			break;
+		pthread_mutex_unlock(&srv->ticker_mu);
 		streams_tick(srv);
 		if (ctx && mono_ms() >= next_reconcile) {
 			capsa_sandbox_reconcile(ctx, NULL);
 			next_reconcile = mono_ms() + 2000;
 		}
+		pthread_mutex_lock(&srv->ticker_mu);
 	}
+	pthread_mutex_unlock(&srv->ticker_mu);
 	capsa_ctx_free(ctx);
 	return NULL;
 }
@@ -300,6 +314,8 @@ static void server_release(struct server *srv)
 	free(srv->run_root);
 	metrics_release(&srv->metrics);
 	pthread_mutex_destroy(&srv->streams_mu);
+	pthread_mutex_destroy(&srv->ticker_mu);
+	pthread_cond_destroy(&srv->ticker_cond);
 }
 
 static int setup(struct server *srv, const struct server_opts *o, struct capsa_error **err)
@@ -314,6 +330,7 @@ static int setup(struct server *srv, const struct server_opts *o, struct capsa_e
 	srv->ctx_opts.run_root = srv->run_root;
 	int rc = -1;
 	struct capsa_capacity host;
+	const char *sock = o->socket_path;
 	if (capsa_capacity_from_host(ctx, &host, err) < 0)
 		goto out;
 	srv->capacity = host;
@@ -332,7 +349,6 @@ static int setup(struct server *srv, const struct server_opts *o, struct capsa_e
 		goto out;
 	if (!srv->token)
 		srv->token = random_hex(32); /* unix socket only: never checked, never shown */
-	const char *sock = o->socket_path;
 	if (!sock || (strcmp(sock, "none") != 0 && *sock)) {
 		def = xasprintf("%s/capsa.sock", srv->run_root);
 		if (listen_unix(srv, sock ? sock : def, err) < 0)
@@ -388,6 +404,8 @@ int server_run(const struct server_opts *opts, struct capsa_error **err)
 	srv->max_json = o->max_json;
 	srv->max_upload = o->max_upload;
 	pthread_mutex_init(&srv->streams_mu, NULL);
+	pthread_mutex_init(&srv->ticker_mu, NULL);
+	pthread_cond_init(&srv->ticker_cond, NULL);
 	metrics_init(&srv->metrics);
 	for (size_t i = 0; i < ARRAY_SIZE(srv->lst); i++)
 		srv->lst[i].fd = -1;
@@ -401,7 +419,7 @@ int server_run(const struct server_opts *opts, struct capsa_error **err)
 	pthread_sigmask(SIG_BLOCK, &mask, &old);
 	signal(SIGPIPE, SIG_IGN);
 
-	int rc = -1;
+	int rc = -1, sig = 0;
 	if (setup(srv, o, err) < 0)
 		goto out;
 	if (pool_start(&srv->pool, (size_t)o->workers, &srv->ctx_opts, &srv->capacity, err) < 0)
@@ -415,12 +433,15 @@ int server_run(const struct server_opts *opts, struct capsa_error **err)
 		printf("capsa serve: listening on %s\n", srv->lst[i].desc);
 	fflush(stdout);
 
-	int sig = wait_for_stop(o, &mask);
+	sig = wait_for_stop(o, &mask);
 	if (sig)
 		fprintf(stderr, "capsa serve: %s: stopping (sandboxes keep running)\n", strsignal(sig));
 	rc = 0;
 out:
+	pthread_mutex_lock(&srv->ticker_mu);
 	atomic_store(&srv->stopping, true);
+	pthread_cond_broadcast(&srv->ticker_cond);
+	pthread_mutex_unlock(&srv->ticker_mu);
 	for (size_t i = 0; i < srv->n_lst; i++)
 		http_listener_quiesce(&srv->lst[i]);
 	streams_close_all(srv);

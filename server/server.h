@@ -64,6 +64,8 @@ struct server {
 	pthread_mutex_t streams_mu;
 	struct stream *streams; /* every live stream, for keepalives and shutdown */
 	pthread_t ticker;
+	pthread_mutex_t ticker_mu;
+	pthread_cond_t ticker_cond;
 	bool ticker_started;
 	struct interp_registry *interp;
 	struct session_hub *hub;

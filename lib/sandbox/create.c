@@ -369,11 +369,11 @@ static int insert_row(struct capsa_ctx *ctx, const char *id, const char *name, c
 	struct store *db = ctx_db(ctx, err);
 	if (!db || store_begin(db, err) < 0)
 		return -1;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	/* admission: the ledger is read and the reservation inserted in this
 	 * one write transaction (ledger.c) */
 	if (ledger_admit(ctx, db, o, err) < 0)
 		goto fail;
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if (store_prepare(db,
 			  "INSERT INTO sandboxes(id, name, image_id, image_ref, state, config, labels, created_at, "
 			  "auto_remove, deadline_at, idle_timeout_ms, reserved_cpus_milli, reserved_memory, "

@@ -16,24 +16,24 @@ CAPSA_EXPORT int capsa_sandbox_set_timeout(struct capsa_ctx *ctx, const char *sa
 		return -1;
 	int rc = -1;
 	struct proto_conn c = { .fd = -1 };
+	struct buf b = BUF_INIT;
+	struct store *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
 	if (strcmp(r.state, "exited") == 0) {
 		error_set(err, ESRCH, "sandbox %s is not running", r.name);
 		goto out;
 	}
-	int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
 	/* the supervisor first: it is what enforces the deadline */
 	if (sandbox_connect(ctx, &r, &c, err) < 0)
 		goto out;
-	struct buf b = BUF_INIT;
 	tlv_put_i64(&b, T_DEADLINE_MS, deadline);
 	rc = sandbox_request(&c, P_UPDATE, 0, &b, NULL, err);
-	buf_release(&b);
 	if (rc < 0) {
 		error_wrap(err, "sandbox %s", r.name);
 		goto out;
 	}
-	struct store *db = ctx_db(ctx, err);
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	db = ctx_db(ctx, err);
 	if (!db || store_prepare(db, "UPDATE sandboxes SET deadline_at=?2 WHERE id=?1", &st, err) < 0) {
 		rc = -1;
 		goto out;
@@ -44,6 +44,9 @@ CAPSA_EXPORT int capsa_sandbox_set_timeout(struct capsa_ctx *ctx, const char *sa
 	if (sqlite3_step(st) != SQLITE_DONE)
 		rc = store_error(db, "record sandbox timeout", err);
 out:
+	if (st)
+		sqlite3_finalize(st);
+	buf_release(&b);
 	if (c.fd >= 0)
 		proto_conn_release(&c, true);
 	sb_row_release(&r);
