@@ -125,10 +125,9 @@ static void create_sandbox(struct http_req *r, struct capsa_ctx *ctx)
 	int64_t timeout = timeout_seconds(&d, "timeout", srv->o.e2b_default_timeout_ms);
 	char **env = jdec_labels(&d, "envVars", 4096);
 	char **meta = jdec_labels(&d, "metadata", 256);
-	json_t *inet = json_object_get(body, "allow_internet_access");
-	if (json_is_true(inet))
-		jdec_fail(&d, "allow_internet_access: capsa sandboxes have no network access; create them with "
-			      "allow_internet_access false or without it");
+	/* allow_internet_access (older SDKs send true by default) is not
+	 * honoured: sandboxes have a network namespace with loopback only,
+	 * whatever it says (docs/api.md) */
 	if (json_is_true(json_object_get(body, "autoPause")))
 		jdec_fail(&d, "autoPause: capsa ends a sandbox when its timeout expires; pausing instead is not "
 			      "supported");
