@@ -80,7 +80,7 @@ static void set_bad(struct http_req *r, unsigned status, const char *msg)
 	r->bad_status = status;
 }
 
-static void parse_target(struct http_req *r, const char *uri)
+void http_parse_target(struct http_req *r, const char *uri)
 {
 	const char *q = strchr(uri, '?');
 	size_t plen = q ? (size_t)(q - uri) : strlen(uri);
@@ -301,7 +301,7 @@ void http_reply_header(struct http_req *r, const char *name, const char *value)
 
 /* --- the request lifecycle -------------------------------------------- */
 
-static void req_free(struct http_req *r)
+void http_req_free(struct http_req *r)
 {
 	for (size_t i = 0; i < r->n_seg; i++)
 		free(r->seg[i]);
@@ -336,7 +336,7 @@ static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 	r->spool_fd = -1;
 	r->t_start_ns = mono_ns();
 	r->raw_uri = xstrdup(uri ? uri : "");
-	parse_target(r, r->raw_uri);
+	http_parse_target(r, r->raw_uri);
 	atomic_fetch_add(&l->srv->metrics.requests, 1);
 	return r;
 }
@@ -353,7 +353,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct metrics *m = &r->srv->metrics;
 	if (r->status >= 400 || r->status == 0)
 		atomic_fetch_add(&m->errors, 1);
-	req_free(r);
+	http_req_free(r);
 }
 
 static enum MHD_Result queue_now(struct http_req *r)

@@ -114,6 +114,12 @@ int http_listener_start(struct listener *l, int conn_timeout_s, int max_connecti
 void http_listener_quiesce(struct listener *l);
 void http_listener_stop(struct listener *l);
 
+/* Splits and decodes a request target into r->seg and r->query; a bad
+ * escape, a NUL or too many parts set r->bad.  (Exposed for the fuzzer.) */
+void http_parse_target(struct http_req *r, const char *uri);
+/* Frees a request and everything it holds. */
+void http_req_free(struct http_req *r);
+
 /* Percent-decoding; '+' becomes ' ' with plus.  -1 on a malformed escape
  * or a decoded NUL. */
 int http_unescape(const char *in, size_t n, bool plus, char **out);

@@ -195,9 +195,11 @@ int buf_appendf(struct buf *b, const char *fmt, ...)
 
 const char *buf_cstr(struct buf *b)
 {
-	if (!b->data && buf_reserve(b, 0) == 0)
-		b->data[0] = '\0';
-	return b->data ? b->data : "";
+	if (!b->data && buf_reserve(b, 0) < 0)
+		return "";
+	/* reserve and consume do not terminate: do it here */
+	b->data[b->len] = '\0';
+	return b->data;
 }
 
 char *buf_steal(struct buf *b)

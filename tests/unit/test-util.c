@@ -77,6 +77,12 @@ static void test_buf(void)
 	buf_consume(&b, 3);
 	is_str(buf_cstr(&b), "45678", "consume");
 	buf_release(&b);
+	/* a buffer only reserved is still an empty string */
+	b.cap = 0;
+	ok(buf_reserve(&b, 100) == 0, "reserve");
+	memset(b.data, 'x', b.alloc);
+	is_str(buf_cstr(&b), "", "reserved buffer reads as empty");
+	buf_release(&b);
 	char **v = strv_split("a::b", ':');
 	is_int(strv_len(v), 3, "split keeps empty fields");
 	strv_free(v);
