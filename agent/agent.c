@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -70,6 +71,12 @@ static void handle_init(const uint8_t *payload, size_t len)
 	agent.have_init = true;
 }
 
+static bool stream_in_use(uint32_t stream)
+{
+	return proc_stream_in_use(stream) || files_stream_in_use(stream) || watch_stream_in_use(stream) ||
+	       tunnel_stream_in_use(stream);
+}
+
 static int on_frame(void *ctx, struct proto_conn *c, const struct proto_hdr *h, const uint8_t *payload)
 {
 	(void)ctx;
@@ -82,17 +89,31 @@ static int on_frame(void *ctx, struct proto_conn *c, const struct proto_hdr *h, 
 		agent_send(P_PONG, 0, h->stream, payload, h->len);
 		break;
 	case P_PROC_START:
-		if (agent.ending)
+	case P_FILE_OP:
+	case P_TUNNEL_OPEN:
+		if (agent.ending) {
 			agent_send_error(h->stream, ESRCH, "sandbox is shutting down");
-		else
+		} else if (h->stream == 0 || stream_in_use(h->stream)) {
+			agent_send_error(h->stream, EINVAL, "stream %u is in use", h->stream);
+		} else if (h->type == P_PROC_START) {
 			proc_start(h->stream, payload, h->len);
+		} else if (h->type == P_FILE_OP) {
+			file_start(h->stream, payload, h->len);
+		} else {
+			tunnel_start(h->stream, payload, h->len);
+		}
 		break;
 	case P_DATA:
 	case P_CREDIT:
 	case P_EOF:
 	case P_SIGNAL:
 	case P_RESIZE:
-		proc_frame(h, payload);
+	case P_CANCEL:
+		/* a stream that ended while this was in flight is simply gone */
+		if (proc_stream_in_use(h->stream))
+			proc_frame(h, payload);
+		else if (!file_frame(h, payload) && !watch_frame(h, payload))
+			tunnel_frame(h, payload);
 		break;
 	case P_SHUTDOWN:
 		proc_kill_all();
@@ -165,6 +186,15 @@ int main(int argc, char **argv)
 	fd_set_cloexec(chan, true);
 	fd_set_nonblock(chan, true);
 	gethostname(agent.hostname, sizeof(agent.hostname) - 1);
+	/* file operations resolve every path relative to the sandbox's root */
+	agent.root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	/* the agent creates files with exactly the modes asked for */
+	umask(0);
+	/* tunnels and sessions need descriptors; children get the original
+	 * limit back before exec */
+	getrlimit(RLIMIT_NOFILE, &agent.nofile);
+	struct rlimit more = { agent.nofile.rlim_max, agent.nofile.rlim_max };
+	setrlimit(RLIMIT_NOFILE, &more);
 
 	/* All signals PID 1 can receive come through the signalfd; children
 	 * reset their mask before exec. */

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "ev/ev.h"
@@ -30,6 +31,8 @@ struct agent {
 	bool ending;		    /* main exited: kill the rest and leave */
 	int exit_code;
 	char hostname[256];
+	int root_fd;		    /* the sandbox's "/": file operations resolve in it */
+	struct rlimit nofile;	    /* RLIMIT_NOFILE as the agent got it, for its children */
 };
 
 extern struct agent agent;
@@ -49,5 +52,22 @@ void proc_reap(void);
 void proc_forward_signal(int sig);
 void proc_kill_all(void);
 bool proc_all_done(void);
+bool proc_stream_in_use(uint32_t stream);
+
+/* files.c */
+void file_start(uint32_t stream, const uint8_t *payload, size_t len);
+/* false: not a file stream */
+bool file_frame(const struct proto_hdr *h, const uint8_t *payload);
+bool files_stream_in_use(uint32_t stream);
+
+/* watch.c */
+void watch_start(uint32_t stream, struct proto_fileop *op);
+bool watch_frame(const struct proto_hdr *h, const uint8_t *payload);
+bool watch_stream_in_use(uint32_t stream);
+
+/* tunnel.c */
+void tunnel_start(uint32_t stream, const uint8_t *payload, size_t len);
+bool tunnel_frame(const struct proto_hdr *h, const uint8_t *payload);
+bool tunnel_stream_in_use(uint32_t stream);
 
 #endif

@@ -79,6 +79,11 @@ static struct aproc *find(uint32_t stream)
 	return NULL;
 }
 
+bool proc_stream_in_use(uint32_t stream)
+{
+	return find(stream) != NULL;
+}
+
 static void chan_close(struct achan *c)
 {
 	if (c->fd >= 0) {
@@ -362,6 +367,9 @@ static void child_run(struct start *s)
 	sigfillset(&all);
 	sigprocmask(SIG_UNBLOCK, &all, NULL);
 	setsid();
+	/* the agent raised its own descriptor limit; the process gets the
+	 * original one (unless its spec sets another) */
+	setrlimit(RLIMIT_NOFILE, &agent.nofile);
 	if (s->tty_slave >= 0) {
 		ioctl(s->tty_slave, TIOCSCTTY, 0);
 		for (int i = 0; i < 3; i++)
@@ -506,10 +514,6 @@ void proc_start(uint32_t stream, const uint8_t *payload, size_t len)
 {
 	struct proto_proc req;
 	const char *why = NULL;
-	if (stream == 0 || find(stream)) {
-		agent_send_error(stream, EINVAL, "stream %u is in use", stream);
-		return;
-	}
 	if (proto_proc_decode(payload, len, &req, &why) < 0) {
 		agent_send_error(stream, EPROTO, "process spec: %s", why);
 		return;

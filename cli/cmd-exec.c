@@ -1,6 +1,5 @@
 /* cmd-exec.c: `capsa exec`: run a process in a running sandbox. */
 #include <string.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -24,15 +23,25 @@ static const char exec_usage[] =
 	"  -u, --user USER[:GROUP]    user and group, by name or number\n"
 	"  -i, --interactive          stream stdin to the process (EOF is passed on)\n"
 	"  -t, --tty                  give the process a terminal\n"
-	"  -d, --detach               start the process and return at once\n"
+	"  -d, --detach               start the process and return at once; it keeps\n"
+	"                             running and its output is kept for 'capsa attach\n"
+	"                             --proc' (see 'capsa proc ls')\n"
+	"      --tag NAME             name the process (for 'capsa attach --proc NAME')\n"
 	"      --timeout DUR          end the process after DUR (TERM, then KILL after\n"
 	"                             10 s); it then exits with status 124\n"
+	"      --detach-keys KEYS     keys that leave a -it process running (default\n"
+	"                             ctrl-p,ctrl-q; '' for none)\n"
 	"  -h, --help                 show this help\n"
 	"\n"
+	"With -t and -i the terminal is put in raw mode (restored on every way out)\n"
+	"and resized with ours; a signal to capsa then ends only capsa, and the\n"
+	"process gets SIGHUP as from a closed terminal.\n"
+	"\n"
 	"Exit status: the process's own; 124 after --timeout; 125 if capsa failed;\n"
-	"126 if the command cannot be invoked; 127 if it was not found.\n";
+	"126 if the command cannot be invoked; 127 if it was not found; 0 after the\n"
+	"detach keys.\n";
 
-enum { O_ENV_FILE = 256, O_TIMEOUT };
+enum { O_ENV_FILE = 256, O_TIMEOUT, O_TAG, O_DETACH_KEYS };
 
 static const struct option exec_options[] = {
 	{ "env", required_argument, NULL, 'e' },
@@ -43,6 +52,8 @@ static const struct option exec_options[] = {
 	{ "tty", no_argument, NULL, 't' },
 	{ "detach", no_argument, NULL, 'd' },
 	{ "timeout", required_argument, NULL, O_TIMEOUT },
+	{ "tag", required_argument, NULL, O_TAG },
+	{ "detach-keys", required_argument, NULL, O_DETACH_KEYS },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -50,6 +61,7 @@ static const struct option exec_options[] = {
 CLI_CMD(exec)
 {
 	struct capsa_exec_opts o = { 0 };
+	const char *detach_keys = NULL;
 	struct capsa_error *err = NULL;
 	int c, rc = 0;
 	while ((c = getopt_long(argc, argv, "+e:w:u:itdh", exec_options, NULL)) != -1) {
@@ -67,6 +79,13 @@ CLI_CMD(exec)
 			else if (o.timeout_ms == 0)
 				rc = error_set(&err, EINVAL, "invalid --timeout '%s': must be positive", optarg);
 			break;
+		case O_TAG: o.tag = optarg; break;
+		case O_DETACH_KEYS: {
+			char k[16];
+			detach_keys = optarg;
+			rc = capsa_detach_keys_parse(optarg, k, &err);
+			break;
+		}
 		case 'h':
 			strv_free(o.env);
 			return cli_help(exec_usage);
@@ -97,16 +116,15 @@ CLI_CMD(exec)
 		strv_free(o.env);
 		if (rc < 0)
 			return cli_fail(cli, err);
-		return e.reason[0] ? report_exit(&e) : 0;
+		if (e.reason[0])
+			return report_exit(&e);
+		return 0;
 	}
 	struct term_state term = { .fd = -1 };
-	struct capsa_stdio io = { .in_fd = o.interactive ? 0 : -1, .out_fd = 1, .err_fd = 2, .tty = o.tty };
+	struct capsa_stdio io = { .in_fd = o.interactive ? 0 : -1, .out_fd = 1, .err_fd = 2, .tty = o.tty,
+				  .detach_keys = detach_keys };
 	if (o.tty) {
-		struct winsize ws;
-		if (ioctl(1, TIOCGWINSZ, &ws) == 0) {
-			io.rows = ws.ws_row;
-			io.cols = ws.ws_col;
-		}
+		term_size(1, &io.rows, &io.cols);
 		if (o.interactive)
 			term_raw(&term, 0);
 	}

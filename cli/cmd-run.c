@@ -4,9 +4,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "capsa/tunnel.h"
 #include "cli.h"
 #include "cmds.h"
 #include "opts.h"
@@ -48,14 +48,28 @@ static const char run_usage[] =
 	"      --ulimit NAME=SOFT[:HARD]\n"
 	"                             set a resource limit (nofile, nproc, core, ...)\n"
 	"      --stop-signal SIG      signal that `capsa stop` sends (default TERM)\n"
-	"      --idle-timeout DUR     stop after DUR without activity (e.g. 10m)\n"
-	"      --timeout DUR          stop after DUR in any case (maximum lifetime)\n"
+	"      --idle-timeout DUR     stop after DUR without activity (exec, stdin, file\n"
+	"                             operations, tunnel traffic, attach, capsa touch;\n"
+	"                             e.g. 10m); the reason is then idle_timeout\n"
+	"      --timeout DUR          stop after DUR in any case (maximum lifetime, reason\n"
+	"                             max_duration; change it with capsa update)\n"
+	"  -p, --publish [HOSTIP:]HOSTPORT:PORT[/tcp]\n"
+	"                             publish a port: connections to HOSTIP:HOSTPORT\n"
+	"                             (default 127.0.0.1; HOSTPORT empty or 0: any free\n"
+	"                             port) reach 127.0.0.1:PORT in the sandbox\n"
+	"      --log-opt max-size=SIZE|max-file=N\n"
+	"                             rotate the log at SIZE (default 16m), keep N files\n"
+	"                             (default 4)\n"
 	"  -i, --interactive          keep stdin open and stream it to the process\n"
-	"  -t, --tty                  give the process a terminal\n"
+	"  -t, --tty                  give the process a terminal (with -i: raw mode,\n"
+	"                             restored on every way out)\n"
+	"      --detach-keys KEYS     keys that leave a -it sandbox running (default\n"
+	"                             ctrl-p,ctrl-q; '' for none); 'capsa attach' returns\n"
 	"  -h, --help                 show this help\n"
 	"\n"
 	"Exit status: the process's own; 125 if capsa failed; 126 if the command\n"
-	"cannot be invoked; 127 if it was not found; 128+N if killed by signal N.\n"
+	"cannot be invoked; 127 if it was not found; 128+N if killed by signal N;\n"
+	"0 after the detach keys.\n"
 	"\n"
 	"Examples:\n"
 	"  capsa run --rm busybox -- echo hello\n"
@@ -64,7 +78,7 @@ static const char run_usage[] =
 
 enum {
 	O_RM = 256, O_NAME, O_ENV_FILE, O_ENTRYPOINT, O_TMPFS, O_CPUS, O_PIDS, O_SHM, O_HOSTNAME, O_READONLY,
-	O_CAP_ADD, O_CAP_DROP, O_SECOPT, O_ULIMIT, O_STOPSIG, O_IDLE, O_TIMEOUT,
+	O_CAP_ADD, O_CAP_DROP, O_SECOPT, O_ULIMIT, O_STOPSIG, O_IDLE, O_TIMEOUT, O_LOGOPT, O_DETACH_KEYS,
 };
 
 static const struct option run_options[] = {
@@ -92,6 +106,9 @@ static const struct option run_options[] = {
 	{ "stop-signal", required_argument, NULL, O_STOPSIG },
 	{ "idle-timeout", required_argument, NULL, O_IDLE },
 	{ "timeout", required_argument, NULL, O_TIMEOUT },
+	{ "publish", required_argument, NULL, 'p' },
+	{ "log-opt", required_argument, NULL, O_LOGOPT },
+	{ "detach-keys", required_argument, NULL, O_DETACH_KEYS },
 	{ "interactive", no_argument, NULL, 'i' },
 	{ "tty", no_argument, NULL, 't' },
 	{ "help", no_argument, NULL, 'h' },
@@ -105,6 +122,10 @@ struct run_args {
 	struct capsa_rlimit rlimits[32];
 	size_t n_rlimits;
 	char **entrypoint;
+	struct capsa_port ports[64];
+	char *port_ips[64];
+	size_t n_ports;
+	const char *detach_keys;
 };
 
 static int parse(struct cli *cli, struct run_args *a, int argc, char **argv)
@@ -113,7 +134,7 @@ static int parse(struct cli *cli, struct run_args *a, int argc, char **argv)
 	struct capsa_error *err = NULL;
 	int c;
 	size_t nm = 0;
-	while ((c = getopt_long(argc, argv, "+de:w:u:l:v:m:ith", run_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+de:w:u:l:v:m:p:ith", run_options, NULL)) != -1) {
 		int rc = 0;
 		switch (c) {
 		case 'd': a->detach = true; break;
@@ -186,6 +207,32 @@ static int parse(struct cli *cli, struct run_args *a, int argc, char **argv)
 			if (parse_duration_ms(optarg, &o->timeout_ms, &err) < 0 || o->timeout_ms == 0)
 				return err ? cli_fail(cli, err) : cli_usage_error(cli, "--timeout must be positive");
 			break;
+		case 'p':
+			if (a->n_ports >= ARRAY_SIZE(a->ports))
+				return cli_usage_error(cli, "too many published ports");
+			rc = capsa_port_parse(optarg, &a->ports[a->n_ports], &a->port_ips[a->n_ports], &err);
+			if (rc == 0)
+				a->n_ports++;
+			break;
+		case O_LOGOPT:
+			if (str_has_prefix(optarg, "max-size=")) {
+				if (parse_size(optarg + 9, &o->log_max_size, &err) < 0)
+					rc = error_wrap(&err, "--log-opt %s", optarg);
+			} else if (str_has_prefix(optarg, "max-file=")) {
+				int64_t v;
+				if (parse_int64(optarg + 9, 1, 64, &v) < 0)
+					return cli_usage_error(cli, "invalid --log-opt '%s': max-file is 1-64", optarg);
+				o->log_max_files = (int)v;
+			} else {
+				return cli_usage_error(cli, "unknown --log-opt '%s' (max-size=SIZE, max-file=N)", optarg);
+			}
+			break;
+		case O_DETACH_KEYS: {
+			char k[16];
+			a->detach_keys = optarg;
+			rc = capsa_detach_keys_parse(optarg, k, &err);
+			break;
+		}
 		case 'i': o->interactive = true; break;
 		case 't': o->tty = true; break;
 		case 'h': return cli_help(run_usage), -1;
@@ -205,6 +252,8 @@ static int parse(struct cli *cli, struct run_args *a, int argc, char **argv)
 	o->n_mounts = nm;
 	o->rlimits = a->rlimits;
 	o->n_rlimits = a->n_rlimits;
+	o->ports = a->ports;
+	o->n_ports = a->n_ports;
 	return 0;
 }
 
@@ -219,6 +268,8 @@ static void run_args_release(struct run_args *a)
 		free((char *)a->mounts[i].source);
 		free((char *)a->mounts[i].target);
 	}
+	for (size_t i = 0; i < a->n_ports; i++)
+		free(a->port_ips[i]);
 }
 
 CLI_CMD(run)
@@ -244,13 +295,10 @@ CLI_CMD(run)
 		return 0;
 	}
 	struct term_state term = { .fd = -1 };
-	struct capsa_stdio io = { .in_fd = o->interactive ? 0 : -1, .out_fd = 1, .err_fd = 2, .tty = o->tty };
+	struct capsa_stdio io = { .in_fd = o->interactive ? 0 : -1, .out_fd = 1, .err_fd = 2, .tty = o->tty,
+				  .detach_keys = a.detach_keys };
 	if (o->tty) {
-		struct winsize ws;
-		if (ioctl(1, TIOCGWINSZ, &ws) == 0) {
-			io.rows = ws.ws_row;
-			io.cols = ws.ws_col;
-		}
+		term_size(1, &io.rows, &io.cols);
 		if (o->interactive)
 			term_raw(&term, 0);
 	}

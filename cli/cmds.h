@@ -30,12 +30,28 @@ CLI_CMD(images);
 CLI_CMD(pull);
 CLI_CMD(login);
 CLI_CMD(logout);
+CLI_CMD(attach);
+CLI_CMD(proc);
+CLI_CMD(port);
+CLI_CMD(touch);
+CLI_CMD(update);
+CLI_CMD(events);
+CLI_CMD(cp);
+CLI_CMD(files);
 CLI_CMD(serve);
 CLI_CMD(template);
 
 #define CAPSA_COMMANDS \
 	CMD("run", cmd_run, "create a sandbox from an image and run a command in it") \
 	CMD("exec", cmd_exec, "run a command in a running sandbox") \
+	CMD("attach", cmd_attach, "attach to a sandbox's main process (or another)") \
+	CMD("proc", cmd_proc, "list and signal a sandbox's processes") \
+	CMD("cp", cmd_cp, "copy files between a sandbox and the host") \
+	CMD("files", cmd_files, "read, write, list, watch files in a sandbox") \
+	CMD("port", cmd_port, "list or add a sandbox's published ports") \
+	CMD("touch", cmd_touch, "count as activity for a sandbox's idle timeout") \
+	CMD("update", cmd_update, "change a running sandbox's timeouts") \
+	CMD("events", cmd_events, "print sandbox events and follow new ones") \
 	CMD("ps", cmd_ps, "list sandboxes") \
 	CMD("inspect", cmd_inspect, "show a sandbox as JSON") \
 	CMD("logs", cmd_logs, "show the output of a sandbox's main process") \

@@ -177,6 +177,9 @@ int opt_cpus(const char *arg, int64_t *milli, struct capsa_error **err)
 
 int session_signals_open(void)
 {
+	/* a reader that went away is an EPIPE from write, not a death with
+	 * the terminal left raw */
+	signal(SIGPIPE, SIG_IGN);
 	sigset_t set;
 	sigemptyset(&set);
 	int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
@@ -192,8 +195,19 @@ void session_signals_close(int fd)
 		close(fd);
 }
 
+/* The terminal to restore if we leave through exit() rather than
+ * term_restore (a failure path): raw mode never outlives capsa. */
+static struct term_state *raw_term;
+
+static void restore_at_exit(void)
+{
+	if (raw_term)
+		term_restore(raw_term);
+}
+
 int term_raw(struct term_state *t, int fd)
 {
+	static bool registered;
 	t->fd = fd;
 	t->raw = false;
 	if (!isatty(fd) || tcgetattr(fd, &t->saved) < 0)
@@ -205,6 +219,11 @@ int term_raw(struct term_state *t, int fd)
 	if (tcsetattr(fd, TCSADRAIN, &raw) < 0)
 		return -1;
 	t->raw = true;
+	raw_term = t;
+	if (!registered) {
+		atexit(restore_at_exit);
+		registered = true;
+	}
 	return 0;
 }
 
@@ -213,11 +232,23 @@ void term_restore(struct term_state *t)
 	if (t->raw)
 		tcsetattr(t->fd, TCSADRAIN, &t->saved);
 	t->raw = false;
+	if (raw_term == t)
+		raw_term = NULL;
+}
+
+void term_size(int fd, uint16_t *rows, uint16_t *cols)
+{
+	struct winsize ws;
+	if (ioctl(fd, TIOCGWINSZ, &ws) == 0) {
+		*rows = ws.ws_row;
+		*cols = ws.ws_col;
+	}
 }
 
 int report_exit(const struct capsa_exit *e)
 {
-	if (e->message[0] && (strcmp(e->reason, "start_failed") == 0 || strcmp(e->reason, "timeout") == 0))
+	if (e->message[0] && (strcmp(e->reason, "start_failed") == 0 || strcmp(e->reason, "timeout") == 0 ||
+			      strcmp(e->reason, "interrupted") == 0))
 		fprintf(stderr, "capsa: %s\n", e->message);
 	return e->exit_code;
 }

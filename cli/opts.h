@@ -5,6 +5,7 @@
 #define CAPSA_CLI_OPTS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <termios.h>
 
 #include "capsa/sandbox.h"
@@ -36,6 +37,8 @@ struct term_state {
 };
 int term_raw(struct term_state *t, int fd);
 void term_restore(struct term_state *t);
+/* The terminal size of fd, left alone if fd is not a terminal. */
+void term_size(int fd, uint16_t *rows, uint16_t *cols);
 
 /* Prints "capsa: <message>" for a process that failed to start and returns
  * its exit code. */

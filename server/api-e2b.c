@@ -206,7 +206,7 @@ static void kill_sandbox(struct http_req *r, struct capsa_ctx *ctx)
 static void set_timeout(struct http_req *r, struct capsa_ctx *ctx, int64_t ms, unsigned ok_status)
 {
 	struct capsa_error *err = NULL;
-	if (capsa_sandbox_set_timeout(ctx, r->param[0], ms, &err) < 0)
+	if (capsa_sandbox_update(ctx, r->param[0], &(struct capsa_sandbox_update){ .timeout_ms = ms, .idle_timeout_ms = -1 }, &err) < 0)
 		http_reply_capsa_error(r, err);
 	else if (ok_status)
 		http_reply_empty(r, ok_status);
@@ -293,7 +293,7 @@ static void connect_common(struct http_req *r, struct capsa_ctx *ctx, bool resum
 		int64_t until = 0;
 		const char *deadline = json_string_value(json_object_get(s, "deadline"));
 		if (!deadline || (parse_rfc3339(deadline, &until) == 0 && until < now_ms() + ms)) {
-			if (capsa_sandbox_set_timeout(ctx, r->param[0], ms, &err) < 0) {
+			if (capsa_sandbox_update(ctx, r->param[0], &(struct capsa_sandbox_update){ .timeout_ms = ms, .idle_timeout_ms = -1 }, &err) < 0) {
 				http_reply_capsa_error(r, err);
 				goto out;
 			}

@@ -299,7 +299,7 @@ static void timeout_sandbox(struct http_req *r, struct capsa_ctx *ctx)
 	int64_t t = jdec_duration_ms(&d, "timeout", 0);
 	if (action_ok(r, &d)) {
 		struct capsa_error *err = NULL;
-		if (capsa_sandbox_set_timeout(ctx, r->param[0], t, &err) < 0)
+		if (capsa_sandbox_update(ctx, r->param[0], &(struct capsa_sandbox_update){ .timeout_ms = t, .idle_timeout_ms = -1 }, &err) < 0)
 			http_reply_capsa_error(r, err);
 		else
 			reply_inspect(r, ctx, r->param[0], 200);

@@ -1,13 +1,15 @@
 /* clients.c: the supervisor's control socket: clients, their requests, and
- * the routing of process sessions between clients and the agent.
+ * the routing of their streams to the agent.
  *
- * Every client picks its own stream ids; the supervisor maps each exec to a
- * fresh agent stream, so clients cannot see or disturb each other's
- * sessions.  Exec output is credited end to end (the client returns credit
- * as it writes), so the supervisor holds at most one window per stream.  The
- * main process's output goes to the log and to every attached client; its
- * credit is returned by the supervisor itself, held back while an attached
- * client is more than ATTACH_BACKLOG behind.
+ * Every client picks its own stream ids; the supervisor maps each exec,
+ * file operation and watch to a fresh agent stream, so clients cannot see or
+ * disturb each other's streams except through the explicit requests
+ * (ATTACH, PROC_SIGNAL).  Processes are handled in procs.c, tunnels in
+ * tunnels.c; file operations and watches are plain routes here: frames pass
+ * both ways with their stream rewritten and credit flows end to end.
+ *
+ * Descriptors arrive with SCM_RIGHTS only for TUNNEL_OPEN; at most four are
+ * held per client and any others are closed on arrival.
  */
 #include <errno.h>
 #include <signal.h>
@@ -21,6 +23,18 @@
 #include "util/fs.h"
 
 static int on_client_frame(void *ctx, struct proto_conn *conn, const struct proto_hdr *h, const uint8_t *payload);
+static ssize_t read_with_fds(void *ctx, void *p, size_t n);
+
+uint32_t sup_new_stream(void)
+{
+	for (;;) {
+		uint32_t s = sup.next_stream++;
+		if (sup.next_stream == 0)
+			sup.next_stream = MAIN_STREAM + 1;
+		if (s > MAIN_STREAM && !proc_by_agent(s) && !tunnel_by_agent(s))
+			return s;
+	}
+}
 
 struct client *client_add(int fd, bool creator)
 {
@@ -28,6 +42,8 @@ struct client *client_add(int fd, bool creator)
 	proto_conn_init(&c->conn, fd);
 	fd_set_nonblock(fd, true);
 	c->creator = creator;
+	c->conn.read_fn = read_with_fds;
+	c->conn.read_ctx = c;
 	c->next = sup.clients;
 	sup.clients = c;
 	return c;
@@ -43,6 +59,8 @@ static void update_interest(struct client *c)
 static void free_client(void *arg)
 {
 	struct client *c = arg;
+	for (int i = 0; i < c->n_fds; i++)
+		close(c->fds[i]);
 	proto_conn_release(&c->conn, false);
 	free(c);
 }
@@ -57,19 +75,16 @@ void client_drop(struct client *c)
 	c->conn.fd = -1;
 	if (c == sup.creator)
 		sup.creator = NULL;
-	/* its exec sessions lose their terminal: hang them up, and keep
-	 * crediting their output so they never block on a reader that left */
+	/* its file operations and watches are cancelled; late frames for
+	 * them are dropped when they arrive */
 	for (struct route *r = sup.routes; r; r = r->next) {
 		if (r->client != c)
 			continue;
 		r->client = NULL;
-		uint8_t s[4];
-		put_be32(s, SIGHUP);
-		agent_send(P_SIGNAL, 1, r->agent_stream, s, 4);
+		agent_send(P_CANCEL, 0, r->agent_stream, NULL, 0);
 	}
-	if ((c->attach & ATTACH_STDIN) && sup.main_started && !sup.main_exited)
-		agent_send(P_EOF, CH_STDIN, MAIN_STREAM, NULL, 0);
-	c->attach = 0;
+	procs_client_left(c, false);
+	tunnels_client_left(c);
 	for (struct client **pp = &sup.clients; *pp; pp = &(*pp)->next) {
 		if (*pp == c) {
 			*pp = c->next;
@@ -77,7 +92,7 @@ void client_drop(struct client *c)
 		}
 	}
 	ev_defer(&sup.loop, free_client, c);
-	main_output_credit();
+	procs_credit_all();
 }
 
 void client_send(struct client *c, uint16_t type, uint16_t flags, uint32_t stream, const void *p, size_t n)
@@ -111,6 +126,39 @@ void client_send_error(struct client *c, uint32_t stream, int code, const char *
 	buf_release(&b);
 }
 
+void client_reply_ok(struct client *c, uint32_t stream)
+{
+	client_send(c, P_OK, 0, stream, NULL, 0);
+}
+
+/* read(2) that also collects SCM_RIGHTS descriptors. */
+static ssize_t read_with_fds(void *ctx, void *p, size_t n)
+{
+	struct client *c = ctx;
+	struct iovec iov = { p, n };
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
+		struct cmsghdr align;
+	} u;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	ssize_t r = recvmsg(c->conn.fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	if (r < 0)
+		return r;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int *fds = (int *)CMSG_DATA(cm);
+		for (size_t i = 0; i < k; i++) {
+			if (c->n_fds < (int)ARRAY_SIZE(c->fds))
+				c->fds[c->n_fds++] = fds[i];
+			else
+				close(fds[i]);
+		}
+	}
+	return r;
+}
+
 static void on_client(struct ev_loop *l, struct ev_io *io, uint32_t revents)
 {
 	(void)l;
@@ -121,7 +169,7 @@ static void on_client(struct ev_loop *l, struct ev_io *io, uint32_t revents)
 			return;
 		}
 		update_interest(c);
-		main_output_credit();
+		procs_credit_all();
 	}
 	if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 		int r = proto_conn_read(&c->conn, on_client_frame, c);
@@ -176,72 +224,46 @@ static void route_remove(struct route *dead)
 	}
 }
 
-void main_output_credit(void)
-{
-	for (struct client *c = sup.clients; c; c = c->next)
-		if ((c->attach & (ATTACH_STDOUT | ATTACH_STDERR)) && proto_conn_pending(&c->conn) > ATTACH_BACKLOG)
-			return;
-	for (uint16_t ch = CH_STDOUT; ch <= CH_STDERR; ch++) {
-		if (!sup.main_owed[ch])
-			continue;
-		uint8_t n[4];
-		put_be32(n, sup.main_owed[ch]);
-		sup.main_owed[ch] = 0;
-		agent_send(P_CREDIT, ch, MAIN_STREAM, n, 4);
-	}
-}
-
-static void to_attached(const struct proto_hdr *h, const uint8_t *payload)
-{
-	for (struct client *c = sup.clients; c; c = c->next) {
-		if (!c->attach)
-			continue;
-		if (h->type == P_DATA || h->type == P_EOF) {
-			unsigned want = h->flags == CH_STDERR ? ATTACH_STDERR : ATTACH_STDOUT;
-			if (!(c->attach & want))
-				continue;
-		}
-		if (h->type == P_CREDIT && !(c->attach & ATTACH_STDIN))
-			continue;
-		client_send(c, h->type, h->flags, c->attach_stream, payload, h->len);
-	}
-}
-
 void route_from_agent(const struct proto_hdr *h, const uint8_t *payload)
 {
-	if (h->stream == MAIN_STREAM) {
-		to_attached(h, payload);
+	struct sproc *p = proc_by_agent(h->stream);
+	if (p) {
+		proc_from_agent(p, h, payload);
+		return;
+	}
+	struct tunnel *t = tunnel_by_agent(h->stream);
+	if (t) {
+		tunnel_from_agent(t, h, payload);
 		return;
 	}
 	struct route *r = route_by_agent(h->stream);
 	if (!r)
 		return;
-	bool last = h->type == P_EXIT || (h->type == P_ERROR && h->stream != 0);
-	if (r->client) {
+	bool last = h->type == P_FILE_RESULT || h->type == P_ERROR;
+	if (r->client)
 		client_send(r->client, h->type, h->flags, r->client_stream, payload, h->len);
-		/* a detached exec answers its client once, then runs alone */
-		if (r->detached && (h->type == P_PROC_STARTED || last))
-			r->client = NULL;
-	} else if (h->type == P_DATA && h->flags != CH_STDIN) {
-		/* nobody reads any more: credit it straight back */
-		uint8_t n[4];
-		put_be32(n, h->len);
-		agent_send(P_CREDIT, h->flags, h->stream, n, 4);
-	}
-	if (last)
+	if (last) {
+		/* a finished file operation counts as activity */
+		sup_touch();
 		route_remove(r);
+	}
 }
 
 void clients_broadcast_final(const struct buf *exit_tlv)
 {
-	for (struct client *c = sup.clients; c; c = c->next)
-		if (c->wants_final || c->attach)
-			client_send(c, P_FINAL, 0, c->attach ? c->attach_stream : 0, exit_tlv->data, exit_tlv->len);
-}
-
-static void reply_ok(struct client *c, uint32_t stream)
-{
-	client_send(c, P_OK, 0, stream, NULL, 0);
+	for (struct client *c = sup.clients; c; c = c->next) {
+		bool sent = false;
+		if (sup.main_proc) {
+			for (struct sink *s = sup.main_proc->sinks; s; s = s->next) {
+				if (s->c == c) {
+					client_send(c, P_FINAL, 0, s->stream, exit_tlv->data, exit_tlv->len);
+					sent = true;
+				}
+			}
+		}
+		if (!sent && c->wants_final)
+			client_send(c, P_FINAL, 0, 0, exit_tlv->data, exit_tlv->len);
+	}
 }
 
 static void reply_status(struct client *c, uint32_t stream)
@@ -256,11 +278,16 @@ static void reply_status(struct client *c, uint32_t stream)
 	if (sup.spec.idle_timeout_ms > 0)
 		tlv_put_i64(&b, T_IDLE_TIMEOUT_MS, sup.spec.idle_timeout_ms);
 	tlv_put_i64(&b, T_TIME_MS, mono_ms() - sup.last_activity);
+	if (sup.main_proc) {
+		tlv_put_flag(&b, T_TTY, sup.main_proc->tty);
+		tlv_put_flag(&b, T_STDIN, sup.main_proc->stdin_open);
+	}
 	client_send(c, P_STATUS, 0, stream, b.data, b.len);
 	buf_release(&b);
 }
 
-static void handle_exec(struct client *c, const struct proto_hdr *h, const uint8_t *payload)
+/* A file operation or a watch: a route to a fresh agent stream. */
+static void handle_file_op(struct client *c, const struct proto_hdr *h, const uint8_t *payload)
 {
 	if (sup.state == SUP_PAUSED) {
 		client_send_error(c, h->stream, EBUSY, "sandbox %s is paused", sup.spec.name);
@@ -270,20 +297,17 @@ static void handle_exec(struct client *c, const struct proto_hdr *h, const uint8
 		client_send_error(c, h->stream, ESRCH, "sandbox %s is not running", sup.spec.name);
 		return;
 	}
-	if (route_by_client(c, h->stream) || h->stream == 0) {
+	if (h->stream == 0 || route_by_client(c, h->stream) || procs_stream_in_use(c, h->stream)) {
 		client_send_error(c, h->stream, EINVAL, "stream %u is in use", h->stream);
 		return;
 	}
 	struct route *r = xcalloc(1, sizeof(*r));
-	r->agent_stream = sup.next_stream++;
-	if (sup.next_stream == 0)
-		sup.next_stream = MAIN_STREAM + 1;
+	r->agent_stream = sup_new_stream();
 	r->client = c;
 	r->client_stream = h->stream;
-	r->detached = h->flags & 1;
 	r->next = sup.routes;
 	sup.routes = r;
-	agent_send(P_PROC_START, 0, r->agent_stream, payload, h->len);
+	agent_send(P_FILE_OP, 0, r->agent_stream, payload, h->len);
 }
 
 static void handle_stop(struct client *c, const struct proto_hdr *h, const uint8_t *payload)
@@ -303,7 +327,7 @@ static void handle_stop(struct client *c, const struct proto_hdr *h, const uint8
 	if (sig < 1 || sig > 64)
 		sig = SIGTERM;
 	c->wants_final = true;
-	reply_ok(c, h->stream);
+	client_reply_ok(c, h->stream);
 	sup_stop(timeout, (int)sig, NULL);
 }
 
@@ -316,7 +340,7 @@ static void handle_update(struct client *c, const struct proto_hdr *h, const uin
 	uint32_t len;
 	while (tlv_next(&it, &tag, &val, &len) > 0) {
 		int64_t v;
-		if (tlv_i64(val, len, &v) < 0)
+		if (tlv_i64(val, len, &v) < 0 || v < 0)
 			continue;
 		if (tag == T_DEADLINE_MS)
 			sup.spec.deadline_ms = v;
@@ -325,7 +349,7 @@ static void handle_update(struct client *c, const struct proto_hdr *h, const uin
 	}
 	if (sup.state == SUP_RUNNING || sup.state == SUP_PAUSED)
 		sup_arm_timers();
-	reply_ok(c, h->stream);
+	client_reply_ok(c, h->stream);
 }
 
 static void handle_pause(struct client *c, const struct proto_hdr *h, bool pause)
@@ -349,7 +373,12 @@ static void handle_pause(struct client *c, const struct proto_hdr *h, bool pause
 		return;
 	}
 	sup.state = pause ? SUP_PAUSED : SUP_RUNNING;
-	reply_ok(c, h->stream);
+	client_reply_ok(c, h->stream);
+}
+
+static bool is_query(uint16_t type)
+{
+	return type == P_STATUS || type == P_PROCS || type == P_PORTS || type == P_PING || type == P_FINAL;
 }
 
 static int on_client_frame(void *ctx, struct proto_conn *conn, const struct proto_hdr *h, const uint8_t *payload)
@@ -358,40 +387,52 @@ static int on_client_frame(void *ctx, struct proto_conn *conn, const struct prot
 	struct client *c = ctx;
 	if (c->closing)
 		return -1;
-	if (h->type != P_STATUS)
+	/* everything but a look counts as activity for the idle timeout */
+	if (!is_query(h->type))
 		sup_touch();
-	/* the attach stream talks to the main process */
-	if (c->attach && h->stream == c->attach_stream &&
-	    (h->type == P_DATA || h->type == P_EOF || h->type == P_RESIZE || h->type == P_SIGNAL)) {
-		if ((h->type == P_DATA || h->type == P_EOF) && !(c->attach & ATTACH_STDIN))
-			return 0;
-		if (sup.main_started && !sup.main_exited)
-			agent_send(h->type, h->flags, MAIN_STREAM, payload, h->len);
-		return 0;
-	}
 	switch (h->type) {
-	case P_PROC_START:
-		handle_exec(c, h, payload);
-		break;
 	case P_DATA:
 	case P_EOF:
 	case P_SIGNAL:
 	case P_RESIZE:
-	case P_CREDIT: {
+	case P_CREDIT:
+	case P_DETACH:
+	case P_CANCEL: {
+		struct sink *s;
+		struct sproc *p = proc_by_client(c, h->stream, &s);
+		if (p) {
+			if (h->type != P_CANCEL)
+				proc_from_client(p, s, c, h, payload);
+			break;
+		}
 		struct route *r = route_by_client(c, h->stream);
-		if (r)
+		if (r && h->type != P_SIGNAL && h->type != P_RESIZE && h->type != P_DETACH)
 			agent_send(h->type, h->flags, r->agent_stream, payload, h->len);
 		break;
 	}
+	case P_PROC_START:
+		proc_start_request(c, h, payload);
+		break;
+	case P_FILE_OP:
+		handle_file_op(c, h, payload);
+		break;
+	case P_TUNNEL_OPEN:
+		tunnel_open_request(c, h, payload);
+		break;
 	case P_ATTACH:
-		if (sup.state == SUP_ENDING || sup.main_exited) {
-			client_send_error(c, h->stream, ESRCH, "sandbox %s is not running", sup.spec.name);
-			break;
-		}
-		c->attach = h->flags & (ATTACH_STDIN | ATTACH_STDOUT | ATTACH_STDERR);
-		c->attach_stream = h->stream;
-		c->wants_final = true;
-		reply_ok(c, h->stream);
+		proc_attach_request(c, h, payload);
+		break;
+	case P_PROCS:
+		proc_list_request(c, h);
+		break;
+	case P_PROC_SIGNAL:
+		proc_signal_request(c, h, payload);
+		break;
+	case P_PORTS:
+		tunnel_ports_request(c, h);
+		break;
+	case P_PUBLISH:
+		tunnel_publish_request(c, h, payload);
 		break;
 	case P_STATUS:
 		reply_status(c, h->stream);
@@ -407,7 +448,7 @@ static int on_client_frame(void *ctx, struct proto_conn *conn, const struct prot
 		sup.kill_requested = true;
 		c->wants_final = true;
 		agent_send(P_SIGNAL, 0, MAIN_STREAM, payload, 4);
-		reply_ok(c, h->stream);
+		client_reply_ok(c, h->stream);
 		break;
 	case P_PAUSE:
 	case P_RESUME:
@@ -417,7 +458,7 @@ static int on_client_frame(void *ctx, struct proto_conn *conn, const struct prot
 		handle_update(c, h, payload);
 		break;
 	case P_TOUCH:
-		reply_ok(c, h->stream);
+		client_reply_ok(c, h->stream);
 		break;
 	case P_PING:
 		client_send(c, P_PONG, 0, h->stream, payload, h->len);

@@ -71,13 +71,18 @@ static void logmsg(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+void agent_flush(void)
+{
+	int r = proto_conn_flush(&sup.agent);
+	if (r >= 0 && sup.agent_io.active)
+		ev_io_set(&sup.loop, &sup.agent_io, EPOLLIN | (r > 0 ? EPOLLOUT : 0));
+}
+
 void agent_send(uint16_t type, uint16_t flags, uint32_t stream, const void *p, size_t n)
 {
 	if (sup.agent.fd < 0 || proto_conn_queue(&sup.agent, type, flags, stream, p, n) < 0)
 		return;
-	int r = proto_conn_flush(&sup.agent);
-	if (r >= 0 && sup.agent_io.active)
-		ev_io_set(&sup.loop, &sup.agent_io, EPOLLIN | (r > 0 ? EPOLLOUT : 0));
+	agent_flush();
 }
 
 /* ---- the sandbox child -------------------------------------------------- */
@@ -355,16 +360,9 @@ static void main_frame(const struct proto_hdr *h, const uint8_t *payload)
 			buf_release(&b);
 		}
 		sup_arm_timers();
+		route_from_agent(h, payload);
 		break;
 	}
-	case P_DATA:
-		if (h->flags == CH_STDOUT || h->flags == CH_STDERR) {
-			logw_write(&sup.log, h->flags, (const char *)payload, h->len);
-			sup.main_owed[h->flags] += h->len;
-		}
-		route_from_agent(h, payload);
-		main_output_credit();
-		break;
 	case P_EXIT:
 		proto_exit_release(&sup.main_exit);
 		if (proto_exit_decode(payload, h->len, &sup.main_exit) == 0)
@@ -374,6 +372,7 @@ static void main_frame(const struct proto_hdr *h, const uint8_t *payload)
 	case P_ERROR: {
 		int code;
 		char *msg = NULL;
+		route_from_agent(h, payload);
 		if (proto_error_decode(payload, h->len, &code, &msg) == 0)
 			logmsg("agent: main process: %s", msg);
 		if (!sup.main_started && !sup.main_exited) {
@@ -516,6 +515,9 @@ static void on_deadline(struct ev_loop *l, struct ev_timer *t)
 
 static void on_idle(struct ev_loop *l, struct ev_timer *t)
 {
+	/* a client waiting on a process it started is not idle */
+	if (procs_busy())
+		sup_touch();
 	int64_t idle = mono_ms() - sup.last_activity;
 	if (idle >= sup.spec.idle_timeout_ms) {
 		logmsg("idle for %lld ms", (long long)idle);
@@ -535,6 +537,8 @@ void sup_arm_timers(void)
 	}
 	if (sup.spec.idle_timeout_ms > 0)
 		ev_timer_start(&sup.loop, &sup.idle_timer, sup.spec.idle_timeout_ms, on_idle);
+	else
+		ev_timer_stop(&sup.loop, &sup.idle_timer);
 }
 
 void sup_touch(void)
@@ -778,6 +782,10 @@ int main(int argc, char **argv)
 		error_sys(&err, errno, "event loop");
 		fail_start(sup.creator, err);
 	}
+	for (size_t i = 0; i < sup.spec.n_ports; i++) {
+		if (tunnel_listen(&sup.spec.ports[i], &err) < 0)
+			fail_start(sup.creator, err);
+	}
 	if (create_sandbox(&err) < 0) {
 		error_wrap(&err, "create sandbox %s", sup.spec.name ? sup.spec.name : sup.spec.id);
 		fail_start(sup.creator, err);
@@ -793,8 +801,14 @@ int main(int argc, char **argv)
 	ev_io_start(&sup.loop, &sup.sig_io, sup.sigfd, EPOLLIN, on_signal);
 	ev_io_start(&sup.loop, &sup.agent_io, sup.agent.fd, EPOLLIN, on_agent);
 	ev_io_start(&sup.loop, &sup.listen_io, sup.listen_fd, EPOLLIN, client_accept);
-	sup.creator->attach = (unsigned)sup.spec.creator_attach;
-	sup.creator->attach_stream = MAIN_STREAM;
+	sup.main_proc = proc_new(MAIN_STREAM);
+	sup.main_proc->main = true;
+	sup.main_proc->argv = strv_dup(sup.spec.proc.argv);
+	sup.main_proc->cwd = sup.spec.proc.cwd ? xstrdup(sup.spec.proc.cwd) : NULL;
+	sup.main_proc->tty = sup.spec.proc.tty;
+	sup.main_proc->stdin_open = sup.spec.proc.open_stdin;
+	if (sup.spec.creator_attach)
+		proc_add_sink(sup.main_proc, sup.creator, MAIN_STREAM, (unsigned)sup.spec.creator_attach);
 	sup.creator->wants_final = true;
 	client_activate(sup.creator);
 	ev_run(&sup.loop);

@@ -59,10 +59,13 @@ void capsa_file_infos_free(struct capsa_file_info *v, size_t n);
 
 /* Information about path itself (a final symlink is not followed). */
 int capsa_files_stat(struct capsa_files *f, const char *path, struct capsa_file_info *out, struct capsa_error **err);
+/* The same, following a final symlink (inside the sandbox). */
+int capsa_files_stat_follow(struct capsa_files *f, const char *path, struct capsa_file_info *out,
+			    struct capsa_error **err);
 
-/* Entries below a directory, sorted by path: depth 1 lists its entries,
- * depth N also what is up to N levels down (symlinks are listed, never
- * followed).  At most CAPSA_FILES_LIST_MAX entries (E2BIG beyond). */
+/* Entries below a directory (a final symlink to one is followed), depth
+ * first, siblings sorted by name: depth 1 lists its entries, depth N also
+ * what is up to N levels down (symlinks below are listed, never followed).  At most CAPSA_FILES_LIST_MAX entries (E2BIG beyond). */
 #define CAPSA_FILES_LIST_MAX 100000
 int capsa_files_list(struct capsa_files *f, const char *path, int depth, struct capsa_file_info **out, size_t *n,
 		     struct capsa_error **err);
@@ -137,6 +140,16 @@ struct capsa_tar_put_opts {
  * devices are refused.  On error, entries extracted before stay. */
 int capsa_files_tar_put(struct capsa_files *f, const char *dir, int in_fd, const struct capsa_tar_put_opts *opts,
 			struct capsa_error **err);
+
+/* `capsa cp`, with docker cp's rules.  copy_in copies host_path (a file, a
+ * symlink, or a directory with everything below it; "DIR/." copies DIR's
+ * contents) to path in the sandbox: into it when it is a directory, else as
+ * it (its parent must exist).  copy_out is the reverse; what comes out of
+ * the sandbox is extracted on the host with the same confinement as
+ * capsa_files_tar_put (relative to the destination directory), without
+ * setuid/setgid bits and owned by the caller. */
+int capsa_files_copy_in(struct capsa_files *f, const char *host_path, const char *path, struct capsa_error **err);
+int capsa_files_copy_out(struct capsa_files *f, const char *path, const char *host_path, struct capsa_error **err);
 
 /* Directory watches (inotify in the sandbox). */
 enum capsa_watch_type {

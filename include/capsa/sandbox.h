@@ -174,11 +174,6 @@ struct capsa_sandbox_stats {
 /* ESRCH when the sandbox has ended (its cgroup is gone). */
 int capsa_sandbox_stats(struct capsa_ctx *ctx, const char *sandbox, struct capsa_sandbox_stats *out,
 			struct capsa_error **err);
-/* Sets the maximum lifetime to timeout_ms from now (0: none) in the
- * database and in the running supervisor, which stops the sandbox with
- * reason "timeout" when it expires. */
-int capsa_sandbox_set_timeout(struct capsa_ctx *ctx, const char *sandbox, int64_t timeout_ms,
-			      struct capsa_error **err);
 
 #ifdef __cplusplus
 }

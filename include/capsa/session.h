@@ -9,11 +9,15 @@
  * millisecond).  A session is not thread-safe; different sessions may be
  * used from different threads (each with its own capsa_ctx for the start).
  *
- * Flow control: output credit is returned to the process when the output
- * callback returns, unless manual_credit is set, in which case the caller
- * returns it with capsa_proc_consumed() once it has really written the bytes
- * out (to a slow HTTP client, say): a process whose reader is slow then
- * blocks in write(2) instead of growing anybody's memory.
+ * Flow control: for a process a session started and does not keep, output
+ * credit is returned when the output callback returns, unless manual_credit
+ * is set, in which case the caller returns it with capsa_proc_consumed()
+ * once it has really written the bytes out (to a slow HTTP client, say): a
+ * process whose reader is slow then blocks in write(2) instead of growing
+ * anybody's memory.  For kept processes and attached sessions the
+ * supervisor returns credit itself and holds it back while an attached
+ * session is more than 1 MiB behind: to slow such a process down, stop
+ * calling capsa_proc_process() (its output then waits in the socket).
  *
  * Kept processes (keep = true: E2B background commands) survive the session
  * that started them: when it is freed, or its connection breaks (the API
@@ -116,6 +120,13 @@ int capsa_proc_attach(struct capsa_ctx *ctx, const char *sandbox, const struct c
 		      const struct capsa_attach_opts *opts, const struct capsa_proc_callbacks *cb, void *ud,
 		      struct capsa_proc **out, struct capsa_error **err);
 
+/* The blocking form for a terminal (`capsa attach --proc`): attaches stdio
+ * until the process ends or the detach keys are typed (see
+ * capsa_sandbox_attach, which is this for the main process). */
+int capsa_proc_attach_stdio(struct capsa_ctx *ctx, const char *sandbox, const struct capsa_proc_ref *ref,
+			    const struct capsa_stdio *stdio, bool replay, struct capsa_exit *exit,
+			    struct capsa_error **err);
+
 /* The session's connection, to poll for POLLIN (always) and POLLOUT (when
  * capsa_proc_want_write()). */
 int capsa_proc_fd(const struct capsa_proc *p);
@@ -140,8 +151,8 @@ int capsa_proc_signal(struct capsa_proc *p, int sig, struct capsa_error **err);
 int capsa_proc_resize(struct capsa_proc *p, uint16_t rows, uint16_t cols, struct capsa_error **err);
 /* With manual_credit: n bytes of channel's output have been consumed. */
 void capsa_proc_consumed(struct capsa_proc *p, int channel, size_t n);
-/* Makes the process a kept one from now on (the detach keys of `capsa exec
- * -it`): freeing the session then leaves it running and attachable. */
+/* Makes the process a kept one from now on: freeing the session (or losing
+ * it) then leaves it running and attachable. */
 int capsa_proc_keep(struct capsa_proc *p, struct capsa_error **err);
 /* Ends the session (see the top of this file for what happens to the
  * process).  NULL is accepted. */

@@ -240,3 +240,69 @@ void linux_user_release(struct linux_user *u)
 	u->home = NULL;
 	u->n_groups = 0;
 }
+
+struct idmap_fill {
+	struct linux_idname **v;
+	size_t *n;
+	size_t id_field;
+};
+
+static bool idmap_line(char **f, size_t n, void *ctx)
+{
+	struct idmap_fill *fl = ctx;
+	int64_t id;
+	if (n <= fl->id_field || !*f[0] || !parse_id(f[fl->id_field], &id) || *fl->n >= 65536)
+		return false;
+	*fl->v = xrealloc(*fl->v, (*fl->n + 1) * sizeof(**fl->v));
+	(*fl->v)[*fl->n].id = (uint32_t)id;
+	(*fl->v)[*fl->n].name = xstrdup(f[0]);
+	(*fl->n)++;
+	return false;
+}
+
+void linux_idmap_load(int rootfd, struct linux_idmap *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->loaded = true;
+	struct buf b = BUF_INIT;
+	bool found;
+	if (read_db(rootfd, "/etc/passwd", &b, &found, NULL) == 0 && found) {
+		struct idmap_fill fl = { &m->users, &m->n_users, 2 };
+		each_line(&b, 4, idmap_line, &fl);
+	}
+	buf_release(&b);
+	if (read_db(rootfd, "/etc/group", &b, &found, NULL) == 0 && found) {
+		struct idmap_fill fl = { &m->groups, &m->n_groups, 2 };
+		each_line(&b, 4, idmap_line, &fl);
+	}
+	buf_release(&b);
+}
+
+static const char *idmap_find(const struct linux_idname *v, size_t n, uint32_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].id == id)
+			return v[i].name;
+	return NULL;
+}
+
+const char *linux_idmap_user(const struct linux_idmap *m, uint32_t uid)
+{
+	return idmap_find(m->users, m->n_users, uid);
+}
+
+const char *linux_idmap_group(const struct linux_idmap *m, uint32_t gid)
+{
+	return idmap_find(m->groups, m->n_groups, gid);
+}
+
+void linux_idmap_release(struct linux_idmap *m)
+{
+	for (size_t i = 0; i < m->n_users; i++)
+		free(m->users[i].name);
+	for (size_t i = 0; i < m->n_groups; i++)
+		free(m->groups[i].name);
+	free(m->users);
+	free(m->groups);
+	memset(m, 0, sizeof(*m));
+}

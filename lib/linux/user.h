@@ -25,4 +25,21 @@ struct linux_user {
 int linux_user_resolve(int rootfd, const char *spec, struct linux_user *out, struct capsa_error **err);
 void linux_user_release(struct linux_user *u);
 
+/* Id -> name maps of a sandbox root's /etc/passwd and /etc/group (best
+ * effort: unreadable files give empty maps), for listings. */
+struct linux_idname {
+	uint32_t id;
+	char *name;
+};
+struct linux_idmap {
+	struct linux_idname *users, *groups;
+	size_t n_users, n_groups;
+	bool loaded;
+};
+void linux_idmap_load(int rootfd, struct linux_idmap *m);
+/* NULL when the id has no name. */
+const char *linux_idmap_user(const struct linux_idmap *m, uint32_t uid);
+const char *linux_idmap_group(const struct linux_idmap *m, uint32_t gid);
+void linux_idmap_release(struct linux_idmap *m);
+
 #endif

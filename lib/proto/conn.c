@@ -65,7 +65,8 @@ int proto_conn_read(struct proto_conn *c, proto_frame_cb cb, void *ctx)
 		size_t room = MAX((size_t)16384, c->in.len >= PROTO_HDR_SIZE ? want - c->in.len : 65536);
 		if (buf_reserve(&c->in, room) < 0)
 			return -1;
-		ssize_t r = read(c->fd, c->in.data + c->in.len, room);
+		ssize_t r = c->read_fn ? c->read_fn(c->read_ctx, c->in.data + c->in.len, room)
+				       : read(c->fd, c->in.data + c->in.len, room);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -232,4 +233,88 @@ ssize_t proto_conn_queue_read(struct proto_conn *c, uint16_t type, uint16_t flag
 	c->out.len += (size_t)r;
 	proto_frame_end(&c->out, start);
 	return r;
+}
+
+ssize_t proto_conn_queue_fill(struct proto_conn *c, uint16_t type, uint16_t flags, uint32_t stream, size_t max,
+			      ssize_t (*fill)(void *ctx, void *buf, size_t max), void *ctx)
+{
+	if (max > PROTO_MAX_PAYLOAD)
+		max = PROTO_MAX_PAYLOAD;
+	if (c->out_off && c->out_off == c->out.len) {
+		c->out.len = 0;
+		c->out_off = 0;
+	}
+	size_t start = proto_frame_begin(&c->out, type, flags, stream);
+	if (buf_reserve(&c->out, max) < 0) {
+		c->out.len = start;
+		return -1;
+	}
+	ssize_t r = fill(ctx, c->out.data + c->out.len, max);
+	if (r <= 0) {
+		int e = errno;
+		c->out.len = start;
+		errno = e;
+		return r;
+	}
+	c->out.len += (size_t)r;
+	proto_frame_end(&c->out, start);
+	return r;
+}
+
+/* Reads exactly n more bytes into c->in, waiting up to timeout_ms. */
+static int read_exact(struct proto_conn *c, size_t n, int64_t deadline)
+{
+	if (buf_reserve(&c->in, n) < 0)
+		return -1;
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = read(c->fd, c->in.data + c->in.len, n - got);
+		if (r > 0) {
+			c->in.len += (size_t)r;
+			got += (size_t)r;
+			continue;
+		}
+		if (r == 0) {
+			c->eof = true;
+			return 0;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return -1;
+		int left = deadline < 0 ? -1 : (int)MAX((int64_t)0, deadline - mono_ms());
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		int pr = poll(&pfd, 1, left);
+		if (pr == 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (pr < 0 && errno != EINTR)
+			return -1;
+	}
+	return 1;
+}
+
+int proto_conn_wait_exact(struct proto_conn *c, int timeout_ms, proto_frame_cb cb, void *ctx)
+{
+	int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+	if (c->in.len < PROTO_HDR_SIZE) {
+		int r = read_exact(c, PROTO_HDR_SIZE - c->in.len, deadline);
+		if (r <= 0)
+			return r;
+	}
+	struct proto_hdr h;
+	if (proto_hdr_decode((const uint8_t *)c->in.data, &h, c->max_payload) < 0) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	size_t have = c->in.len - PROTO_HDR_SIZE;
+	if (have < h.len) {
+		int r = read_exact(c, h.len - have, deadline);
+		if (r <= 0)
+			return r;
+	}
+	int rc = cb(ctx, c, &h, (const uint8_t *)c->in.data + PROTO_HDR_SIZE);
+	buf_consume(&c->in, PROTO_HDR_SIZE + h.len);
+	return rc < 0 ? -1 : 1;
 }

@@ -6,6 +6,7 @@
 #define CAPSA_PROTO_CONN_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "proto.h"
 
@@ -16,6 +17,9 @@ struct proto_conn {
 	size_t out_off;	    /* bytes of out already written */
 	uint32_t max_payload;
 	bool eof;
+	/* optional replacement for read(2) (recvmsg with descriptors) */
+	ssize_t (*read_fn)(void *ctx, void *p, size_t n);
+	void *read_ctx;
 };
 
 typedef int (*proto_frame_cb)(void *ctx, struct proto_conn *c, const struct proto_hdr *h, const uint8_t *payload);
@@ -46,6 +50,10 @@ static inline size_t proto_conn_pending(const struct proto_conn *c)
  * delivers it through cb.  Returns 1 after a frame, 0 at EOF, -1 on error
  * or timeout (errno ETIMEDOUT). */
 int proto_conn_wait(struct proto_conn *c, int timeout_ms, proto_frame_cb cb, void *ctx);
+/* Like proto_conn_wait, but never reads past the frame it delivers, so
+ * whatever follows stays in the socket (for a caller that polls it next).
+ * Returns 1 after a frame, 0 at EOF, -1 on error or timeout. */
+int proto_conn_wait_exact(struct proto_conn *c, int timeout_ms, proto_frame_cb cb, void *ctx);
 /* Blocking write of everything queued. */
 int proto_conn_flush_all(struct proto_conn *c, int timeout_ms);
 
@@ -55,5 +63,11 @@ int proto_conn_flush_all(struct proto_conn *c, int timeout_ms);
  * is queued unless bytes were read. */
 ssize_t proto_conn_queue_read(struct proto_conn *c, uint16_t type, uint16_t flags, uint32_t stream, int fd,
 			      size_t max);
+
+/* Like proto_conn_queue_read, with the bytes produced by fill(ctx, buf,
+ * max) (>0: bytes, 0: nothing, -1: error); nothing is queued unless fill
+ * produced bytes. */
+ssize_t proto_conn_queue_fill(struct proto_conn *c, uint16_t type, uint16_t flags, uint32_t stream, size_t max,
+			      ssize_t (*fill)(void *ctx, void *buf, size_t max), void *ctx);
 
 #endif

@@ -64,6 +64,8 @@ int proto_proc_encode(struct buf *b, const struct proto_proc *p)
 		tlv_put_u64(b, T_WINDOW, p->window);
 	if (p->umask >= 0)
 		tlv_put_i64(b, T_UMASK, p->umask);
+	tlv_put_str(b, T_TAG, p->tag);
+	tlv_put_flag(b, T_KEEP, p->keep);
 	return 0;
 }
 
@@ -180,6 +182,11 @@ int proto_proc_decode(const uint8_t *p, size_t n, struct proto_proc *out, const 
 			if (tlv_i64(val, len, &out->umask) < 0 || out->umask < 0 || out->umask > 0777)
 				DECODE_FAIL("bad umask");
 			break;
+		case T_TAG:
+			if (len == 0 || len > 128 || get_str(&out->tag, val, len) < 0)
+				DECODE_FAIL("bad tag");
+			break;
+		case T_KEEP: out->keep = true; break;
 		default:
 			break;
 		}
@@ -199,6 +206,7 @@ void proto_proc_release(struct proto_proc *p)
 	free(p->cwd);
 	free(p->user);
 	free(p->seccomp);
+	free(p->tag);
 	memset(p, 0, sizeof(*p));
 	p->umask = -1;
 }
@@ -339,6 +347,8 @@ int proto_sandbox_encode(struct buf *b, const struct proto_sandbox *s)
 	tlv_put_u64(b, T_CREATOR_ATTACH, s->creator_attach);
 	tlv_put_i64(b, T_IDLE_TIMEOUT_MS, s->idle_timeout_ms);
 	tlv_put_i64(b, T_DEADLINE_MS, s->deadline_ms);
+	for (size_t i = 0; i < s->n_ports; i++)
+		proto_port_encode(b, T_PUBLISH, &s->ports[i]);
 	return 0;
 }
 
@@ -396,6 +406,14 @@ int proto_sandbox_decode(const uint8_t *p, size_t n, struct proto_sandbox *s, co
 		case T_CREATOR_ATTACH: bad = tlv_u64(val, len, &s->creator_attach); break;
 		case T_IDLE_TIMEOUT_MS: bad = tlv_i64(val, len, &s->idle_timeout_ms); break;
 		case T_DEADLINE_MS: bad = tlv_i64(val, len, &s->deadline_ms); break;
+		case T_PUBLISH:
+			if (s->n_ports >= PROTO_MAX_PORTS)
+				DECODE_FAIL("too many published ports");
+			s->ports = xrealloc(s->ports, (s->n_ports + 1) * sizeof(*s->ports));
+			bad = proto_port_decode(val, len, &s->ports[s->n_ports]);
+			if (!bad)
+				s->n_ports++;
+			break;
 		default: break;
 		}
 		if (bad)
@@ -435,6 +453,9 @@ void proto_sandbox_release(struct proto_sandbox *s)
 	proto_proc_release(&s->proc);
 	free(s->agent_path);
 	free(s->capsa_path);
+	for (size_t i = 0; i < s->n_ports; i++)
+		proto_port_release(&s->ports[i]);
+	free(s->ports);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -469,4 +490,323 @@ int proto_error_decode(const uint8_t *p, size_t n, int *code, char **msg)
 	if (!*msg)
 		*msg = xstrdup("unspecified error");
 	return 0;
+}
+
+void proto_port_encode(struct buf *b, uint16_t tag, const struct proto_port *p)
+{
+	size_t mark = tlv_begin(b, tag);
+	tlv_put_str(b, T_HOST_IP, p->host_ip);
+	tlv_put_u64(b, T_HOST_PORT, p->host_port);
+	tlv_put_u64(b, T_PORT, p->port);
+	if (p->count)
+		tlv_put_u64(b, T_COUNT, p->count);
+	if (p->rx)
+		tlv_put_u64(b, T_RX, p->rx);
+	if (p->tx)
+		tlv_put_u64(b, T_TX, p->tx);
+	tlv_end(b, mark);
+}
+
+int proto_port_decode(const uint8_t *p, size_t n, struct proto_port *out)
+{
+	memset(out, 0, sizeof(*out));
+	struct tlv_iter it;
+	tlv_iter_init(&it, p, n);
+	uint16_t tag;
+	const uint8_t *val;
+	uint32_t len;
+	int r;
+	uint64_t u;
+	while ((r = tlv_next(&it, &tag, &val, &len)) > 0) {
+		int bad = 0;
+		switch (tag) {
+		case T_HOST_IP: bad = len > 63 || get_str(&out->host_ip, val, len); break;
+		case T_HOST_PORT:
+		case T_PORT:
+			bad = tlv_u64(val, len, &u) < 0 || u > 65535;
+			if (!bad && tag == T_PORT)
+				out->port = (uint16_t)u;
+			else if (!bad)
+				out->host_port = (uint16_t)u;
+			break;
+		case T_COUNT: bad = tlv_u64(val, len, &out->count); break;
+		case T_RX: bad = tlv_u64(val, len, &out->rx); break;
+		case T_TX: bad = tlv_u64(val, len, &out->tx); break;
+		default: break;
+		}
+		if (bad) {
+			proto_port_release(out);
+			return -1;
+		}
+	}
+	if (r < 0 || out->port == 0) {
+		proto_port_release(out);
+		return -1;
+	}
+	return 0;
+}
+
+void proto_port_release(struct proto_port *p)
+{
+	free(p->host_ip);
+	memset(p, 0, sizeof(*p));
+}
+
+void proto_fileop_encode(struct buf *b, const struct proto_fileop *o)
+{
+	tlv_put_u64(b, T_OP, (uint64_t)o->op);
+	tlv_put_str(b, T_PATH, o->path);
+	tlv_put_str(b, T_PATH2, o->path2);
+	tlv_put_str(b, T_USER, o->user);
+	tlv_put_str(b, T_NAME, o->name);
+	if (o->mode >= 0)
+		tlv_put_i64(b, T_MODE, o->mode);
+	if (o->flags)
+		tlv_put_u64(b, T_FLAGS, o->flags);
+	if (o->depth)
+		tlv_put_i64(b, T_DEPTH, o->depth);
+	if (o->max)
+		tlv_put_i64(b, T_MAX, o->max);
+}
+
+/* Paths are bounded (PATH_MAX) and never empty. */
+static int get_path(char **dst, const uint8_t *val, uint32_t len)
+{
+	if (len == 0 || len >= 4096)
+		return -1;
+	return get_str(dst, val, len);
+}
+
+int proto_fileop_decode(const uint8_t *p, size_t n, struct proto_fileop *out, const char **why)
+{
+	memset(out, 0, sizeof(*out));
+	out->mode = -1;
+	struct tlv_iter it;
+	tlv_iter_init(&it, p, n);
+	uint16_t tag;
+	const uint8_t *val;
+	uint32_t len;
+	int r;
+	uint64_t u;
+	while ((r = tlv_next(&it, &tag, &val, &len)) > 0) {
+		switch (tag) {
+		case T_OP:
+			if (tlv_u64(val, len, &u) < 0 || u < FOP_STAT || u > FOP_WATCH)
+				DECODE_FAIL("bad operation");
+			out->op = (int)u;
+			break;
+		case T_PATH:
+			if (get_path(&out->path, val, len) < 0)
+				DECODE_FAIL("bad path");
+			break;
+		case T_PATH2:
+			if (get_path(&out->path2, val, len) < 0)
+				DECODE_FAIL("bad second path");
+			break;
+		case T_USER:
+			if (len > 256 || get_str(&out->user, val, len) < 0)
+				DECODE_FAIL("bad user");
+			break;
+		case T_NAME:
+			if (get_path(&out->name, val, len) < 0)
+				DECODE_FAIL("bad name");
+			break;
+		case T_MODE:
+			if (tlv_i64(val, len, &out->mode) < 0 || out->mode < 0 || out->mode > 07777)
+				DECODE_FAIL("bad mode");
+			break;
+		case T_FLAGS:
+			if (tlv_u64(val, len, &out->flags) < 0)
+				DECODE_FAIL("bad flags");
+			break;
+		case T_DEPTH:
+			if (tlv_i64(val, len, &out->depth) < 0 || out->depth < 0 || out->depth > 4096)
+				DECODE_FAIL("bad depth");
+			break;
+		case T_MAX:
+			if (tlv_i64(val, len, &out->max) < 0 || out->max < 0)
+				DECODE_FAIL("bad size cap");
+			break;
+		default:
+			break;
+		}
+	}
+	if (r < 0)
+		DECODE_FAIL("truncated item");
+	if (!out->op || !out->path)
+		DECODE_FAIL("file operation lacks an operation or a path");
+	if (out->op == FOP_RENAME && !out->path2)
+		DECODE_FAIL("rename lacks a destination");
+	return 0;
+fail:
+	proto_fileop_release(out);
+	return -1;
+}
+
+void proto_fileop_release(struct proto_fileop *o)
+{
+	free(o->path);
+	free(o->path2);
+	free(o->user);
+	free(o->name);
+	memset(o, 0, sizeof(*o));
+	o->mode = -1;
+}
+
+void proto_finfo_encode(struct buf *b, const struct proto_finfo *f)
+{
+	size_t mark = tlv_begin(b, T_ENTRY);
+	tlv_put_str(b, T_NAME, f->name);
+	tlv_put_str(b, T_PATH, f->path);
+	tlv_put_u64(b, T_TYPE, (uint64_t)f->type);
+	tlv_put_i64(b, T_SIZE, f->size);
+	tlv_put_u64(b, T_MODE, f->mode);
+	tlv_put_u64(b, T_UID, f->uid);
+	tlv_put_u64(b, T_GID, f->gid);
+	tlv_put_str(b, T_OWNER, f->owner);
+	tlv_put_str(b, T_GROUPNAME, f->group);
+	tlv_put_i64(b, T_MTIME, f->mtime_ms);
+	tlv_put_str(b, T_LINK, f->link);
+	if (f->event >= 0)
+		tlv_put_u64(b, T_EVENT, (uint64_t)f->event);
+	tlv_put_flag(b, T_IS_DIR, f->is_dir);
+	tlv_end(b, mark);
+}
+
+int proto_finfo_decode(const uint8_t *p, size_t n, struct proto_finfo *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->event = -1;
+	struct tlv_iter it;
+	tlv_iter_init(&it, p, n);
+	uint16_t tag;
+	const uint8_t *val;
+	uint32_t len;
+	int r;
+	uint64_t u;
+	while ((r = tlv_next(&it, &tag, &val, &len)) > 0) {
+		int bad = 0;
+		switch (tag) {
+		case T_NAME: bad = get_str(&out->name, val, len); break;
+		case T_PATH: bad = get_str(&out->path, val, len); break;
+		case T_OWNER: bad = get_str(&out->owner, val, len); break;
+		case T_GROUPNAME: bad = get_str(&out->group, val, len); break;
+		case T_LINK: bad = get_str(&out->link, val, len); break;
+		case T_TYPE:
+			bad = tlv_u64(val, len, &u) < 0 || u > 3;
+			out->type = (int)u;
+			break;
+		case T_SIZE: bad = tlv_i64(val, len, &out->size); break;
+		case T_MTIME: bad = tlv_i64(val, len, &out->mtime_ms); break;
+		case T_MODE:
+		case T_UID:
+		case T_GID:
+			bad = tlv_u64(val, len, &u) < 0 || u > UINT32_MAX;
+			if (tag == T_MODE)
+				out->mode = (uint32_t)u;
+			else if (tag == T_UID)
+				out->uid = (uint32_t)u;
+			else
+				out->gid = (uint32_t)u;
+			break;
+		case T_EVENT:
+			bad = tlv_u64(val, len, &u) < 0 || u > FEV_OVERFLOW;
+			out->event = (int)u;
+			break;
+		case T_IS_DIR: out->is_dir = true; break;
+		default: break;
+		}
+		if (bad) {
+			proto_finfo_release(out);
+			return -1;
+		}
+	}
+	if (r < 0) {
+		proto_finfo_release(out);
+		return -1;
+	}
+	return 0;
+}
+
+void proto_finfo_release(struct proto_finfo *f)
+{
+	free(f->name);
+	free(f->path);
+	free(f->owner);
+	free(f->group);
+	free(f->link);
+	memset(f, 0, sizeof(*f));
+	f->event = -1;
+}
+
+void proto_procinfo_encode(struct buf *b, const struct proto_procinfo *p)
+{
+	size_t mark = tlv_begin(b, T_ENTRY);
+	tlv_put_i64(b, T_PID, p->pid);
+	tlv_put_str(b, T_TAG, p->tag);
+	put_strv(b, T_ARG, p->argv);
+	tlv_put_str(b, T_CWD, p->cwd);
+	tlv_put_flag(b, T_TTY, p->tty);
+	tlv_put_flag(b, T_STDIN, p->stdin_open);
+	tlv_put_flag(b, T_KEEP, p->keep);
+	tlv_put_flag(b, T_MAIN, p->main);
+	tlv_put_flag(b, T_RUNNING, p->running);
+	if (!p->running) {
+		tlv_put_i64(b, T_EXIT_CODE, p->exit_code);
+		tlv_put_str(b, T_REASON, p->reason);
+	}
+	tlv_put_i64(b, T_STARTED_AT, p->started_at);
+	tlv_put_i64(b, T_ATTACHED, p->attached);
+	tlv_put_i64(b, T_BUFFERED, p->buffered);
+	tlv_end(b, mark);
+}
+
+int proto_procinfo_decode(const uint8_t *p, size_t n, struct proto_procinfo *out)
+{
+	memset(out, 0, sizeof(*out));
+	struct tlv_iter it;
+	tlv_iter_init(&it, p, n);
+	uint16_t tag;
+	const uint8_t *val;
+	uint32_t len;
+	int r;
+	size_t nargs = 0;
+	while ((r = tlv_next(&it, &tag, &val, &len)) > 0) {
+		int bad = 0;
+		switch (tag) {
+		case T_PID: bad = tlv_i64(val, len, &out->pid); break;
+		case T_TAG: bad = get_str(&out->tag, val, len); break;
+		case T_ARG: bad = push_str(&out->argv, &nargs, val, len); break;
+		case T_CWD: bad = get_str(&out->cwd, val, len); break;
+		case T_REASON: bad = get_str(&out->reason, val, len); break;
+		case T_TTY: out->tty = true; break;
+		case T_STDIN: out->stdin_open = true; break;
+		case T_KEEP: out->keep = true; break;
+		case T_MAIN: out->main = true; break;
+		case T_RUNNING: out->running = true; break;
+		case T_EXIT_CODE: bad = tlv_i64(val, len, &out->exit_code); break;
+		case T_STARTED_AT: bad = tlv_i64(val, len, &out->started_at); break;
+		case T_ATTACHED: bad = tlv_i64(val, len, &out->attached); break;
+		case T_BUFFERED: bad = tlv_i64(val, len, &out->buffered); break;
+		default: break;
+		}
+		if (bad) {
+			proto_procinfo_release(out);
+			return -1;
+		}
+	}
+	if (r < 0) {
+		proto_procinfo_release(out);
+		return -1;
+	}
+	return 0;
+}
+
+void proto_procinfo_release(struct proto_procinfo *p)
+{
+	free(p->tag);
+	free(p->cwd);
+	free(p->reason);
+	strv_free(p->argv);
+	memset(p, 0, sizeof(*p));
 }

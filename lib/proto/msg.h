@@ -40,6 +40,8 @@ struct proto_proc {
 	int64_t kill_grace_ms;
 	uint32_t window;
 	int64_t umask; /* -1: default */
+	char *tag;     /* the caller's name for it (supervisor bookkeeping) */
+	bool keep;     /* survives its client (supervisor bookkeeping) */
 };
 
 int proto_proc_encode(struct buf *b, const struct proto_proc *p);
@@ -61,6 +63,17 @@ struct proto_exit {
 void proto_exit_encode(struct buf *b, const struct proto_exit *e);
 int proto_exit_decode(const uint8_t *p, size_t n, struct proto_exit *out);
 void proto_exit_release(struct proto_exit *e);
+
+/* A published port (sandbox spec, PUBLISH, PORTS replies). */
+struct proto_port {
+	char *host_ip;
+	uint16_t host_port, port;
+	uint64_t count, rx, tx;
+};
+void proto_port_encode(struct buf *b, uint16_t tag, const struct proto_port *p);
+int proto_port_decode(const uint8_t *p, size_t n, struct proto_port *out);
+void proto_port_release(struct proto_port *p);
+#define PROTO_MAX_PORTS 256
 
 struct proto_mount {
 	char *source, *target, *fstype, *data;
@@ -87,11 +100,55 @@ struct proto_sandbox {
 	bool creator_finalizes;
 	uint64_t creator_attach; /* ATTACH_* the creator wants from the start */
 	int64_t idle_timeout_ms, deadline_ms;
+	struct proto_port *ports;
+	size_t n_ports;
 };
 
 int proto_sandbox_encode(struct buf *b, const struct proto_sandbox *s);
 int proto_sandbox_decode(const uint8_t *p, size_t n, struct proto_sandbox *out, const char **why);
 void proto_sandbox_release(struct proto_sandbox *s);
+
+/* A file operation (FILE_OP). */
+struct proto_fileop {
+	int op;		 /* FOP_* */
+	char *path, *path2;
+	char *user;	 /* user[:group] owning what is created */
+	char *name;	 /* tar get: the top name in the archive */
+	int64_t mode;	 /* -1: default */
+	uint64_t flags;	 /* FOPF_* */
+	int64_t depth;	 /* list */
+	int64_t max;	 /* read: refuse files larger than this (0: no cap) */
+};
+void proto_fileop_encode(struct buf *b, const struct proto_fileop *o);
+int proto_fileop_decode(const uint8_t *p, size_t n, struct proto_fileop *out, const char **why);
+void proto_fileop_release(struct proto_fileop *o);
+
+/* File information (FILE_INFO entries) and watch events (FILE_EVENT
+ * entries), each a nested T_ENTRY item. */
+struct proto_finfo {
+	char *name, *path, *owner, *group, *link;
+	int type;	 /* enum capsa_file_type */
+	int64_t size, mtime_ms;
+	uint32_t mode, uid, gid;
+	int event;	 /* FEV_*, watch events */
+	bool is_dir;	 /* watch events */
+};
+void proto_finfo_encode(struct buf *b, const struct proto_finfo *f);
+/* Decodes the value of one T_ENTRY item. */
+int proto_finfo_decode(const uint8_t *p, size_t n, struct proto_finfo *out);
+void proto_finfo_release(struct proto_finfo *f);
+
+/* One process in a PROCS reply (a T_ENTRY item). */
+struct proto_procinfo {
+	int64_t pid;
+	char *tag, *cwd, *reason;
+	char **argv;
+	bool tty, stdin_open, keep, main, running;
+	int64_t exit_code, started_at, attached, buffered;
+};
+void proto_procinfo_encode(struct buf *b, const struct proto_procinfo *p);
+int proto_procinfo_decode(const uint8_t *p, size_t n, struct proto_procinfo *out);
+void proto_procinfo_release(struct proto_procinfo *p);
 
 /* ERROR payload helpers. */
 void proto_error_encode(struct buf *b, int code, const char *msg);

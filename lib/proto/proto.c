@@ -156,9 +156,14 @@ const char *proto_type_name(uint16_t type)
 	case P_RESIZE: return "RESIZE";
 	case P_EXIT: return "EXIT";
 	case P_INIT: return "INIT";
+	case P_CANCEL: return "CANCEL";
+	case P_DETACH: return "DETACH";
 	case P_FILE_OP: return "FILE_OP";
 	case P_FILE_RESULT: return "FILE_RESULT";
+	case P_FILE_INFO: return "FILE_INFO";
+	case P_FILE_EVENT: return "FILE_EVENT";
 	case P_TUNNEL_OPEN: return "TUNNEL_OPEN";
+	case P_TUNNEL_CLOSED: return "TUNNEL_CLOSED";
 	case P_SPEC: return "SPEC";
 	case P_READY: return "READY";
 	case P_ATTACH: return "ATTACH";
@@ -171,6 +176,10 @@ const char *proto_type_name(uint16_t type)
 	case P_OK: return "OK";
 	case P_UPDATE: return "UPDATE";
 	case P_TOUCH: return "TOUCH";
+	case P_PROCS: return "PROCS";
+	case P_PROC_SIGNAL: return "PROC_SIGNAL";
+	case P_PORTS: return "PORTS";
+	case P_PUBLISH: return "PUBLISH";
 	}
 	return "UNKNOWN";
 }

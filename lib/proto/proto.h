@@ -46,13 +46,18 @@ enum proto_type {
 	P_RESIZE = 0x16,       /* u16 rows, u16 cols */
 	P_EXIT = 0x17,	       /* TLV: T_EXIT_CODE T_SIGNAL T_CODE T_MESSAGE T_REASON */
 	P_INIT = 0x18,	       /* supervisor -> agent, stream 0: sandbox defaults */
+	P_CANCEL = 0x19,       /* -> agent: abort a file, watch or tunnel stream */
+	P_DETACH = 0x1a,       /* client -> supervisor: keep this process, I leave it */
 
-	/* files (issue: working inside a sandbox) */
-	P_FILE_OP = 0x20,
-	P_FILE_RESULT = 0x21,
+	/* files: one stream per operation */
+	P_FILE_OP = 0x20,      /* TLV request (proto_fileop) */
+	P_FILE_RESULT = 0x21,  /* TLV: the last frame of a file operation */
+	P_FILE_INFO = 0x22,    /* T_ENTRY items (proto_finfo): stat, list, read */
+	P_FILE_EVENT = 0x23,   /* T_ENTRY items: watch events */
 
-	/* port tunnels */
-	P_TUNNEL_OPEN = 0x30,
+	/* port tunnels: one stream per connection */
+	P_TUNNEL_OPEN = 0x30,  /* TLV: T_PORT; reply OK or ERROR */
+	P_TUNNEL_CLOSED = 0x31, /* agent -> : the last frame of a tunnel */
 
 	/* client <-> supervisor only */
 	P_SPEC = 0x40,	     /* creator -> supervisor: the sandbox spec */
@@ -67,13 +72,39 @@ enum proto_type {
 	P_OK = 0x49,	     /* generic success reply on a request stream */
 	P_UPDATE = 0x4a,     /* TLV: T_TIMEOUT_MS ... */
 	P_TOUCH = 0x4b,
+	P_PROCS = 0x4c,	     /* list processes; reply P_PROCS with T_ENTRY items */
+	P_PROC_SIGNAL = 0x4d, /* TLV: selector, T_SIGNAL, T_GROUP */
+	P_PORTS = 0x4e,	     /* list published ports; reply P_PORTS with T_ENTRY items */
+	P_PUBLISH = 0x4f,     /* TLV: T_HOST_IP T_HOST_PORT T_PORT; reply P_PORTS */
 };
 
 /* DATA/CREDIT/EOF channels (frame flags). */
 enum { CH_STDIN = 0, CH_STDOUT = 1, CH_STDERR = 2 };
 
 /* P_ATTACH flags */
-enum { ATTACH_STDIN = 1, ATTACH_STDOUT = 2, ATTACH_STDERR = 4 };
+enum { ATTACH_STDIN = 1, ATTACH_STDOUT = 2, ATTACH_STDERR = 4, ATTACH_REPLAY = 8 };
+
+/* PROC_START flags */
+enum { PROC_START_KEEP = 1 };
+
+/* P_FILE_OP operations */
+enum proto_file_opcode {
+	FOP_STAT = 1, FOP_LIST, FOP_READ, FOP_WRITE, FOP_MKDIR, FOP_REMOVE, FOP_RENAME, FOP_TAR_GET, FOP_TAR_PUT,
+	FOP_WATCH,
+};
+
+/* P_FILE_OP T_FLAGS bits */
+enum {
+	FOPF_PARENTS = 1,    /* create missing parents */
+	FOPF_RECURSIVE = 2,  /* remove, watch */
+	FOPF_EXCL = 4,	     /* write: create only; rename: no replace */
+	FOPF_APPEND = 8,     /* write */
+	FOPF_CHOWN = 16,     /* tar put: keep the archive's owners */
+	FOPF_FOLLOW = 32,    /* stat: follow a final symlink */
+};
+
+/* watch event kinds (T_EVENT) */
+enum { FEV_CREATE = 0, FEV_WRITE, FEV_REMOVE, FEV_RENAME, FEV_CHMOD, FEV_OVERFLOW };
 
 /* TLV tags.  Tags are global so a dump reads the same whatever the frame. */
 enum proto_tag {
@@ -94,6 +125,12 @@ enum proto_tag {
 	T_LOG_MAX_SIZE, T_LOG_MAX_FILES, T_AGENT_PATH, T_CAPSA_PATH, T_CREATOR_FINALIZES,
 	T_SHM_SIZE, T_IDLE_TIMEOUT_MS, T_DEADLINE_MS, T_ROOT_DIR, T_CG_NAME, T_NETWORK,
 	T_STARTED_AT, T_FINISHED_AT, T_OOM, T_MASKED, T_RO_PATH, T_ENV_ROOT, T_CREATOR_ATTACH, T_SUPERVISOR_PID,
+
+	/* sessions, files, tunnels (150 on) */
+	T_TAG = 150, T_KEEP, T_ENTRY, T_GROUP, T_RUNNING, T_ATTACHED, T_BUFFERED, T_DROPPED,
+	T_OP, T_PATH, T_PATH2, T_MODE, T_FLAGS, T_DEPTH, T_MAX, T_SIZE, T_TYPE, T_UID, T_GID, T_OWNER,
+	T_GROUPNAME, T_MTIME, T_LINK, T_EVENT, T_IS_DIR, T_CREATED,
+	T_PORT, T_HOST_IP, T_HOST_PORT, T_COUNT, T_RX, T_TX, T_PUBLISH,
 };
 
 struct proto_hdr {

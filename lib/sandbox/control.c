@@ -3,11 +3,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "capsa/session.h"
 #include "sandbox.h"
 #include "util/fs.h"
 
@@ -22,22 +24,6 @@ static void wait_unlocked(struct capsa_ctx *ctx, const char *id, int timeout_ms)
 	int64_t end = mono_ms() + timeout_ms;
 	while (flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK && mono_ms() < end)
 		poll(NULL, 0, 2);
-}
-
-/* Looks the sandbox up and connects to its supervisor; a sandbox whose
- * supervisor is gone is reconciled and reported as not running. */
-static int open_running(struct capsa_ctx *ctx, const char *ref, struct sb_row *r, struct proto_conn *c,
-			struct capsa_error **err)
-{
-	if (sandbox_lookup(ctx, ref, r, err) < 0)
-		return -1;
-	if (strcmp(r->state, "exited") != 0 && sandbox_connect(ctx, r, c, NULL) == 0)
-		return 0;
-	if (strcmp(r->state, "exited") != 0)
-		sandbox_reconcile_one(ctx, r->id, NULL);
-	error_set(err, ESRCH, "sandbox %s is not running", r->name);
-	sb_row_release(r);
-	return -1;
 }
 
 struct detach_state {
@@ -73,7 +59,7 @@ CAPSA_EXPORT int capsa_sandbox_exec(struct capsa_ctx *ctx, const char *sandbox, 
 		return error_set(err, EINVAL, "no command given");
 	struct sb_row r;
 	struct proto_conn c;
-	if (open_running(ctx, sandbox, &r, &c, err) < 0)
+	if (sandbox_open_running(ctx, sandbox, &r, &c, err) < 0)
 		return -1;
 	struct proto_proc p = { .umask = -1 };
 	p.argv = o->argv;
@@ -83,6 +69,8 @@ CAPSA_EXPORT int capsa_sandbox_exec(struct capsa_ctx *ctx, const char *sandbox, 
 	p.tty = o->tty;
 	p.open_stdin = o->interactive;
 	p.timeout_ms = o->timeout_ms;
+	p.tag = (char *)o->tag;
+	p.keep = o->detach;
 	if (stdio) {
 		p.rows = stdio->rows;
 		p.cols = stdio->cols;
@@ -92,7 +80,7 @@ CAPSA_EXPORT int capsa_sandbox_exec(struct capsa_ctx *ctx, const char *sandbox, 
 	const uint32_t stream = 1;
 	int rc = -1;
 	struct proto_exit e = { 0 };
-	if (proto_conn_queue(&c, P_PROC_START, o->detach ? 1 : 0, stream, b.data, b.len) < 0) {
+	if (proto_conn_queue(&c, P_PROC_START, o->detach ? PROC_START_KEEP : 0, stream, b.data, b.len) < 0) {
 		error_set(err, E2BIG, "command and environment do not fit in one frame (%zu bytes)", b.len);
 		goto out;
 	}
@@ -124,13 +112,15 @@ CAPSA_EXPORT int capsa_sandbox_exec(struct capsa_ctx *ctx, const char *sandbox, 
 		goto out;
 	}
 	struct capsa_stdio none = { .in_fd = -1, .out_fd = -1, .err_fd = -1, .sig_fd = -1 };
-	if (session_pump(&c, stream, false, stdio ? stdio : &none, &e, err) < 0) {
+	struct session_result res;
+	if (session_pump(&c, stream, PUMP_EXEC, stdio ? stdio : &none, &e, &res, err) < 0) {
 		error_wrap(err, "exec in sandbox %s", r.name);
 		goto out;
 	}
-	if (exit_out)
+	if (exit_out && (res.detached || res.client_signal))
+		exit_for_client(exit_out, &res);
+	else if (exit_out)
 		exit_from_proto(exit_out, &e);
-	sandbox_event(ctx, r.id, "exec_die", NULL);
 	rc = 0;
 out:
 	buf_release(&b);
@@ -140,6 +130,120 @@ out:
 	return rc;
 }
 
+struct attach_reply {
+	bool done, ok, tty, stdin_open;
+	int code;
+	char *msg;
+};
+
+static int on_attach_reply(void *ctx, struct proto_conn *c, const struct proto_hdr *h, const uint8_t *payload)
+{
+	(void)c;
+	struct attach_reply *ar = ctx;
+	if (h->stream != 1)
+		return 0;
+	if (h->type == P_OK) {
+		struct tlv_iter it;
+		tlv_iter_init(&it, payload, h->len);
+		uint16_t tag;
+		const uint8_t *val;
+		uint32_t len;
+		while (tlv_next(&it, &tag, &val, &len) > 0) {
+			if (tag == T_TTY)
+				ar->tty = true;
+			else if (tag == T_STDIN)
+				ar->stdin_open = true;
+		}
+		ar->ok = ar->done = true;
+	} else if (h->type == P_ERROR) {
+		proto_error_decode(payload, h->len, &ar->code, &ar->msg);
+		ar->done = true;
+	}
+	return 0;
+}
+
+/* Attaches stdio to one process until it (or, for the main process, the
+ * sandbox) ends, or the client leaves. */
+static int attach_stdio(struct capsa_ctx *ctx, const char *sandbox, const struct capsa_proc_ref *ref,
+			const struct capsa_stdio *stdio, bool replay, struct capsa_exit *exit_out, struct capsa_error **err)
+{
+	struct sb_row r;
+	struct proto_conn c;
+	if (sandbox_open_running(ctx, sandbox, &r, &c, err) < 0)
+		return -1;
+	fd_set_nonblock(c.fd, true);
+	const uint32_t stream = 1;
+	struct capsa_stdio io = *stdio;
+	int rc = -1;
+	struct proto_exit e = { 0 };
+	struct attach_reply ar = { 0 };
+	struct buf sel = BUF_INIT;
+	if (!ref->main && ref->pid > 0)
+		tlv_put_i64(&sel, T_PID, ref->pid);
+	else if (!ref->main)
+		tlv_put_str(&sel, T_TAG, ref->tag);
+	uint16_t flags = ATTACH_STDIN | ATTACH_STDOUT | ATTACH_STDERR | (replay ? ATTACH_REPLAY : 0);
+	proto_conn_queue(&c, P_ATTACH, flags, stream, sel.data, sel.len);
+	buf_release(&sel);
+	if (proto_conn_flush_all(&c, 10000) < 0) {
+		error_sys(err, errno, "attach to sandbox %s", r.name);
+		goto out;
+	}
+	while (!ar.done) {
+		int k = proto_conn_wait_exact(&c, 30000, on_attach_reply, &ar);
+		if (k <= 0) {
+			error_set(err, k == 0 ? ESRCH : errno, "attach to sandbox %s: no answer from the supervisor", r.name);
+			goto out;
+		}
+	}
+	if (!ar.ok) {
+		error_set(err, ar.code ? ar.code : EIO, "attach to sandbox %s: %s", r.name, ar.msg ? ar.msg : "refused");
+		goto out;
+	}
+	/* a closed stdin is not read from our side */
+	if (!ar.stdin_open && !ar.tty)
+		io.in_fd = -1;
+	io.tty = ar.tty;
+	struct session_result res;
+	if (session_pump(&c, stream, ref->main ? PUMP_MAIN : PUMP_ATTACH, &io, &e, &res, err) < 0) {
+		error_wrap(err, "attach to sandbox %s", r.name);
+		goto out;
+	}
+	if (exit_out && (res.detached || res.client_signal))
+		exit_for_client(exit_out, &res);
+	else if (exit_out)
+		exit_from_proto(exit_out, &e);
+	if (ref->main && !res.detached && !res.client_signal) {
+		/* the sandbox ended while we were attached */
+		proto_conn_release(&c, true);
+		wait_unlocked(ctx, r.id, 60000);
+		sandbox_reconcile_one(ctx, r.id, NULL);
+	}
+	rc = 0;
+out:
+	free(ar.msg);
+	proto_exit_release(&e);
+	proto_conn_release(&c, true);
+	sb_row_release(&r);
+	return rc;
+}
+
+CAPSA_EXPORT int capsa_sandbox_attach(struct capsa_ctx *ctx, const char *sandbox, const struct capsa_stdio *stdio,
+				      struct capsa_exit *exit_out, struct capsa_error **err)
+{
+	struct capsa_proc_ref main_ref = { .main = true };
+	return attach_stdio(ctx, sandbox, &main_ref, stdio, false, exit_out, err);
+}
+
+CAPSA_EXPORT int capsa_proc_attach_stdio(struct capsa_ctx *ctx, const char *sandbox, const struct capsa_proc_ref *ref,
+					 const struct capsa_stdio *stdio, bool replay, struct capsa_exit *exit_out,
+					 struct capsa_error **err)
+{
+	if (!ref || (!ref->main && ref->pid <= 0 && (!ref->tag || !*ref->tag)))
+		return error_set(err, EINVAL, "attach: no process given (a pid, a tag, or the main process)");
+	return attach_stdio(ctx, sandbox, ref, stdio, replay, exit_out, err);
+}
+
 /* Sends a request and, when wait_end, waits for FINAL and the finalizer. */
 static int control(struct capsa_ctx *ctx, const char *ref, uint16_t type, const struct buf *payload, bool wait_end,
 		   bool quiet_if_stopped, struct capsa_error **err)
@@ -147,7 +251,7 @@ static int control(struct capsa_ctx *ctx, const char *ref, uint16_t type, const 
 	struct sb_row r;
 	struct proto_conn c;
 	struct capsa_error *e2 = NULL;
-	if (open_running(ctx, ref, &r, &c, &e2) < 0) {
+	if (sandbox_open_running(ctx, ref, &r, &c, &e2) < 0) {
 		if (quiet_if_stopped && e2 && e2->code == ESRCH) {
 			capsa_error_free(e2);
 			return 0;
@@ -185,6 +289,48 @@ CAPSA_EXPORT int capsa_sandbox_stop(struct capsa_ctx *ctx, const char *sandbox, 
 			sandbox_event(ctx, id, "stop", NULL);
 	}
 	return rc;
+}
+
+CAPSA_EXPORT int capsa_sandbox_touch(struct capsa_ctx *ctx, const char *sandbox, struct capsa_error **err)
+{
+	return control(ctx, sandbox, P_TOUCH, NULL, false, false, err);
+}
+
+CAPSA_EXPORT int capsa_sandbox_update(struct capsa_ctx *ctx, const char *sandbox, const struct capsa_sandbox_update *u,
+				      struct capsa_error **err)
+{
+	if (u->timeout_ms < -1 || u->idle_timeout_ms < -1)
+		return error_set(err, EINVAL, "invalid timeout: must not be negative");
+	int64_t deadline = u->timeout_ms > 0 ? now_ms() + u->timeout_ms : 0;
+	struct buf b = BUF_INIT;
+	if (u->timeout_ms >= 0)
+		tlv_put_i64(&b, T_DEADLINE_MS, deadline);
+	if (u->idle_timeout_ms >= 0)
+		tlv_put_i64(&b, T_IDLE_TIMEOUT_MS, u->idle_timeout_ms);
+	int rc = control(ctx, sandbox, P_UPDATE, &b, false, false, err);
+	buf_release(&b);
+	if (rc < 0)
+		return -1;
+	_cleanup_free_ char *id = capsa_sandbox_resolve(ctx, sandbox, NULL);
+	struct store *db = ctx_db(ctx, NULL);
+	sqlite3_stmt *st = NULL;
+	if (id && db &&
+	    store_prepare(db,
+			  "UPDATE sandboxes SET deadline_at=CASE WHEN ?2 < 0 THEN deadline_at ELSE nullif(?3, 0) END, "
+			  "idle_timeout_ms=CASE WHEN ?4 < 0 THEN idle_timeout_ms ELSE ?4 END WHERE id=?1",
+			  &st, NULL) == 0) {
+		store_bind_text(st, 1, id);
+		sqlite3_bind_int64(st, 2, u->timeout_ms);
+		sqlite3_bind_int64(st, 3, deadline);
+		sqlite3_bind_int64(st, 4, u->idle_timeout_ms);
+		sqlite3_step(st);
+		sqlite3_finalize(st);
+		char attrs[128];
+		snprintf(attrs, sizeof(attrs), "{\"timeoutMs\":%lld,\"idleTimeoutMs\":%lld}", (long long)u->timeout_ms,
+			 (long long)u->idle_timeout_ms);
+		sandbox_event(ctx, id, "update", attrs);
+	}
+	return 0;
 }
 
 CAPSA_EXPORT int capsa_sandbox_kill(struct capsa_ctx *ctx, const char *sandbox, int sig, struct capsa_error **err)

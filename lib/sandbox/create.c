@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "capsa/tunnel.h"
 #include "image/image.h"
 #include "linux/caps.h"
 #include "linux/seccomp-profile.h"
@@ -170,6 +171,12 @@ static char *config_json(const struct capsa_sandbox_opts *o, const struct proto_
 							 s->mounts[i].target, "readOnly",
 							 (s->mounts[i].flags & MS_RDONLY) != 0));
 	json_object_set_new(c, "mounts", mounts);
+	json_t *ports = json_array();
+	for (size_t i = 0; i < o->n_ports; i++)
+		json_array_append_new(ports, json_pack("{s:s, s:i, s:i}", "hostIp",
+						       o->ports[i].host_ip ? o->ports[i].host_ip : "127.0.0.1", "hostPort",
+						       o->ports[i].host_port, "port", o->ports[i].port));
+	json_object_set_new(c, "ports", ports);
 	json_object_set_new(c, "idleTimeoutMs", json_integer(o->idle_timeout_ms));
 	json_object_set_new(c, "timeoutMs", json_integer(o->timeout_ms));
 	char *out = json_dumps(c, JSON_COMPACT);
@@ -297,6 +304,15 @@ static int build_spec(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *o,
 	s->capsa_path = capsa_helper_path("capsa");
 	s->idle_timeout_ms = o->idle_timeout_ms;
 	s->deadline_ms = o->timeout_ms > 0 ? now_ms() + o->timeout_ms : 0;
+	s->log_max_size = o->log_max_size;
+	s->log_max_files = o->log_max_files;
+	s->ports = xcalloc(o->n_ports + 1, sizeof(*s->ports));
+	for (size_t i = 0; i < o->n_ports; i++) {
+		s->ports[i].host_ip = xstrdup(o->ports[i].host_ip ? o->ports[i].host_ip : "127.0.0.1");
+		s->ports[i].host_port = o->ports[i].host_port;
+		s->ports[i].port = o->ports[i].port;
+	}
+	s->n_ports = o->n_ports;
 	return 0;
 }
 
@@ -318,6 +334,14 @@ static int validate(const struct capsa_sandbox_opts *o, struct capsa_error **err
 		return error_set(err, EINVAL, "invalid pids limit %lld: must be positive", (long long)o->pids);
 	if (o->timeout_ms < 0 || o->idle_timeout_ms < 0)
 		return error_set(err, EINVAL, "invalid timeout: must be positive");
+	if (o->n_ports > PROTO_MAX_PORTS)
+		return error_set(err, E2BIG, "too many published ports (%zu)", o->n_ports);
+	for (size_t i = 0; i < o->n_ports; i++)
+		if (o->ports[i].port == 0)
+			return error_set(err, EINVAL, "invalid published port 0: expected 1-65535");
+	if (o->log_max_size < 0 || (o->log_max_size > 0 && o->log_max_size < 4096) || o->log_max_files < 0 ||
+	    o->log_max_files > 64)
+		return error_set(err, EINVAL, "invalid log rotation: max size at least 4k, 1-64 files");
 	if (o->disk < 0)
 		return error_set(err, EINVAL, "invalid disk reservation %lld: must be positive", (long long)o->disk);
 	return 0;
@@ -563,8 +587,16 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 			goto finished;
 		goto out;
 	}
-	if (!ss.final && session_pump(&conn, PROTO_MAIN_STREAM, true, stdio, &e, err) < 0)
+	struct session_result res = { 0 };
+	if (!ss.final && session_pump(&conn, PROTO_MAIN_STREAM, PUMP_MAIN, stdio, &e, &res, err) < 0)
 		goto out;
+	if (res.detached || res.client_signal) {
+		/* the sandbox runs on; its supervisor records the end */
+		if (exit_out)
+			exit_for_client(exit_out, &res);
+		rc = 0;
+		goto out;
+	}
 finished:
 	/* We are the finalizer (creator_finalizes): record the end now. */
 	if (sandbox_finalize(ctx, id, &e, err) < 0)

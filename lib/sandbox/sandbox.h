@@ -38,8 +38,13 @@ char *sandbox_dir(struct capsa_ctx *ctx, const char *id);
 bool sandbox_alive(struct capsa_ctx *ctx, const char *id);
 /* A blocking connection to the supervisor's control socket. */
 int sandbox_connect(struct capsa_ctx *ctx, const struct sb_row *r, struct proto_conn *out, struct capsa_error **err);
+/* Looks the sandbox up and connects to its supervisor; a sandbox whose
+ * supervisor is gone is reconciled and reported as not running (ESRCH).
+ * On success r and c belong to the caller. */
+int sandbox_open_running(struct capsa_ctx *ctx, const char *ref, struct sb_row *r, struct proto_conn *c,
+			 struct capsa_error **err);
 /* Sends one request and waits for OK (0), or ERROR (-1 with its message).
- * STATUS replies are returned in *reply when not NULL. */
+ * STATUS, PROCS and PORTS replies are returned in *reply when not NULL. */
 int sandbox_request(struct proto_conn *c, uint16_t type, uint16_t flags, const struct buf *payload,
 		    struct buf *reply, struct capsa_error **err);
 
@@ -52,11 +57,27 @@ int sandbox_reconcile_one(struct capsa_ctx *ctx, const char *id, struct capsa_er
 /* Removes the sandbox's files and row (it must have ended). */
 int sandbox_destroy(struct capsa_ctx *ctx, const char *id, struct capsa_error **err);
 int sandbox_event(struct capsa_ctx *ctx, const char *id, const char *type, const char *attrs_json);
+/* Imports the exec events the supervisor journaled (events.c). */
+int sandbox_events_import(struct capsa_ctx *ctx, const char *id);
+void sandbox_events_forget(struct capsa_ctx *ctx, const char *id);
 
-/* Pumps an attached session until its end: exec (stream s, until EXIT) or
- * the main process (until FINAL).  Fills e. */
-int session_pump(struct proto_conn *c, uint32_t stream, bool until_final, const struct capsa_stdio *io,
-		 struct proto_exit *e, struct capsa_error **err);
+/* How an attached session ended on the client's side. */
+struct session_result {
+	bool detached;	   /* the detach keys were typed (DETACH sent) */
+	int client_signal; /* a signal to a raw-terminal client ended it */
+};
+
+enum pump_mode {
+	PUMP_EXEC,   /* a process we started: until EXIT, output credit end to end */
+	PUMP_MAIN,   /* the main process: until FINAL (the sandbox's end) */
+	PUMP_ATTACH, /* a process we attached to: until EXIT */
+};
+/* Pumps an attached session until its end, or until the client leaves
+ * (res).  Fills e when the session ended. */
+int session_pump(struct proto_conn *c, uint32_t stream, enum pump_mode mode, const struct capsa_stdio *io,
+		 struct proto_exit *e, struct session_result *res, struct capsa_error **err);
+/* exit for a client that left: "detached", or "interrupted" (128+signal). */
+void exit_for_client(struct capsa_exit *out, const struct session_result *res);
 void exit_from_proto(struct capsa_exit *out, const struct proto_exit *e);
 
 /* Spawns a detached supervisor; *conn is connected to it (creator side);

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "util/fs.h"
 
 struct pump {
+	struct session_result *res;
 	const struct capsa_stdio *io;
 	uint32_t stream;
 	bool until_final;
@@ -29,7 +31,44 @@ struct pump {
 	uint32_t stdin_credit;
 	bool stdin_open;
 	bool credit_output; /* exec sessions return output credit end to end */
+	bool raw;	    /* a terminal in raw mode: our own signals end the client */
+	char keys[16];	    /* detach key sequence */
+	int n_keys, matched;
 };
+
+CAPSA_EXPORT int capsa_detach_keys_parse(const char *spec, char out[16], struct capsa_error **err)
+{
+	int n = 0;
+	if (!spec)
+		spec = "ctrl-p,ctrl-q";
+	if (!*spec)
+		return 0;
+	_cleanup_strv_ char **parts = strv_split(spec, ',');
+	for (char **p = parts; *p; p++) {
+		const char *k = *p;
+		if (n >= 16)
+			return error_set(err, EINVAL, "invalid detach keys '%s': at most 16 keys", spec);
+		if (strlen(k) == 1) {
+			out[n++] = k[0];
+		} else if (str_has_prefix(k, "ctrl-") && strlen(k) == 6) {
+			char c = k[5];
+			if (c >= 'a' && c <= 'z')
+				out[n++] = (char)(c - 'a' + 1);
+			else if (c >= 'A' && c <= 'Z')
+				out[n++] = (char)(c - 'A' + 1);
+			else if (c == '@')
+				out[n++] = 0;
+			else if (c >= '[' && c <= '_')
+				out[n++] = (char)(c - '[' + 27);
+			else
+				return error_set(err, EINVAL, "invalid detach keys '%s': unknown key '%s'", spec, k);
+		} else {
+			return error_set(err, EINVAL, "invalid detach keys '%s': unknown key '%s' (a character or ctrl-X)",
+					 spec, k);
+		}
+	}
+	return n;
+}
 
 void exit_from_proto(struct capsa_exit *out, const struct proto_exit *e)
 {
@@ -39,6 +78,20 @@ void exit_from_proto(struct capsa_exit *out, const struct proto_exit *e)
 	snprintf(out->reason, sizeof(out->reason), "%s", e->reason ? e->reason : "exited");
 	if (e->message)
 		snprintf(out->message, sizeof(out->message), "%s", e->message);
+}
+
+void exit_for_client(struct capsa_exit *out, const struct session_result *res)
+{
+	memset(out, 0, sizeof(*out));
+	if (res->detached) {
+		snprintf(out->reason, sizeof(out->reason), "detached");
+		return;
+	}
+	out->exit_code = 128 + res->client_signal;
+	out->signal = res->client_signal;
+	snprintf(out->reason, sizeof(out->reason), "interrupted");
+	snprintf(out->message, sizeof(out->message), "capsa got %s; the session was left",
+		 signal_name(res->client_signal) ? signal_name(res->client_signal) : "a signal");
 }
 
 static int on_frame(void *ctx, struct proto_conn *c, const struct proto_hdr *h, const uint8_t *payload)
@@ -84,17 +137,36 @@ static int on_frame(void *ctx, struct proto_conn *c, const struct proto_hdr *h, 
 	return 0;
 }
 
+static void send_size(struct pump *p)
+{
+	struct winsize ws;
+	if (ioctl(p->io->out_fd, TIOCGWINSZ, &ws) < 0 && ioctl(p->io->in_fd, TIOCGWINSZ, &ws) < 0)
+		return;
+	uint8_t s[4];
+	put_be16(s, ws.ws_row);
+	put_be16(s + 2, ws.ws_col);
+	proto_conn_queue(p->c, P_RESIZE, 0, p->stream, s, 4);
+}
+
 static void forward_signal(struct pump *p)
 {
 	struct signalfd_siginfo si;
 	while (read(p->io->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGWINCH) {
-			continue; /* terminals are resized by the CLI */
+			if (p->io->tty)
+				send_size(p);
+			continue;
+		}
+		if (p->raw) {
+			/* keystrokes reach the process as bytes; a signal to us
+			 * (kill, a closed terminal) ends this client only */
+			p->res->client_signal = (int)si.ssi_signo;
+			return;
 		}
 		uint8_t s[4];
 		put_be32(s, si.ssi_signo);
 		/* exec sessions: the whole process group, as a terminal would */
-		proto_conn_queue(p->c, P_SIGNAL, p->credit_output ? 1 : 0, p->stream, s, 4);
+		proto_conn_queue(p->c, P_SIGNAL, p->until_final ? 0 : 1, p->stream, s, 4);
 	}
 }
 
@@ -111,18 +183,59 @@ static void pump_stdin(struct pump *p)
 		p->stdin_open = false;
 		return;
 	}
-	proto_conn_queue(p->c, P_DATA, CH_STDIN, p->stream, buf, (size_t)r);
 	p->stdin_credit -= (uint32_t)r;
+	if (!p->n_keys) {
+		proto_conn_queue(p->c, P_DATA, CH_STDIN, p->stream, buf, (size_t)r);
+		return;
+	}
+	/* the detach sequence is held back until it is complete or broken */
+	char out[PROTO_DATA_CHUNK + 16];
+	size_t n = 0;
+	for (ssize_t i = 0; i < r; i++) {
+		if (buf[i] == p->keys[p->matched]) {
+			if (++p->matched == p->n_keys) {
+				if (n)
+					proto_conn_queue(p->c, P_DATA, CH_STDIN, p->stream, out, n);
+				proto_conn_queue(p->c, P_DETACH, 0, p->stream, NULL, 0);
+				p->res->detached = true;
+				return;
+			}
+			continue;
+		}
+		memcpy(out + n, p->keys, (size_t)p->matched);
+		n += (size_t)p->matched;
+		p->matched = 0;
+		if (buf[i] == p->keys[0]) {
+			p->matched = 1;
+			continue;
+		}
+		out[n++] = buf[i];
+		if (n >= PROTO_DATA_CHUNK) {
+			proto_conn_queue(p->c, P_DATA, CH_STDIN, p->stream, out, n);
+			n = 0;
+		}
+	}
+	if (n)
+		proto_conn_queue(p->c, P_DATA, CH_STDIN, p->stream, out, n);
 }
 
-int session_pump(struct proto_conn *c, uint32_t stream, bool until_final, const struct capsa_stdio *io,
-		 struct proto_exit *e, struct capsa_error **err)
+int session_pump(struct proto_conn *c, uint32_t stream, enum pump_mode mode, const struct capsa_stdio *io,
+		 struct proto_exit *e, struct session_result *res, struct capsa_error **err)
 {
-	struct pump p = { .io = io, .stream = stream, .until_final = until_final, .c = c, .e = e,
-			  .stdin_credit = PROTO_WINDOW, .stdin_open = io->in_fd >= 0, .credit_output = !until_final };
+	bool until_final = mode == PUMP_MAIN;
+	struct pump p = { .io = io, .stream = stream, .until_final = until_final, .c = c, .e = e, .res = res,
+			  .stdin_credit = PROTO_WINDOW, .stdin_open = io->in_fd >= 0, .credit_output = mode == PUMP_EXEC,
+			  .raw = io->tty && io->in_fd >= 0 && isatty(io->in_fd) };
+	memset(res, 0, sizeof(*res));
+	if (io->tty && io->in_fd >= 0) {
+		int k = capsa_detach_keys_parse(io->detach_keys, p.keys, err);
+		if (k < 0)
+			return -1;
+		p.n_keys = k;
+	}
 	fd_set_nonblock(c->fd, true);
 	int rc = 0;
-	while (!(until_final ? p.final : p.exited) && !p.failed) {
+	while (!(until_final ? p.final : p.exited) && !p.failed && !res->detached && !res->client_signal) {
 		if (proto_conn_flush(c) < 0) {
 			rc = error_sys(err, errno, "write to the supervisor");
 			break;

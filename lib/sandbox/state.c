@@ -153,6 +153,20 @@ int sandbox_connect(struct capsa_ctx *ctx, const struct sb_row *r, struct proto_
 	return 0;
 }
 
+int sandbox_open_running(struct capsa_ctx *ctx, const char *ref, struct sb_row *r, struct proto_conn *c,
+			 struct capsa_error **err)
+{
+	if (sandbox_lookup(ctx, ref, r, err) < 0)
+		return -1;
+	if (strcmp(r->state, "exited") != 0 && sandbox_connect(ctx, r, c, NULL) == 0)
+		return 0;
+	if (strcmp(r->state, "exited") != 0)
+		sandbox_reconcile_one(ctx, r->id, NULL);
+	error_set(err, ESRCH, "sandbox %s is not running", r->name);
+	sb_row_release(r);
+	return -1;
+}
+
 struct reply_state {
 	uint32_t stream;
 	struct buf *reply;
@@ -171,7 +185,8 @@ static int on_reply(void *ctx, struct proto_conn *c, const struct proto_hdr *h, 
 	if (h->type == P_ERROR) {
 		proto_error_decode(payload, h->len, &rs->code, &rs->msg);
 		rs->done = true;
-	} else if (h->type == P_OK || h->type == P_STATUS || h->type == P_PONG) {
+	} else if (h->type == P_OK || h->type == P_STATUS || h->type == P_PONG || h->type == P_PROCS ||
+		   h->type == P_PORTS) {
 		if (rs->reply)
 			buf_append(rs->reply, payload, h->len);
 		rs->ok = rs->done = true;
@@ -323,6 +338,9 @@ int sandbox_finalize(struct capsa_ctx *ctx, const char *id, const struct proto_e
 		bool changed = sqlite3_changes(db->db) > 0;
 		ledger_release(ctx, r.id);
 		if (changed) {
+			sandbox_events_import(ctx, r.id);
+			if (strcmp(reason, "oom") == 0)
+				sandbox_event(ctx, r.id, "oom", NULL);
 			json_t *a = json_pack("{s:I, s:s}", "exitCode", (json_int_t)code, "reason", reason);
 			char *attrs = json_dumps(a, JSON_COMPACT);
 			sandbox_event(ctx, r.id, "die", attrs);
@@ -331,9 +349,11 @@ int sandbox_finalize(struct capsa_ctx *ctx, const char *id, const struct proto_e
 		}
 	}
 	remove_cgroup(r.id);
+	sandbox_events_import(ctx, r.id);
 	char *rdir = sandbox_run_dir(ctx, r.id);
 	rm_rf_at(AT_FDCWD, rdir, NULL);
 	free(rdir);
+	sandbox_events_forget(ctx, r.id);
 	if (r.auto_remove)
 		rc = sandbox_destroy(ctx, r.id, err);
 out:

@@ -415,6 +415,59 @@ int open_parent_beneath(int dirfd, const char *path, int res, const char **base)
 	return fd;
 }
 
+int rename_at(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned flags)
+{
+	if (!flags)
+		return renameat(olddirfd, oldpath, newdirfd, newpath);
+	return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, flags);
+}
+
+int mkdir_p_beneath(int dirfd, const char *path, mode_t mode, int res)
+{
+	int fd = open_beneath(dirfd, path, O_PATH | O_DIRECTORY, 0, res);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno != ENOENT)
+		return -1;
+	size_t n = strlen(path);
+	if (n >= PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	char prefix[PATH_MAX];
+	memcpy(prefix, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (prefix[i] != '/' && prefix[i] != '\0')
+			continue;
+		if (prefix[i - 1] == '/')
+			continue;
+		char saved = prefix[i];
+		prefix[i] = '\0';
+		fd = open_beneath(dirfd, prefix, O_PATH | O_DIRECTORY, 0, res);
+		if (fd >= 0) {
+			close(fd);
+		} else if (errno == ENOENT) {
+			const char *base;
+			int pfd = open_parent_beneath(dirfd, prefix, res, &base);
+			if (pfd < 0)
+				return -1;
+			int r = mkdirat(pfd, base, mode);
+			int e = errno;
+			close(pfd);
+			if (r < 0 && e != EEXIST) {
+				errno = e;
+				return -1;
+			}
+		} else {
+			return -1;
+		}
+		prefix[i] = saved;
+	}
+	return 0;
+}
+
 static int unix_addr(const char *path, struct sockaddr_un *sa, int *dirfd_out)
 {
 	memset(sa, 0, sizeof(*sa));

@@ -48,6 +48,16 @@ void fs_force_openat2_fallback(bool on);
  * final component.  Refuses empty names, "." and "..". */
 int open_parent_beneath(int dirfd, const char *path, int res, const char **base);
 
+/* mkdir -p of path below dirfd, every component resolved with
+ * open_beneath(res); existing directories are fine, anything else at a
+ * component fails (ENOTDIR). */
+int mkdir_p_beneath(int dirfd, const char *path, mode_t mode, int res);
+
+/* renameat2(2) through syscall (musl lacks the wrapper); flags: 0 or
+ * RENAME_NOREPLACE_FLAG. */
+#define RENAME_NOREPLACE_FLAG 1u
+int rename_at(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned flags);
+
 /* Unix sockets, with paths longer than sun_path reached through
  * /proc/self/fd.  Both return an O_CLOEXEC fd or -1 with errno set. */
 int unix_connect(const char *path, bool nonblock);

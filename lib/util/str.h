@@ -55,6 +55,10 @@ const char *buf_cstr(struct buf *b);
 char *buf_steal(struct buf *b);
 void buf_consume(struct buf *b, size_t n);
 
+/* Appends s as a JSON string literal (quotes included): control characters
+ * escaped, valid UTF-8 kept, invalid bytes replaced by U+FFFD. */
+void buf_append_json_str(struct buf *b, const char *s);
+
 /* "64m", "1.5g", "4096", "2GiB": bytes.  Units are powers of 1024, as docker
  * reads them.  Refuses negatives, unknown units and overflow. */
 int parse_size(const char *s, int64_t *out, struct capsa_error **err);

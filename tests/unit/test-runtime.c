@@ -138,7 +138,8 @@ static int pump(struct started *s, int out, struct proto_exit *e)
 {
 	struct capsa_stdio io = { .in_fd = -1, .out_fd = out, .err_fd = out, .sig_fd = -1 };
 	struct capsa_error *err = NULL;
-	int rc = session_pump(&s->conn, PROTO_MAIN_STREAM, true, &io, e, &err);
+	struct session_result res;
+	int rc = session_pump(&s->conn, PROTO_MAIN_STREAM, PUMP_MAIN, &io, e, &res, &err);
 	if (rc < 0)
 		diag("%s", err->msg);
 	return rc;
