@@ -245,6 +245,18 @@ void http_reply_json(struct http_req *r, unsigned status, json_t *body)
 	set_response(r, status, resp);
 }
 
+void http_reply_fd(struct http_req *r, unsigned status, const char *content_type, int fd, int64_t size)
+{
+	struct MHD_Response *resp = MHD_create_response_from_fd64((uint64_t)size, fd);
+	if (!resp) {
+		close(fd);
+		http_reply_error(r, 500, "internal", "cannot create a response from a file");
+		return;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	set_response(r, status, resp);
+}
+
 void http_reply_empty(struct http_req *r, unsigned status)
 {
 	set_response(r, status, MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT));
@@ -522,10 +534,8 @@ static enum MHD_Result on_body(struct http_req *r, const char *data, size_t n)
 	return MHD_YES;
 }
 
-static void run_job(void *arg, struct capsa_ctx *ctx)
+static void finish(struct http_req *r)
 {
-	struct http_req *r = arg;
-	r->route->fn(r, ctx);
 	if (!r->resp)
 		http_reply_error(r, 500, "internal", "the handler produced no response");
 	if (r->metric) {
@@ -535,6 +545,32 @@ static void run_job(void *arg, struct capsa_ctx *ctx)
 	}
 	r->done = true;
 	MHD_resume_connection(r->conn);
+}
+
+/* A deferred request is held by its worker and by its completer; the last
+ * one to let go sends the response (the request may be freed right after,
+ * so neither touches it again). */
+void http_defer(struct http_req *r)
+{
+	atomic_store(&r->holds, 2);
+	r->deferred = true;
+}
+
+void http_complete(struct http_req *r)
+{
+	if (atomic_fetch_sub(&r->holds, 1) == 1)
+		finish(r);
+}
+
+static void run_job(void *arg, struct capsa_ctx *ctx)
+{
+	struct http_req *r = arg;
+	r->route->fn(r, ctx);
+	if (r->deferred) {
+		http_complete(r);
+		return;
+	}
+	finish(r);
 }
 
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url, const char *method,

@@ -17,6 +17,7 @@
 #define CAPSA_SERVER_HTTP_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -73,9 +74,11 @@ struct http_req {
 	char *sandbox_id;
 	int sandbox_port;
 
-	/* response, filled by the worker */
+	/* response, filled by the worker (or, for a deferred request, by
+	 * whoever completes it) */
 	pthread_mutex_t mu;
-	bool dispatched, done;
+	bool dispatched, done, deferred;
+	atomic_int holds;
 	unsigned status;
 	struct MHD_Response *resp;
 	struct stream *stream; /* when the response streams */
@@ -97,6 +100,8 @@ json_t *http_json_body(struct http_req *r, bool required);
 void http_reply_json(struct http_req *r, unsigned status, json_t *body /* stolen */);
 void http_reply_raw(struct http_req *r, unsigned status, const char *content_type, const void *p, size_t n);
 void http_reply_empty(struct http_req *r, unsigned status);
+/* The size bytes of fd (taken over, closed with the response). */
+void http_reply_fd(struct http_req *r, unsigned status, const char *content_type, int fd, int64_t size);
 void http_reply_error(struct http_req *r, unsigned status, const char *word, const char *fmt, ...) PRINTF(4, 5);
 /* Maps err->code to a status and machine word; frees err. */
 void http_reply_capsa_error(struct http_req *r, struct capsa_error *err);
@@ -104,6 +109,12 @@ void http_reply_capsa_error(struct http_req *r, struct capsa_error *err);
 void http_reply_stream(struct http_req *r, unsigned status, const char *content_type, struct stream *s);
 /* Adds a header to the response set by the last reply call. */
 void http_reply_header(struct http_req *r, const char *name, const char *value);
+
+/* The handler answers later, from another thread (the hub): the worker
+ * returns without a response, and http_complete() (after a reply call)
+ * sends it. */
+void http_defer(struct http_req *r);
+void http_complete(struct http_req *r);
 
 /* errno -> HTTP status and the machine word of the error body. */
 unsigned http_status_for_errno(int code, const char **word);

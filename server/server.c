@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "capsa/sandbox.h"
+#include "hub.h"
 #include "pool.h"
 #include "server.h"
 #include "stream.h"
@@ -424,6 +425,8 @@ int server_run(const struct server_opts *opts, struct capsa_error **err)
 		goto out;
 	if (pool_start(&srv->pool, (size_t)o->workers, &srv->ctx_opts, &srv->capacity, err) < 0)
 		goto out;
+	if (hub_start(srv, err) < 0)
+		goto out;
 	for (size_t i = 0; i < srv->n_lst; i++)
 		if (http_listener_start(&srv->lst[i], o->conn_timeout_s, o->max_connections, err) < 0)
 			goto out;
@@ -447,6 +450,8 @@ out:
 	streams_close_all(srv);
 	/* requests in workers finish and resume their connections */
 	pool_stop(srv->pool);
+	/* then what the hub carries ends: requests waiting on it are answered */
+	hub_stop(srv);
 	streams_close_all(srv);
 	if (srv->ticker_started)
 		pthread_join(srv->ticker, NULL);
@@ -460,6 +465,10 @@ out:
 			http_listener_stop(&srv->lst[i]);
 		return rc;
 	}
+	for (size_t i = 0; i < srv->n_lst; i++)
+		http_listener_stop(&srv->lst[i]);
+	/* no response can call into the hub any more */
+	hub_free(srv);
 	server_release(srv);
 	free(srv);
 	return rc;

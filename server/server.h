@@ -46,7 +46,7 @@ struct listener {
 
 struct pool;
 struct interp_registry;
-struct session_hub;
+struct hub;
 
 struct server {
 	struct server_opts o;
@@ -68,7 +68,7 @@ struct server {
 	pthread_cond_t ticker_cond;
 	bool ticker_started;
 	struct interp_registry *interp;
-	struct session_hub *hub;
+	struct hub *hub;
 };
 
 int server_run(const struct server_opts *o, struct capsa_error **err);

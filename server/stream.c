@@ -60,6 +60,8 @@ void stream_unref(struct stream *s)
 	pthread_mutex_unlock(&srv->streams_mu);
 	if (!last)
 		return;
+	if (s->on_room_free)
+		s->on_room_free(s->on_room_arg);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cond);
 	free(s->q);
@@ -118,6 +120,22 @@ int stream_write(struct stream *s, const void *p, size_t n, bool block)
 			return -1;
 		}
 		pthread_cond_wait(&s->cond, &s->mu);
+	}
+	append(s, p, n);
+	struct MHD_Connection *c = take_resume(s);
+	pthread_mutex_unlock(&s->mu);
+	if (c)
+		MHD_resume_connection(c);
+	return 0;
+}
+
+int stream_write_force(struct stream *s, const void *p, size_t n)
+{
+	pthread_mutex_lock(&s->mu);
+	if (s->gone || s->closed) {
+		pthread_mutex_unlock(&s->mu);
+		errno = EPIPE;
+		return -1;
 	}
 	append(s, p, n);
 	struct MHD_Connection *c = take_resume(s);

@@ -49,6 +49,7 @@ struct stream {
 	 * when the stream is gone; from the MHD thread. */
 	void (*on_room)(void *arg);
 	void *on_room_arg;
+	void (*on_room_free)(void *arg); /* frees on_room_arg with the stream */
 	bool want_room;
 	struct stream *next, *prev; /* server registry */
 };
@@ -65,6 +66,10 @@ void stream_set_keepalive(struct stream *s, int ms, const void *msg, size_t n);
  * 0 on success; -1 with errno EPIPE when the stream is gone or closed, or
  * EAGAIN (not blocking, no room: on_room will be called). */
 int stream_write(struct stream *s, const void *p, size_t n, bool block);
+/* Appends a whole message whatever the queue holds (the caller bounds
+ * what it forces: the last messages of a process, say).  -1 with EPIPE
+ * when the stream is gone or closed. */
+int stream_write_force(struct stream *s, const void *p, size_t n);
 /* Ends the body after what is queued; failed: cut the connection instead
  * of ending the body normally. */
 void stream_close(struct stream *s, bool failed);

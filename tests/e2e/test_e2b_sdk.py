@@ -69,3 +69,15 @@ def test_control_plane(e2b_sdk, e2b_srv, store):
     for sid in (got["a"], got["b"], got["legacy"]):
         assert sid not in ps
     e2b_srv.assert_clean()
+
+
+def test_commands_and_pty(e2b_sdk, e2b_srv):
+    got = run_node(e2b_sdk, e2b_srv, "commands.mjs")
+    assert got["ok"]
+    e2b_srv.assert_clean()
+
+
+def test_files(e2b_sdk, e2b_srv):
+    got = run_node(e2b_sdk, e2b_srv, "files.mjs")
+    assert got["ok"]
+    e2b_srv.assert_clean()
