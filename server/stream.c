@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <microhttpd.h>
+#include <poll.h>
 #include <string.h>
 
 #include "server.h"
@@ -23,6 +24,7 @@ struct stream *stream_new(struct server *srv, size_t cap)
 	s->srv = srv;
 	s->cap = cap ? cap : 256 * 1024;
 	s->refs = 1;
+	s->conn_fd = -1;
 	s->last_ms = mono_ms();
 	pthread_mutex_lock(&srv->streams_mu);
 	s->next = srv->streams;
@@ -232,13 +234,56 @@ struct MHD_Response *stream_response(struct stream *s)
 
 void stream_attach(struct stream *s, struct MHD_Connection *conn)
 {
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	pthread_mutex_lock(&s->mu);
 	s->conn = s->gone ? NULL : conn;
+	s->conn_fd = ci ? ci->connect_fd : -1;
 	pthread_mutex_unlock(&s->mu);
+}
+
+/* A suspended connection is not watched by MHD, so a client that hangs up
+ * while its stream is silent would go unnoticed until the next keepalive:
+ * look for the hangup ourselves and end such a stream. */
+static void hangups(struct server *srv)
+{
+	struct pollfd pf[64];
+	struct stream *who[64];
+	size_t n = 0;
+	pthread_mutex_lock(&srv->streams_mu);
+	for (struct stream *s = srv->streams; s && n < ARRAY_SIZE(pf); s = s->next) {
+		pthread_mutex_lock(&s->mu);
+		if (s->suspended && s->conn && s->conn_fd >= 0 && !s->gone) {
+			pf[n] = (struct pollfd){ .fd = s->conn_fd, .events = POLLRDHUP };
+			who[n] = s;
+			s->refs++;
+			n++;
+		}
+		pthread_mutex_unlock(&s->mu);
+	}
+	pthread_mutex_unlock(&srv->streams_mu);
+	if (n && poll(pf, n, 0) > 0) {
+		for (size_t i = 0; i < n; i++) {
+			if (!(pf[i].revents & (POLLRDHUP | POLLHUP | POLLERR)))
+				continue;
+			struct stream *s = who[i];
+			pthread_mutex_lock(&s->mu);
+			s->failed = true;
+			pthread_cond_broadcast(&s->cond);
+			struct MHD_Connection *c = take_resume(s);
+			pthread_mutex_unlock(&s->mu);
+			/* MHD reads the end of the body as an error and closes the
+			 * connection; the response's free callback marks it gone */
+			if (c)
+				MHD_resume_connection(c);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		stream_unref(who[i]);
 }
 
 void streams_tick(struct server *srv)
 {
+	hangups(srv);
 	int64_t now = mono_ms();
 	struct MHD_Connection *resume[64];
 	size_t n = 0;

@@ -40,6 +40,7 @@ struct stream {
 	bool gone;	/* the client left or the response was freed */
 	bool suspended;
 	struct MHD_Connection *conn;
+	int conn_fd;	/* the connection's socket, to notice a hangup while suspended */
 	int refs;
 	int64_t last_ms;	   /* last write, CLOCK_MONOTONIC */
 	int keepalive_ms;	   /* 0: none */

@@ -81,3 +81,9 @@ def test_files(e2b_sdk, e2b_srv):
     got = run_node(e2b_sdk, e2b_srv, "files.mjs")
     assert got["ok"]
     e2b_srv.assert_clean()
+
+
+def test_code_interpreter(e2b_sdk, e2b_srv):
+    got = run_node(e2b_sdk, e2b_srv, "interpreter.mjs")
+    assert got["ok"]
+    e2b_srv.assert_clean()
