@@ -218,6 +218,11 @@ static void set_response(struct http_req *r, unsigned status, struct MHD_Respons
 	pthread_mutex_unlock(&r->mu);
 }
 
+void http_reply_response(struct http_req *r, unsigned status, struct MHD_Response *resp)
+{
+	set_response(r, status, resp);
+}
+
 void http_reply_raw(struct http_req *r, unsigned status, const char *content_type, const void *p, size_t n)
 {
 	struct MHD_Response *resp = MHD_create_response_from_buffer(n, (void *)p, MHD_RESPMEM_MUST_COPY);
@@ -330,6 +335,9 @@ void http_req_free(struct http_req *r)
 	buf_release(&r->body);
 	if (r->spool_fd >= 0)
 		close(r->spool_fd);
+	if (r->tunnel_fd >= 0)
+		close(r->tunnel_fd);
+	free(r->upgrade);
 	if (r->resp)
 		MHD_destroy_response(r->resp);
 	stream_unref(r->stream);
@@ -346,6 +354,7 @@ static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 	r->lst = l;
 	r->conn = conn;
 	r->spool_fd = -1;
+	r->tunnel_fd = -1;
 	r->t_start_ns = mono_ns();
 	r->raw_uri = xstrdup(uri ? uri : "");
 	http_parse_target(r, r->raw_uri);
@@ -485,6 +494,8 @@ static enum MHD_Result on_headers(struct http_req *r)
 	bool path_known = false;
 	r->route = route_match(table, r, &path_known);
 	if (!r->route && table == native_routes)
+		r->route = route_match(native_io_routes, r, &path_known);
+	if (!r->route && table == native_routes)
 		r->route = route_match(e2b_routes, r, &path_known);
 	if (!r->route) {
 		if (path_known)
@@ -621,7 +632,7 @@ static void log_cb(void *cls, const char *fmt, va_list ap)
 
 int http_listener_start(struct listener *l, int conn_timeout_s, int max_connections, struct capsa_error **err)
 {
-	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
 	l->d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, l, MHD_OPTION_EXTERNAL_LOGGER, log_cb, NULL,
 				MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)conn_timeout_s,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_connections,

@@ -85,6 +85,10 @@ struct http_req {
 
 	int64_t t_start_ns;
 	const char *metric; /* latency histogram to record in, or NULL */
+
+	/* a tunnel being upgraded to (api-native-io.c) */
+	int tunnel_fd;
+	void *upgrade;
 };
 
 /* Request accessors. */
@@ -107,6 +111,8 @@ void http_reply_error(struct http_req *r, unsigned status, const char *word, con
 void http_reply_capsa_error(struct http_req *r, struct capsa_error *err);
 /* Streams s (reference taken) with the given status and content type. */
 void http_reply_stream(struct http_req *r, unsigned status, const char *content_type, struct stream *s);
+/* Replies with a response built by the caller (an upgrade, say). */
+void http_reply_response(struct http_req *r, unsigned status, struct MHD_Response *resp);
 /* Adds a header to the response set by the last reply call. */
 void http_reply_header(struct http_req *r, const char *name, const char *value);
 

@@ -540,14 +540,23 @@ struct splice {
 	struct splice *next;
 };
 
+static void splice_count(struct splice *s)
+{
+	if (s->rx || s->tx)
+		metrics_tunnel(&s->hub->srv->metrics, s->sandbox, s->rx, s->tx);
+	s->rx = s->tx = 0;
+}
+
 static void splice_free(void *p)
 {
 	struct splice *s = p;
-	metrics_tunnel(&s->hub->srv->metrics, s->sandbox, s->rx, s->tx);
-	close(s->cfd);
+	splice_count(s);
 	close(s->tfd);
+	/* the client side belongs to whoever gave it (an HTTP upgrade) */
 	if (s->done)
 		s->done(s->done_arg);
+	else
+		close(s->cfd);
 	free(s);
 }
 
@@ -599,7 +608,9 @@ static bool half_pump(struct half *h, uint64_t *count)
 
 static void splice_update(struct splice *s)
 {
-	if (!half_pump(&s->up, &s->rx) || !half_pump(&s->down, &s->tx) || (s->up.shut && s->down.shut)) {
+	bool ok = half_pump(&s->up, &s->rx) && half_pump(&s->down, &s->tx);
+	splice_count(s);
+	if (!ok || (s->up.shut && s->down.shut)) {
 		splice_close(s);
 		return;
 	}

@@ -6,6 +6,7 @@
 
 #include "capsa/admission.h"
 #include "capsa/sandbox.h"
+#include "capsa/tunnel.h"
 #include "metrics.h"
 #include "util/util.h"
 
@@ -114,7 +115,7 @@ static void sandboxes(struct buf *o, struct capsa_ctx *ctx, struct metrics *m)
 	for (size_t k = 0; k < ARRAY_SIZE(states); k++)
 		buf_appendf(o, "capsa_sandboxes{state=\"%s\"} %zu\n", states[k], counts[k]);
 
-	struct buf cpu = BUF_INIT, mem = BUF_INIT, pids = BUF_INIT;
+	struct buf cpu = BUF_INIT, mem = BUF_INIT, pids = BUF_INIT, rx = BUF_INIT, tx = BUF_INIT;
 	json_array_foreach(arr, i, e) {
 		const char *st = json_string_value(json_object_get(e, "state"));
 		const char *id = json_string_value(json_object_get(e, "id"));
@@ -130,6 +131,28 @@ static void sandboxes(struct buf *o, struct capsa_ctx *ctx, struct metrics *m)
 			    (unsigned long long)s.memory_current);
 		buf_appendf(&pids, "capsa_sandbox_pids{id=\"%s\",name=\"%s\"} %llu\n", id, name,
 			    (unsigned long long)s.pids_current);
+		/* tunnels: published ports (the supervisor counts) plus the
+		 * API's upgrade tunnels (the hub counts) */
+		uint64_t r = 0, t = 0;
+		struct capsa_port_info *pv = NULL;
+		size_t pn = 0;
+		if (capsa_port_list(ctx, id, &pv, &pn, NULL) == 0)
+			for (size_t k = 0; k < pn; k++) {
+				r += pv[k].rx_bytes;
+				t += pv[k].tx_bytes;
+			}
+		free(pv);
+		pthread_mutex_lock(&m->mu);
+		for (size_t k = 0; k < m->n_tunnels; k++)
+			if (strcmp(m->tunnels[k].id, id) == 0) {
+				r += m->tunnels[k].rx;
+				t += m->tunnels[k].tx;
+			}
+		pthread_mutex_unlock(&m->mu);
+		buf_appendf(&rx, "capsa_sandbox_tunnel_rx_bytes_total{id=\"%s\",name=\"%s\"} %llu\n", id, name,
+			    (unsigned long long)r);
+		buf_appendf(&tx, "capsa_sandbox_tunnel_tx_bytes_total{id=\"%s\",name=\"%s\"} %llu\n", id, name,
+			    (unsigned long long)t);
 	}
 	json_decref(arr);
 	buf_appendf(o, "# HELP capsa_sandbox_cpu_seconds_total CPU time used by a running sandbox.\n"
@@ -144,18 +167,14 @@ static void sandboxes(struct buf *o, struct capsa_ctx *ctx, struct metrics *m)
 	buf_release(&mem);
 	buf_release(&pids);
 
-	buf_appendf(o, "# HELP capsa_sandbox_tunnel_rx_bytes_total Bytes from clients into a sandbox through its tunnels.\n"
-		       "# TYPE capsa_sandbox_tunnel_rx_bytes_total counter\n");
-	pthread_mutex_lock(&m->mu);
-	for (size_t k = 0; k < m->n_tunnels; k++)
-		buf_appendf(o, "capsa_sandbox_tunnel_rx_bytes_total{id=\"%s\"} %llu\n", m->tunnels[k].id,
-			    (unsigned long long)m->tunnels[k].rx);
-	buf_appendf(o, "# HELP capsa_sandbox_tunnel_tx_bytes_total Bytes from a sandbox to clients through its tunnels.\n"
-		       "# TYPE capsa_sandbox_tunnel_tx_bytes_total counter\n");
-	for (size_t k = 0; k < m->n_tunnels; k++)
-		buf_appendf(o, "capsa_sandbox_tunnel_tx_bytes_total{id=\"%s\"} %llu\n", m->tunnels[k].id,
-			    (unsigned long long)m->tunnels[k].tx);
-	pthread_mutex_unlock(&m->mu);
+	buf_appendf(o, "# HELP capsa_sandbox_tunnel_rx_bytes_total Bytes from clients into a sandbox through its "
+		       "tunnels and published ports.\n# TYPE capsa_sandbox_tunnel_rx_bytes_total counter\n%s",
+		    buf_cstr(&rx));
+	buf_appendf(o, "# HELP capsa_sandbox_tunnel_tx_bytes_total Bytes from a sandbox to clients through its "
+		       "tunnels and published ports.\n# TYPE capsa_sandbox_tunnel_tx_bytes_total counter\n%s",
+		    buf_cstr(&tx));
+	buf_release(&rx);
+	buf_release(&tx);
 }
 
 int metrics_render(struct metrics *m, struct capsa_ctx *ctx, const struct capsa_capacity *cap, struct buf *out,

@@ -92,6 +92,7 @@ struct route {
 	const char *metric; /* latency histogram name, or NULL */
 };
 extern const struct route native_routes[];
+extern const struct route native_io_routes[];
 extern const struct route e2b_routes[];
 extern const struct route envd_routes[];
 extern const struct route interp_routes[];

@@ -304,25 +304,43 @@ void streams_tick(struct server *srv)
 		MHD_resume_connection(resume[i]);
 }
 
+/* Ends every stream (shutdown): bodies end after what is queued, and
+ * producers are told through on_room, as when a client leaves. */
 void streams_close_all(struct server *srv)
 {
 	for (;;) {
 		struct MHD_Connection *resume[64];
-		size_t n = 0;
+		struct stream *notify[64];
+		size_t n = 0, k = 0;
 		pthread_mutex_lock(&srv->streams_mu);
-		for (struct stream *s = srv->streams; s && n < ARRAY_SIZE(resume); s = s->next) {
+		for (struct stream *s = srv->streams; s && n < ARRAY_SIZE(resume) && k < ARRAY_SIZE(notify); s = s->next) {
 			pthread_mutex_lock(&s->mu);
-			s->closed = true;
-			pthread_cond_broadcast(&s->cond);
-			struct MHD_Connection *c = take_resume(s);
-			if (c)
-				resume[n++] = c;
+			if (!s->closed) {
+				s->closed = true;
+				pthread_cond_broadcast(&s->cond);
+				struct MHD_Connection *c = take_resume(s);
+				if (c)
+					resume[n++] = c;
+				if (s->on_room) {
+					s->refs++;
+					notify[k++] = s;
+				}
+			}
 			pthread_mutex_unlock(&s->mu);
 		}
 		pthread_mutex_unlock(&srv->streams_mu);
 		for (size_t i = 0; i < n; i++)
 			MHD_resume_connection(resume[i]);
-		if (n < ARRAY_SIZE(resume))
+		for (size_t i = 0; i < k; i++) {
+			pthread_mutex_lock(&notify[i]->mu);
+			void (*cb)(void *) = notify[i]->on_room;
+			void *arg = notify[i]->on_room_arg;
+			pthread_mutex_unlock(&notify[i]->mu);
+			if (cb)
+				cb(arg);
+			stream_unref(notify[i]);
+		}
+		if (n < ARRAY_SIZE(resume) && k < ARRAY_SIZE(notify))
 			break;
 	}
 }

@@ -11,6 +11,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import threading
 import time
 
 from conftest import capsa_bin
@@ -45,6 +46,40 @@ class Response:
 
     def __repr__(self):
         return f"<{self.status} {self.body[:300]!r}>"
+
+
+class Follower:
+    def __init__(self, srv, method, path, body, first):
+        self.items = []
+        self.conn = srv.conn(unix=True)
+        h = {}
+        if isinstance(body, dict):
+            body = json.dumps(body).encode()
+            h["Content-Type"] = "application/json"
+        self.conn.request(method, path, body=body, headers=h)
+        self.sock = self.conn.sock
+        self.resp = self.conn.getresponse()
+        assert self.resp.status == 200, self.resp.read()[:300]
+        # the first messages, read before the thread starts
+        for _ in range(first):
+            self.items.append(json.loads(self.resp.readline()))
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            for line in self.resp:
+                self.items.append(json.loads(line))
+        except (OSError, ValueError, http.client.HTTPException):
+            pass
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.thread.join(10)
+        self.conn.close()
 
 
 class Serve:
@@ -190,6 +225,11 @@ class Serve:
                 break
             time.sleep(0.05)
         assert not left, "left behind: " + "; ".join(left)
+
+    def follow(self, method, path, body=None, first=0):
+        """A streaming response read by a thread of its own into .items;
+        .close() hangs up (shutting the socket down unblocks the reader)."""
+        return Follower(self, method, path, body, first)
 
     # lifecycle -------------------------------------------------------------
     def stop(self, check=True):
