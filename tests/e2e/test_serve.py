@@ -503,3 +503,18 @@ def test_images(srv, store):
     assert gone["untagged"] and not gone["deleted"]
     srv.error("POST", "/v1/images/import", b"not a tar", status=400,
               headers={"Content-Type": "application/x-tar"})
+
+
+def test_openapi_describes_every_native_route():
+    """docs/openapi.yaml and the route tables agree, both ways."""
+    import yaml
+    here = os.path.dirname(os.path.abspath(__file__))
+    repo = os.path.join(here, "..", "..")
+    routes = set()
+    for f in ("server/api-native.c", "server/api-native-io.c"):
+        for m in re.finditer(r'\{ "(\w+)", "(/[^"]+)"', open(os.path.join(repo, f)).read()):
+            routes.add((m.group(1).lower(), re.sub(r"\{\*?\}", "{x}", m.group(2))))
+    doc = yaml.safe_load(open(os.path.join(repo, "docs", "openapi.yaml")))
+    documented = {(m, re.sub(r"\{[a-z]+\}", "{x}", p)) for p, ops in doc["paths"].items() for m in ops
+                  if m in ("get", "post", "put", "delete")}
+    assert routes == documented, (sorted(routes - documented), sorted(documented - routes))
