@@ -1,14 +1,19 @@
 /* fuzz-api.c: the parsers of capsa serve that see client bytes before any
  * handler: the request target (path segments and query), JSON request
- * bodies through the strict decoder as the create handler drives it, and
- * the UTF-8 sanitizer that makes process output JSON-safe.  The first input
- * byte picks the parser; the rest is its input. */
+ * bodies through the strict decoder as the create handler drives it, the
+ * UTF-8 sanitizer that makes process output JSON-safe, multipart upload
+ * bodies, and Connect request envelopes.  The first input byte picks the
+ * parser; the rest is its input. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
+#include "server/connect.h"
 #include "server/http.h"
+#include "server/multipart.h"
 #include "server/json.h"
 #include "util/str.h"
 
@@ -73,21 +78,61 @@ static void utf8(const char *p, size_t n)
 	free(s);
 }
 
+static void multipart(const char *p, size_t n)
+{
+	int fd = memfd_create("body", MFD_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, p, n) != (ssize_t)n) {
+		close(fd);
+		return;
+	}
+	struct mpart *v;
+	size_t k;
+	char err[200];
+	if (multipart_parse(fd, (int64_t)n, "B", &v, &k, err, sizeof(err)) == 0) {
+		for (size_t i = 0; i < k; i++)
+			if (v[i].off < 0 || v[i].len < 0 || v[i].off + v[i].len > (int64_t)n)
+				abort();
+		multipart_free(v, k);
+	} else if (!err[0]) {
+		abort();
+	}
+	close(fd);
+}
+
+static void envelope(const char *p, size_t n)
+{
+	char err[200];
+	for (int streaming = 0; streaming < 2; streaming++) {
+		json_t *j = connect_decode_request(p, n, streaming, err, sizeof(err));
+		if (j && !json_is_object(j))
+			abort();
+		json_decref(j);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
 	const char *p = (const char *)data + 1;
 	size_t n = size - 1;
-	switch (data[0] % 3) {
+	switch (data[0] % 5) {
 	case 0:
 		target(p, n);
 		break;
 	case 1:
 		body(p, n);
 		break;
-	default:
+	case 2:
 		utf8(p, n);
+		break;
+	case 3:
+		multipart(p, n);
+		break;
+	default:
+		envelope(p, n);
 		break;
 	}
 	return 0;

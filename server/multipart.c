@@ -154,6 +154,27 @@ static void parse_headers(char *h, struct mpart *part)
 	}
 }
 
+/* The next delimiter line at or after from: "\r\n--boundary" followed by
+ * "--", or by optional spaces and CRLF (RFC 2046).  The same bytes followed
+ * by anything else are content.  -1 when there is none. */
+static int64_t next_delim(int fd, int64_t len, int64_t from, const char *delim, size_t dl)
+{
+	for (;;) {
+		int64_t p = find(fd, len, from, delim, dl);
+		if (p < 0)
+			return p;
+		int64_t q = p + (int64_t)dl;
+		char c[2];
+		if (q + 2 <= len && read_at(fd, q, c, 2) == 0 && c[0] == '-' && c[1] == '-')
+			return p;
+		while (q < len && read_at(fd, q, c, 1) == 0 && (c[0] == ' ' || c[0] == '\t'))
+			q++;
+		if (q + 2 <= len && read_at(fd, q, c, 2) == 0 && c[0] == '\r' && c[1] == '\n')
+			return p;
+		from = p + 1;
+	}
+}
+
 void multipart_free(struct mpart *v, size_t n)
 {
 	for (size_t i = 0; v && i < n; i++) {
@@ -182,7 +203,7 @@ int multipart_parse(int fd, int64_t len, const char *boundary, struct mpart **ou
 	if (len >= (int64_t)dashl && read_at(fd, 0, head, dashl) == 0 && memcmp(head, dash, dashl) == 0) {
 		pos = (int64_t)dashl;
 	} else {
-		int64_t p = find(fd, len, 0, delim, (size_t)dl);
+		int64_t p = next_delim(fd, len, 0, delim, (size_t)dl);
 		if (p < 0) {
 			fail(err, errlen, "the body has no multipart delimiter (--%.70s)", boundary);
 			goto bad;
@@ -238,7 +259,7 @@ int multipart_parse(int fd, int64_t len, const char *boundary, struct mpart **ou
 			free(h);
 			data = hend + 4;
 		}
-		int64_t next = find(fd, len, data, delim, (size_t)dl);
+		int64_t next = next_delim(fd, len, data, delim, (size_t)dl);
 		if (next < 0) {
 			fail(err, errlen, "part %zu has no closing delimiter", count);
 			goto bad;
