@@ -190,7 +190,9 @@ static void test_json(void)
 
 	size_t n;
 	char *s = utf8_sanitize("a\xff" "b\xe2\x82\xac\xed\xa0\x80\xc0\xafz", 12, &n);
-	ok(json_stringn(s, n) != NULL, "sanitized text is JSON-safe");
+	json_t *js = json_stringn(s, n);
+	ok(js != NULL, "sanitized text is JSON-safe");
+	json_decref(js);
 	ok(!strncmp(s, "a\xef\xbf\xbd" "b\xe2\x82\xac", 8), "valid sequences kept, invalid replaced: %s", s);
 	free(s);
 	s = utf8_sanitize("x\0y", 3, &n);
