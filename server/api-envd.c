@@ -968,6 +968,12 @@ out:
 /* Inflates a gzip body into a new temporary file, bounded. */
 static int gunzip_to_tmp(struct server *srv, int in, int64_t max, char *err, size_t errlen)
 {
+	/* zlib would pass a body without the gzip header through as it is */
+	unsigned char magic[2];
+	if (pread(in, magic, 2, 0) != 2 || magic[0] != 0x1f || magic[1] != 0x8b) {
+		snprintf(err, errlen, "the body is not gzip data, as Content-Encoding says it is");
+		return -1;
+	}
 	int out = tmpfile_fd(srv);
 	if (out < 0) {
 		snprintf(err, errlen, "temporary file: %s", strerror(errno));
