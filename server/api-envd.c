@@ -643,6 +643,19 @@ static void fs_error(struct http_req *r, struct capsa_error *err)
 	connect_reply_capsa_error(r, err);
 }
 
+/* Replies {"entry": EntryInfo} for path. */
+static void reply_entry(struct http_req *r, struct capsa_files *f, const char *path)
+{
+	struct capsa_file_info fi;
+	struct capsa_error *err = NULL;
+	if (capsa_files_stat(f, path, &fi, &err) < 0) {
+		fs_error(r, err);
+		return;
+	}
+	connect_reply(r, json_pack("{s:o}", "entry", envd_entry_json(&fi)));
+	capsa_file_info_release(&fi);
+}
+
 static void fs_stat(struct http_req *r, struct capsa_ctx *ctx)
 {
 	struct capsa_files *f;
@@ -650,16 +663,10 @@ static void fs_stat(struct http_req *r, struct capsa_ctx *ctx)
 	if (!req)
 		return;
 	const char *path = jstr_field(req, "path", NULL);
-	struct capsa_file_info fi;
-	struct capsa_error *err = NULL;
 	if (!path || !*path)
 		connect_reply_error(r, "invalid_argument", "path is required");
-	else if (capsa_files_stat(f, path, &fi, &err) < 0)
-		fs_error(r, err);
-	else {
-		connect_reply(r, json_pack("{s:o}", "entry", envd_entry_json(&fi)));
-		capsa_file_info_release(&fi);
-	}
+	else
+		reply_entry(r, f, path);
 	capsa_files_close(f);
 	json_decref(req);
 }
@@ -673,7 +680,6 @@ static void fs_make_dir(struct http_req *r, struct capsa_ctx *ctx)
 	_cleanup_free_ char *user = envd_user(r);
 	const char *path = jstr_field(req, "path", NULL);
 	struct capsa_error *err = NULL;
-	struct capsa_file_info fi;
 	int made;
 	if (!path || !*path)
 		connect_reply_error(r, "invalid_argument", "path is required");
@@ -681,12 +687,8 @@ static void fs_make_dir(struct http_req *r, struct capsa_ctx *ctx)
 		fs_error(r, err);
 	else if (made == 0)
 		connect_reply_error(r, "already_exists", "directory already exists: %s", path);
-	else if (capsa_files_stat(f, path, &fi, &err) < 0)
-		fs_error(r, err);
-	else {
-		connect_reply(r, json_pack("{s:o}", "entry", envd_entry_json(&fi)));
-		capsa_file_info_release(&fi);
-	}
+	else
+		reply_entry(r, f, path);
 	capsa_files_close(f);
 	json_decref(req);
 }
@@ -699,15 +701,12 @@ static void fs_move(struct http_req *r, struct capsa_ctx *ctx)
 		return;
 	const char *src = jstr_field(req, "source", NULL), *dst = jstr_field(req, "destination", NULL);
 	struct capsa_error *err = NULL;
-	struct capsa_file_info fi;
 	if (!src || !dst || !*src || !*dst)
 		connect_reply_error(r, "invalid_argument", "source and destination are required");
-	else if (capsa_files_rename(f, src, dst, false, &err) < 0 || capsa_files_stat(f, dst, &fi, &err) < 0)
+	else if (capsa_files_rename(f, src, dst, false, &err) < 0)
 		fs_error(r, err);
-	else {
-		connect_reply(r, json_pack("{s:o}", "entry", envd_entry_json(&fi)));
-		capsa_file_info_release(&fi);
-	}
+	else
+		reply_entry(r, f, dst);
 	capsa_files_close(f);
 	json_decref(req);
 }

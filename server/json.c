@@ -205,7 +205,9 @@ char **jdec_labels(struct jdec *d, const char *key, size_t max)
 	return kv_object(d, key, v, max, false);
 }
 
-int64_t jdec_size(struct jdec *d, const char *key, int64_t def)
+/* A non-negative integer, or a string for parse() ("512m", "10s"). */
+static int64_t number_or_string(struct jdec *d, const char *key, int64_t def, const char *what,
+				int (*parse)(const char *s, int64_t *out, struct capsa_error **err))
 {
 	json_t *v = field(d, key);
 	if (!v)
@@ -218,12 +220,12 @@ int64_t jdec_size(struct jdec *d, const char *key, int64_t def)
 		return json_integer_value(v);
 	}
 	if (!json_is_string(v)) {
-		type_error(d, key, "a number of bytes or a size string such as \"512m\"");
+		type_error(d, key, what);
 		return def;
 	}
 	int64_t out;
 	struct capsa_error *e = NULL;
-	if (parse_size(json_string_value(v), &out, &e) < 0) {
+	if (parse(json_string_value(v), &out, &e) < 0) {
 		jdec_fail(d, "field '%s%s': %s", d->prefix, key, e->msg);
 		capsa_error_free(e);
 		return def;
@@ -231,30 +233,14 @@ int64_t jdec_size(struct jdec *d, const char *key, int64_t def)
 	return out;
 }
 
+int64_t jdec_size(struct jdec *d, const char *key, int64_t def)
+{
+	return number_or_string(d, key, def, "a number of bytes or a size string such as \"512m\"", parse_size);
+}
+
 int64_t jdec_duration_ms(struct jdec *d, const char *key, int64_t def)
 {
-	json_t *v = field(d, key);
-	if (!v)
-		return def;
-	if (json_is_integer(v)) {
-		if (json_integer_value(v) < 0) {
-			jdec_fail(d, "field '%s%s': must not be negative", d->prefix, key);
-			return def;
-		}
-		return json_integer_value(v);
-	}
-	if (!json_is_string(v)) {
-		type_error(d, key, "milliseconds or a duration string such as \"10s\"");
-		return def;
-	}
-	int64_t out;
-	struct capsa_error *e = NULL;
-	if (parse_duration_ms(json_string_value(v), &out, &e) < 0) {
-		jdec_fail(d, "field '%s%s': %s", d->prefix, key, e->msg);
-		capsa_error_free(e);
-		return def;
-	}
-	return out;
+	return number_or_string(d, key, def, "milliseconds or a duration string such as \"10s\"", parse_duration_ms);
 }
 
 int64_t jdec_cpus(struct jdec *d, const char *key, int64_t def)
@@ -295,39 +281,6 @@ bool jdec_finish(struct jdec *d, bool strict)
 }
 
 /* --- UTF-8 ------------------------------------------------------------- */
-
-/* Length of the valid UTF-8 sequence at p (1-4), or 0 when invalid. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-	unsigned char c = p[0];
-	if (c < 0x80)
-		return 1;
-	size_t len;
-	uint32_t cp;
-	if ((c & 0xe0) == 0xc0) {
-		len = 2;
-		cp = c & 0x1f;
-	} else if ((c & 0xf0) == 0xe0) {
-		len = 3;
-		cp = c & 0x0f;
-	} else if ((c & 0xf8) == 0xf0) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	static const uint32_t min[5] = { 0, 0, 0x80, 0x800, 0x10000 };
-	if (cp < min[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
 
 char *utf8_sanitize(const char *p, size_t n, size_t *out_len)
 {
