@@ -766,26 +766,32 @@ static void fs_remove(struct http_req *r, struct capsa_ctx *ctx)
 	json_decref(req);
 }
 
-static void fs_watch_dir(struct http_req *r, struct capsa_ctx *ctx)
+/* WatchDir (a server stream of events) and CreateWatcher (events polled
+ * with GetWatcherEvents) open the same watch. */
+static void fs_watch(struct http_req *r, struct capsa_ctx *ctx, bool stream)
 {
 	_cleanup_free_ char *id = envd_sandbox(r, ctx);
 	if (!id)
 		return;
-	json_t *req = decode_stream(r);
+	json_t *req = stream ? decode_stream(r) : decode_unary(r);
 	if (!req)
 		return;
 	const char *path = jstr_field(req, "path", NULL);
 	struct capsa_watch *cw = NULL;
 	struct capsa_error *err = NULL;
 	if (!path || !*path) {
-		connect_reply_stream_error(r, "invalid_argument", "path is required");
-	} else if (capsa_watch_open(ctx, id, path, json_is_true(connect_get(req, "recursive", NULL)), &cw, &err) < 0) {
-		if (envd_sandbox_gone(err))
-			http_reply_error(r, 502, "sandbox_not_running", "%s", err->msg);
+		if (stream)
+			connect_reply_stream_error(r, "invalid_argument", "path is required");
 		else
+			connect_reply_error(r, "invalid_argument", "path is required");
+	} else if (capsa_watch_open(ctx, id, path, json_is_true(connect_get(req, "recursive", NULL)), &cw, &err) < 0) {
+		if (!stream || envd_sandbox_gone(err)) {
+			connect_error_for(r, err);
+		} else {
 			connect_reply_stream_error(r, connect_code_for_errno(err->code), "%s", err->msg);
-		capsa_error_free(err);
-	} else {
+			capsa_error_free(err);
+		}
+	} else if (stream) {
 		struct stream *s = proc_stream(r);
 		json_t *start = json_pack("{s:{}}", "start");
 		struct buf b = BUF_INIT;
@@ -797,8 +803,24 @@ static void fs_watch_dir(struct http_req *r, struct capsa_ctx *ctx)
 		http_reply_stream(r, 200, "application/connect+json", s);
 		hub_adopt_watch(r->srv->hub, w);
 		stream_unref(s);
+	} else {
+		struct hwatch *w = wpoll_new(r->srv->hub, cw, id, path);
+		char wid[32];
+		snprintf(wid, sizeof(wid), "w%llu", (unsigned long long)w->id);
+		hub_adopt_watch(r->srv->hub, w);
+		connect_reply(r, json_pack("{s:s}", "watcherId", wid));
 	}
 	json_decref(req);
+}
+
+static void fs_watch_dir(struct http_req *r, struct capsa_ctx *ctx)
+{
+	fs_watch(r, ctx, true);
+}
+
+static void fs_create_watcher(struct http_req *r, struct capsa_ctx *ctx)
+{
+	fs_watch(r, ctx, false);
 }
 
 struct watcher_call {
@@ -832,31 +854,6 @@ static bool watcher_id(json_t *req, uint64_t *id)
 		return false;
 	*id = (uint64_t)v;
 	return true;
-}
-
-static void fs_create_watcher(struct http_req *r, struct capsa_ctx *ctx)
-{
-	_cleanup_free_ char *id = envd_sandbox(r, ctx);
-	if (!id)
-		return;
-	json_t *req = decode_unary(r);
-	if (!req)
-		return;
-	const char *path = jstr_field(req, "path", NULL);
-	struct capsa_watch *cw = NULL;
-	struct capsa_error *err = NULL;
-	if (!path || !*path) {
-		connect_reply_error(r, "invalid_argument", "path is required");
-	} else if (capsa_watch_open(ctx, id, path, json_is_true(connect_get(req, "recursive", NULL)), &cw, &err) < 0) {
-		connect_error_for(r, err);
-	} else {
-		struct hwatch *w = wpoll_new(r->srv->hub, cw, id, path);
-		char wid[32];
-		snprintf(wid, sizeof(wid), "w%llu", (unsigned long long)w->id);
-		hub_adopt_watch(r->srv->hub, w);
-		connect_reply(r, json_pack("{s:s}", "watcherId", wid));
-	}
-	json_decref(req);
 }
 
 static void watcher_common(struct http_req *r, struct capsa_ctx *ctx, bool remove)
