@@ -379,9 +379,20 @@ static void submit(struct http_req *r, struct capsa_ctx *ctx, json_t *msg, bool 
 	}
 }
 
-static bool python_language(const char *lang)
+/* Replies 400 and returns false unless jdec_finish passed and lang is
+ * Python (or not given). */
+static bool request_ok(struct http_req *r, struct jdec *d, const char *lang)
 {
-	return !lang || !*lang || strcmp(lang, "python") == 0 || strcmp(lang, "python3") == 0;
+	if (!jdec_finish(d, false)) {
+		http_reply_error(r, 400, "invalid_argument", "%s", d->err);
+		return false;
+	}
+	if (lang && *lang && strcmp(lang, "python") != 0 && strcmp(lang, "python3") != 0) {
+		http_reply_error(r, 400, "invalid_argument",
+				 "language %.40s is not supported: the capsa code interpreter runs Python", lang);
+		return false;
+	}
+	return true;
 }
 
 static void interp_execute(struct http_req *r, struct capsa_ctx *ctx)
@@ -395,12 +406,7 @@ static void interp_execute(struct http_req *r, struct capsa_ctx *ctx)
 	const char *context = jdec_str(&d, "context_id", false);
 	const char *lang = jdec_str(&d, "language", false);
 	json_t *env = jdec_obj(&d, "env_vars");
-	if (!jdec_finish(&d, false)) {
-		http_reply_error(r, 400, "invalid_argument", "%s", d.err);
-	} else if (!python_language(lang)) {
-		http_reply_error(r, 400, "invalid_argument",
-				 "language %.40s is not supported: the capsa code interpreter runs Python", lang);
-	} else {
+	if (request_ok(r, &d, lang)) {
 		json_t *msg = json_pack("{s:s, s:s}", "op", "execute", "code", code);
 		if (context)
 			json_object_set_new(msg, "context", json_string(context));
@@ -420,12 +426,7 @@ static void interp_create_context(struct http_req *r, struct capsa_ctx *ctx)
 	jdec_init(&d, body, "");
 	const char *lang = jdec_str(&d, "language", false);
 	const char *cwd = jdec_str(&d, "cwd", false);
-	if (!jdec_finish(&d, false)) {
-		http_reply_error(r, 400, "invalid_argument", "%s", d.err);
-	} else if (!python_language(lang)) {
-		http_reply_error(r, 400, "invalid_argument",
-				 "language %.40s is not supported: the capsa code interpreter runs Python", lang);
-	} else {
+	if (request_ok(r, &d, lang)) {
 		json_t *msg = json_pack("{s:s, s:s}", "op", "create", "language", "python");
 		if (cwd)
 			json_object_set_new(msg, "cwd", json_string(cwd));
