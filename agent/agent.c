@@ -27,8 +27,13 @@
 
 struct agent agent;
 
-void agent_chan_update(void)
+static bool flush_scheduled;
+
+/* Frames queued during one batch of events go out together, at its end. */
+static void flush_chan(void *unused)
 {
+	(void)unused;
+	flush_scheduled = false;
 	if (!agent.chan_io.active)
 		return;
 	int r = proto_conn_flush(&agent.chan);
@@ -38,6 +43,14 @@ void agent_chan_update(void)
 		_exit(1);
 	}
 	ev_io_set(&agent.loop, &agent.chan_io, EPOLLIN | (r > 0 ? EPOLLOUT : 0));
+}
+
+void agent_chan_update(void)
+{
+	if (!flush_scheduled) {
+		flush_scheduled = true;
+		ev_defer(&agent.loop, flush_chan, NULL);
+	}
 }
 
 void agent_send(uint16_t type, uint16_t flags, uint32_t stream, const void *p, size_t n)
@@ -96,11 +109,11 @@ static int on_frame(void *ctx, struct proto_conn *c, const struct proto_hdr *h, 
 		} else if (h->stream == 0 || stream_in_use(h->stream)) {
 			agent_send_error(h->stream, EINVAL, "stream %u is in use", h->stream);
 		} else if (h->type == P_PROC_START) {
-			proc_start(h->stream, payload, h->len);
+			proc_start(h->stream, h->flags, payload, h->len);
 		} else if (h->type == P_FILE_OP) {
 			file_start(h->stream, payload, h->len);
 		} else {
-			tunnel_start(h->stream, payload, h->len);
+			tunnel_start(h->stream, h->flags, payload, h->len);
 		}
 		break;
 	case P_DATA:
@@ -141,7 +154,7 @@ static void on_chan(struct ev_loop *l, struct ev_io *io, uint32_t revents)
 	(void)l;
 	(void)io;
 	if (revents & EPOLLOUT)
-		agent_chan_update();
+		flush_chan(NULL);
 	if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 		int r = proto_conn_read(&agent.chan, on_frame, NULL);
 		if (r != 0) {

@@ -46,7 +46,7 @@ void agent_chan_update(void);
 __attribute__((noreturn)) void agent_leave(void *unused);
 
 /* proc.c */
-void proc_start(uint32_t stream, const uint8_t *payload, size_t len);
+void proc_start(uint32_t stream, uint16_t flags, const uint8_t *payload, size_t len);
 void proc_frame(const struct proto_hdr *h, const uint8_t *payload);
 void proc_reap(void);
 void proc_forward_signal(int sig);
@@ -66,7 +66,7 @@ bool watch_frame(const struct proto_hdr *h, const uint8_t *payload);
 bool watch_stream_in_use(uint32_t stream);
 
 /* tunnel.c */
-void tunnel_start(uint32_t stream, const uint8_t *payload, size_t len);
+void tunnel_start(uint32_t stream, uint16_t flags, const uint8_t *payload, size_t len);
 bool tunnel_frame(const struct proto_hdr *h, const uint8_t *payload);
 bool tunnel_stream_in_use(uint32_t stream);
 

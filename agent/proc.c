@@ -510,7 +510,7 @@ static int prepare(struct start *s, struct proto_proc *req, struct linux_user *u
 	return 0;
 }
 
-void proc_start(uint32_t stream, const uint8_t *payload, size_t len)
+void proc_start(uint32_t stream, uint16_t flags, const uint8_t *payload, size_t len)
 {
 	struct proto_proc req;
 	const char *why = NULL;
@@ -557,6 +557,10 @@ void proc_start(uint32_t stream, const uint8_t *payload, size_t len)
 			}
 			goto failed;
 		}
+		/* bigger pipes: the child writes more per wakeup of ours, and
+		 * we read and send it in bigger frames */
+		fcntl(pout[0], F_SETPIPE_SZ, 1 << 20);
+		fcntl(perr[0], F_SETPIPE_SZ, 1 << 20);
 		s.stdio[0] = pin[0];
 		s.stdio[1] = pout[1];
 		s.stdio[2] = perr[1];
@@ -612,7 +616,25 @@ void proc_start(uint32_t stream, const uint8_t *payload, size_t len)
 		ev_timer_start(&agent.loop, &p->timeout, req.timeout_ms, on_timeout);
 	struct buf b = BUF_INIT;
 	tlv_put_u64(&b, T_PID, (uint64_t)pid);
-	agent_send(P_PROC_STARTED, 0, stream, b.data, b.len);
+	if ((flags & PROC_START_DIRECT) && !p->tty && !p->main) {
+		/* the client reads and writes the pipes itself: the bytes never
+		 * pass through us or the supervisor */
+		int fds[3] = { p->out.fd, p->err.fd, p->in.fd };
+		int n = p->in.fd >= 0 ? 3 : 2;
+		tlv_put_u64(&b, T_COUNT, (uint64_t)n);
+		for (int i = 0; i < n; i++)
+			fd_set_nonblock(fds[i], false);
+		if (proto_conn_queue_fds(&agent.chan, P_PROC_STARTED, 0, stream, b.data, b.len, fds, n) == 0) {
+			p->out.fd = p->err.fd = p->in.fd = -1; /* the queue closes them once sent */
+		} else {
+			chan_close(&p->out);
+			chan_close(&p->err);
+			chan_close(&p->in);
+		}
+		agent_chan_update();
+	} else {
+		agent_send(P_PROC_STARTED, 0, stream, b.data, b.len);
+	}
 	buf_release(&b);
 	io_update(p);
 	strv_free(s.env);

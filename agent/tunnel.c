@@ -27,7 +27,9 @@ struct atunnel {
 	struct ev_io io;
 	uint16_t port;
 	bool connecting;
+	bool direct;	   /* hand the connected socket to the supervisor */
 	uint32_t credit;   /* sandbox -> host bytes we may send */
+	uint32_t owed;	   /* host -> sandbox bytes written, credit not yet returned */
 	struct buf pending; /* host -> sandbox bytes not yet written */
 	bool in_eof;	   /* the host half-closed: shut our write side once drained */
 	bool in_shut;
@@ -107,9 +109,11 @@ static int drain(struct atunnel *t)
 		buf_consume(&t->pending, (size_t)w);
 		written += (size_t)w;
 	}
-	if (written) {
+	t->owed += (uint32_t)written;
+	if (t->owed >= PROTO_CREDIT_BATCH) {
 		uint8_t n[4];
-		put_be32(n, (uint32_t)written);
+		put_be32(n, t->owed);
+		t->owed = 0;
 		agent_send(P_CREDIT, CH_STDIN, t->stream, n, 4);
 	}
 	if (!t->pending.len && t->in_eof && !t->in_shut) {
@@ -169,6 +173,28 @@ static void on_sock(struct ev_loop *l, struct ev_io *io, uint32_t revents)
 			agent_chan_update();
 			return;
 		}
+		if (t->direct) {
+			/* the supervisor splices it from now on: we are out of the way */
+			for (struct atunnel **pp = &tunnels; *pp; pp = &(*pp)->next)
+				if (*pp == t) {
+					*pp = t->next;
+					break;
+				}
+			n_tunnels--;
+			ev_io_stop(&agent.loop, &t->io);
+			int fd = t->fd;
+			struct buf b = BUF_INIT;
+			tlv_put_u64(&b, T_COUNT, 1);
+			int qr = proto_conn_queue_fds(&agent.chan, P_OK, 0, t->stream, b.data, b.len, &fd, 1);
+			buf_release(&b);
+			if (qr < 0) {
+				close(fd);
+				agent_send_error(t->stream, EIO, "tunnel to port %u: cannot pass the connection", t->port);
+			}
+			ev_defer(&agent.loop, free, t);
+			agent_chan_update();
+			return;
+		}
 		t->credit = PROTO_WINDOW;
 		agent_send(P_OK, 0, t->stream, NULL, 0);
 		interest(t);
@@ -196,7 +222,7 @@ static void on_sock(struct ev_loop *l, struct ev_io *io, uint32_t revents)
 	agent_chan_update();
 }
 
-void tunnel_start(uint32_t stream, const uint8_t *payload, size_t len)
+void tunnel_start(uint32_t stream, uint16_t flags, const uint8_t *payload, size_t len)
 {
 	uint64_t port = 0;
 	struct tlv_iter it;
@@ -230,6 +256,7 @@ void tunnel_start(uint32_t stream, const uint8_t *payload, size_t len)
 	t->fd = fd;
 	t->port = (uint16_t)port;
 	t->connecting = true;
+	t->direct = flags & 1;
 	t->next = tunnels;
 	tunnels = t;
 	n_tunnels++;

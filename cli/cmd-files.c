@@ -104,10 +104,11 @@ static struct capsa_files *open_files(struct cli *cli, const char *sandbox)
 	return f;
 }
 
-static int finish(struct cli *cli, struct capsa_files *f, int rc, struct capsa_error *err)
+/* err is passed by address: an argument list does not order its evaluation. */
+static int finish(struct cli *cli, struct capsa_files *f, int rc, struct capsa_error **err)
 {
 	capsa_files_close(f);
-	return rc < 0 ? cli_fail(cli, err) : 0;
+	return rc < 0 ? cli_fail(cli, *err) : 0;
 }
 
 /* Octal permission bits. */
@@ -132,7 +133,7 @@ static CLI_CMD(files_read)
 	if (!f)
 		return EXIT_CAPSA;
 	struct capsa_error *err = NULL;
-	return finish(cli, f, capsa_files_read_fd(f, argv[2], 1, NULL, &err), err);
+	return finish(cli, f, capsa_files_read_fd(f, argv[2], 1, NULL, &err), &err);
 }
 
 static const char write_usage[] =
@@ -179,7 +180,7 @@ static CLI_CMD(files_write)
 	if (!f)
 		return EXIT_CAPSA;
 	struct capsa_error *err = NULL;
-	return finish(cli, f, capsa_files_write_fd(f, argv[optind + 1], 0, &w, &err), err);
+	return finish(cli, f, capsa_files_write_fd(f, argv[optind + 1], 0, &w, &err), &err);
 }
 
 static const char *type_name(enum capsa_file_type t)
@@ -271,7 +272,7 @@ static CLI_CMD(files_stat)
 		}
 		capsa_file_info_release(&i);
 	}
-	return finish(cli, f, rc, err);
+	return finish(cli, f, rc, &err);
 }
 
 static CLI_CMD(files_ls)
@@ -324,7 +325,7 @@ static CLI_CMD(files_ls)
 		}
 		capsa_file_infos_free(v, n);
 	}
-	return finish(cli, f, rc, err);
+	return finish(cli, f, rc, &err);
 }
 
 static CLI_CMD(files_mkdir)
@@ -363,7 +364,7 @@ static CLI_CMD(files_mkdir)
 		fprintf(stderr, "capsa: mkdir %s: file exists\n", argv[optind + 1]);
 		return EXIT_CAPSA;
 	}
-	return finish(cli, f, rc < 0 ? -1 : 0, err);
+	return finish(cli, f, rc < 0 ? -1 : 0, &err);
 }
 
 static CLI_CMD(files_rm)
@@ -387,7 +388,7 @@ static CLI_CMD(files_rm)
 	if (!f)
 		return EXIT_CAPSA;
 	struct capsa_error *err = NULL;
-	return finish(cli, f, capsa_files_remove(f, argv[optind + 1], rec, &err), err);
+	return finish(cli, f, capsa_files_remove(f, argv[optind + 1], rec, &err), &err);
 }
 
 static CLI_CMD(files_mv)
@@ -411,7 +412,7 @@ static CLI_CMD(files_mv)
 	if (!f)
 		return EXIT_CAPSA;
 	struct capsa_error *err = NULL;
-	return finish(cli, f, capsa_files_rename(f, argv[optind + 1], argv[optind + 2], noclobber, &err), err);
+	return finish(cli, f, capsa_files_rename(f, argv[optind + 1], argv[optind + 2], noclobber, &err), &err);
 }
 
 static const char *const event_names[] = { "create", "write", "remove", "rename", "chmod", "overflow" };

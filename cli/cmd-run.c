@@ -161,6 +161,7 @@ static int parse(struct cli *cli, struct run_args *a, int argc, char **argv)
 				return cli_usage_error(cli, "too many mounts");
 			rc = c == 'v' ? opt_volume(&a->mounts[nm], optarg, &err) : opt_tmpfs(&a->mounts[nm], optarg, &err);
 			nm++;
+			o->n_mounts = nm; /* released with the rest, also on an error */
 			break;
 		case 'm':
 			if (parse_size(optarg, &o->memory, &err) < 0)

@@ -390,8 +390,9 @@ static const char events_usage[] =
 	"Usage: capsa events [OPTIONS]\n"
 	"\n"
 	"Print sandbox events (create, start, exec_start, exec_die, pause, unpause,\n"
-	"stop, oom, die, remove, update, publish) from the state database, oldest\n"
-	"first, then follow new ones until interrupted (or until --until).\n"
+	"stop, oom, die, remove, update, publish) as they happen, until interrupted.\n"
+	"With --since, past events from that time come first; with --until, capsa\n"
+	"stops at that time (past events only, from the beginning without --since).\n"
 	"\n"
 	"Options:\n"
 	"      --since TIME         from TIME: RFC 3339 or a duration ago (10m)\n"
@@ -485,6 +486,8 @@ CLI_CMD(events)
 	}
 	if (rc == 0 && optind < argc)
 		rc = cli_usage_error(cli, "takes no arguments");
+	if (!f.since_ms && !f.until_ms)
+		f.since_ms = now_ms(); /* new events only, as docker does */
 	if (rc == 0) {
 		int sfd = session_signals_open();
 		if (capsa_events_follow(cli_ctx(cli), &f, 100, sfd, print_event, &js, &err) < 0)

@@ -49,3 +49,24 @@ put("oci-json", "full-config.json", json.dumps({
 for i, r in enumerate(["busybox", "localhost:5000/a/b:c", "quay.io/x/y@sha256:" + "5" * 64, "[::1]:80/z",
                        "a__b/c.d-e:TAG_1"]):
     put("ref", f"ref{i}", r)
+
+# the tar extractor of capsa cp (lib/util/untar.c)
+put("untar", "basic.tar", basic)
+put("untar", "hostile-dotdot.tar", layer(("f", "../x", "x")))
+put("untar", "hostile-symlink.tar", layer(("l", "a", "/etc"), ("f", "a/passwd", "x")))
+put("untar", "empty.tar", bytes(1024))
+
+# the protocol's payload decoders (first byte: which one)
+def tlv(tag, val):
+    return tag.to_bytes(2, "big") + len(val).to_bytes(4, "big") + val
+
+
+def u64(v):
+    return v.to_bytes(8, "big")
+
+
+T_ARG, T_TAG, T_KEEP, T_OP, T_PATH, T_PATH2, T_FLAGS, T_PORT, T_HOST_IP, T_HOST_PORT = 20, 150, 151, 158, 159, 160, 162, 176, 177, 178
+put("proto-msg", "proc", bytes([0]) + tlv(T_ARG, b"sh") + tlv(T_ARG, b"-c") + tlv(T_TAG, b"job") + tlv(T_KEEP, b""))
+put("proto-msg", "fileop", bytes([3]) + tlv(T_OP, u64(7)) + tlv(T_PATH, b"/a") + tlv(T_PATH2, b"/b") +
+    tlv(T_FLAGS, u64(4)))
+put("proto-msg", "port", bytes([6]) + tlv(T_HOST_IP, b"127.0.0.1") + tlv(T_HOST_PORT, u64(8080)) + tlv(T_PORT, u64(80)))

@@ -8,8 +8,8 @@
  * tunnels.c; file operations and watches are plain routes here: frames pass
  * both ways with their stream rewritten and credit flows end to end.
  *
- * Descriptors arrive with SCM_RIGHTS only for TUNNEL_OPEN; at most four are
- * held per client and any others are closed on arrival.
+ * Descriptors arrive with SCM_RIGHTS only for TUNNEL_OPEN; the connection
+ * holds at most PROTO_MAX_FDS of them and closes any others on arrival.
  */
 #include <errno.h>
 #include <signal.h>
@@ -23,7 +23,6 @@
 #include "util/fs.h"
 
 static int on_client_frame(void *ctx, struct proto_conn *conn, const struct proto_hdr *h, const uint8_t *payload);
-static ssize_t read_with_fds(void *ctx, void *p, size_t n);
 
 uint32_t sup_new_stream(void)
 {
@@ -42,8 +41,7 @@ struct client *client_add(int fd, bool creator)
 	proto_conn_init(&c->conn, fd);
 	fd_set_nonblock(fd, true);
 	c->creator = creator;
-	c->conn.read_fn = read_with_fds;
-	c->conn.read_ctx = c;
+	c->conn.accept_fds = true;
 	c->next = sup.clients;
 	sup.clients = c;
 	return c;
@@ -59,8 +57,6 @@ static void update_interest(struct client *c)
 static void free_client(void *arg)
 {
 	struct client *c = arg;
-	for (int i = 0; i < c->n_fds; i++)
-		close(c->fds[i]);
 	proto_conn_release(&c->conn, false);
 	free(c);
 }
@@ -73,8 +69,13 @@ void client_drop(struct client *c)
 	ev_io_stop(&sup.loop, &c->io);
 	close(c->conn.fd);
 	c->conn.fd = -1;
-	if (c == sup.creator)
+	if (c == sup.creator) {
 		sup.creator = NULL;
+		/* a creator that gives up before READY undoes the sandbox's
+		 * record: the sandbox must not run on without one */
+		if (sup.state == SUP_STARTING)
+			sup_kill_all();
+	}
 	/* its file operations and watches are cancelled; late frames for
 	 * them are dropped when they arrive */
 	for (struct route *r = sup.routes; r; r = r->next) {
@@ -106,11 +107,32 @@ void client_send(struct client *c, uint16_t type, uint16_t flags, uint32_t strea
 		client_drop(c);
 		return;
 	}
-	if (proto_conn_flush(&c->conn) < 0) {
-		client_drop(c);
+	sup_schedule_flush();
+}
+
+void clients_flush(void)
+{
+	for (struct client *c = sup.clients, *next; c; c = next) {
+		next = c->next;
+		if (c->closing || !proto_conn_pending(&c->conn))
+			continue;
+		if (proto_conn_flush(&c->conn) < 0) {
+			client_drop(c);
+			continue;
+		}
+		update_interest(c);
+	}
+}
+
+void client_send_fds(struct client *c, uint16_t type, uint16_t flags, uint32_t stream, const void *p, size_t n,
+		     const int *fds, int nfds)
+{
+	if (c->closing || proto_conn_queue_fds(&c->conn, type, flags, stream, p, n, fds, nfds) < 0) {
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
 		return;
 	}
-	update_interest(c);
+	sup_schedule_flush();
 }
 
 void client_send_error(struct client *c, uint32_t stream, int code, const char *fmt, ...)
@@ -129,34 +151,6 @@ void client_send_error(struct client *c, uint32_t stream, int code, const char *
 void client_reply_ok(struct client *c, uint32_t stream)
 {
 	client_send(c, P_OK, 0, stream, NULL, 0);
-}
-
-/* read(2) that also collects SCM_RIGHTS descriptors. */
-static ssize_t read_with_fds(void *ctx, void *p, size_t n)
-{
-	struct client *c = ctx;
-	struct iovec iov = { p, n };
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * 4)];
-		struct cmsghdr align;
-	} u;
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	ssize_t r = recvmsg(c->conn.fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-	if (r < 0)
-		return r;
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		int *fds = (int *)CMSG_DATA(cm);
-		for (size_t i = 0; i < k; i++) {
-			if (c->n_fds < (int)ARRAY_SIZE(c->fds))
-				c->fds[c->n_fds++] = fds[i];
-			else
-				close(fds[i]);
-		}
-	}
-	return r;
 }
 
 static void on_client(struct ev_loop *l, struct ev_io *io, uint32_t revents)

@@ -33,6 +33,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -71,18 +72,44 @@ static void logmsg(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-void agent_flush(void)
+static void flush_agent_now(void)
 {
 	int r = proto_conn_flush(&sup.agent);
 	if (r >= 0 && sup.agent_io.active)
 		ev_io_set(&sup.loop, &sup.agent_io, EPOLLIN | (r > 0 ? EPOLLOUT : 0));
 }
 
+static bool flush_scheduled;
+
+/* Frames queued during one batch of events go out together at its end:
+ * to the agent, and to every client with something queued. */
+static void flush_all(void *unused)
+{
+	(void)unused;
+	flush_scheduled = false;
+	if (sup.agent.fd >= 0 && proto_conn_pending(&sup.agent))
+		flush_agent_now();
+	clients_flush();
+}
+
+void sup_schedule_flush(void)
+{
+	if (!flush_scheduled) {
+		flush_scheduled = true;
+		ev_defer(&sup.loop, flush_all, NULL);
+	}
+}
+
+void agent_flush(void)
+{
+	sup_schedule_flush();
+}
+
 void agent_send(uint16_t type, uint16_t flags, uint32_t stream, const void *p, size_t n)
 {
 	if (sup.agent.fd < 0 || proto_conn_queue(&sup.agent, type, flags, stream, p, n) < 0)
 		return;
-	agent_flush();
+	sup_schedule_flush();
 }
 
 /* ---- the sandbox child -------------------------------------------------- */
@@ -320,6 +347,7 @@ static int create_sandbox(struct capsa_error **err)
 	}
 	fd_set_nonblock(chan[0], true);
 	proto_conn_init(&sup.agent, chan[0]);
+	sup.agent.accept_fds = true;
 	return 0;
 }
 
@@ -393,10 +421,41 @@ static void main_frame(const struct proto_hdr *h, const uint8_t *payload)
 	}
 }
 
+int agent_frame_fd(void)
+{
+	if (sup.n_frame_fds == 0)
+		return -1;
+	int fd = sup.frame_fds[0];
+	memmove(sup.frame_fds, sup.frame_fds + 1, (size_t)(sup.n_frame_fds - 1) * sizeof(int));
+	sup.n_frame_fds--;
+	return fd;
+}
+
+static int handle_agent_frame(const struct proto_hdr *h, const uint8_t *payload);
+
+/* Frames that carry descriptors say how many (T_COUNT): they are taken
+ * with the frame, so a frame nobody wants cannot leave them to the next. */
 static int on_agent_frame(void *ctx, struct proto_conn *c, const struct proto_hdr *h, const uint8_t *payload)
 {
 	(void)ctx;
-	(void)c;
+	sup.n_frame_fds = 0;
+	if (h->type == P_PROC_STARTED || h->type == P_OK) {
+		uint64_t n = 0;
+		tlv_find_u64(payload, h->len, T_COUNT, &n);
+		for (uint64_t i = 0; i < n && i < 3; i++) {
+			int fd = proto_conn_take_fd(c);
+			if (fd >= 0)
+				sup.frame_fds[sup.n_frame_fds++] = fd;
+		}
+	}
+	int rc = handle_agent_frame(h, payload);
+	while (sup.n_frame_fds > 0)
+		close(sup.frame_fds[--sup.n_frame_fds]);
+	return rc;
+}
+
+static int handle_agent_frame(const struct proto_hdr *h, const uint8_t *payload)
+{
 	if (h->type == P_HELLO) {
 		struct tlv_iter it;
 		tlv_iter_init(&it, payload, h->len);
@@ -443,11 +502,8 @@ static int on_agent_frame(void *ctx, struct proto_conn *c, const struct proto_hd
 static void on_agent(struct ev_loop *l, struct ev_io *io, uint32_t revents)
 {
 	(void)io;
-	if (revents & EPOLLOUT) {
-		int r = proto_conn_flush(&sup.agent);
-		if (r >= 0)
-			ev_io_set(l, &sup.agent_io, EPOLLIN | (r > 0 ? EPOLLOUT : 0));
-	}
+	if (revents & EPOLLOUT)
+		flush_agent_now();
 	if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 		int r = proto_conn_read(&sup.agent, on_agent_frame, NULL);
 		if (r != 0) {
@@ -789,6 +845,12 @@ int main(int argc, char **argv)
 	if (create_sandbox(&err) < 0) {
 		error_wrap(&err, "create sandbox %s", sup.spec.name ? sup.spec.name : sup.spec.id);
 		fail_start(sup.creator, err);
+	}
+	/* tunnels and clients need descriptors */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nofile);
 	}
 	_cleanup_free_ char *sock = run_path("ctl.sock");
 	sup.listen_fd = unix_listen(sock, 0600, 64);

@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "supervisor.h"
 #include "util/fs.h"
@@ -272,7 +273,7 @@ static void proc_credit(struct sproc *p)
 		    proto_conn_pending(&s->c->conn) > ATTACH_BACKLOG)
 			return;
 	for (uint16_t ch = CH_STDOUT; ch <= CH_STDERR; ch++) {
-		if (!p->owed[ch])
+		if (p->owed[ch] < PROTO_CREDIT_BATCH)
 			continue;
 		uint8_t n[4];
 		put_be32(n, p->owed[ch]);
@@ -368,6 +369,35 @@ static void stdin_data(struct sproc *p, struct client *c, uint32_t stream, const
 
 /* ---- from the agent --------------------------------------------------------------- */
 
+/* A direct process's stdio pipes came with PROC_STARTED: they go on to the
+ * client that started it.  They come from inside the sandbox, so they must
+ * be what they claim: pipes. */
+static void started_direct(struct sproc *p, const struct proto_hdr *h, const uint8_t *payload, uint64_t n)
+{
+	int fds[3] = { -1, -1, -1 };
+	bool ok = n >= 2 && n <= 3;
+	for (uint64_t i = 0; i < n && i < 3; i++) {
+		fds[i] = agent_frame_fd();
+		struct stat st;
+		if (fds[i] < 0 || fstat(fds[i], &st) < 0 || !S_ISFIFO(st.st_mode))
+			ok = false;
+	}
+	if (!ok || !p->starter) {
+		for (int i = 0; i < 3; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+		if (!ok) {
+			uint8_t s[4];
+			put_be32(s, SIGKILL);
+			agent_send(P_SIGNAL, 1, p->agent_stream, s, 4);
+			if (p->starter)
+				client_send_error(p->starter, p->starter_stream, EPROTO, "the agent sent no valid stdio pipes");
+		}
+		return;
+	}
+	client_send_fds(p->starter, h->type, h->flags, p->starter_stream, payload, h->len, fds, (int)n);
+}
+
 static void to_sinks(struct sproc *p, const struct proto_hdr *h, const uint8_t *payload, unsigned want)
 {
 	for (struct sink *s = p->sinks; s; s = s->next) {
@@ -393,7 +423,8 @@ static void on_exit_frame(struct sproc *p, const struct proto_hdr *h, const uint
 		journal("exec_die", p);
 	if (p->owner)
 		client_send(p->owner, P_EXIT, 0, p->owner_stream, payload, h->len);
-	bool seen = p->owner != NULL || live_sinks(p, ~0u) > 0;
+	/* its end counts as seen by a client that also saw its output */
+	bool seen = p->owner != NULL || live_sinks(p, ATTACH_STDOUT | ATTACH_STDERR) > 0;
 	to_sinks(p, h, payload, 0);
 	sup_touch();
 	if (p->main)
@@ -411,18 +442,16 @@ void proc_from_agent(struct sproc *p, const struct proto_hdr *h, const uint8_t *
 	case P_PROC_STARTED: {
 		p->started = true;
 		p->started_at = now_ms();
-		struct tlv_iter it;
-		tlv_iter_init(&it, payload, h->len);
-		uint16_t tag;
-		const uint8_t *val;
-		uint32_t len;
-		while (tlv_next(&it, &tag, &val, &len) > 0) {
-			uint64_t u;
-			if (tag == T_PID && tlv_u64(val, len, &u) == 0)
-				p->pid = (pid_t)u;
-		}
-		if (p->starter)
+		uint64_t pid = 0, nfds = 0;
+		tlv_find_u64(payload, h->len, T_PID, &pid);
+		p->pid = (pid_t)pid;
+		if (p->direct)
+			tlv_find_u64(payload, h->len, T_COUNT, &nfds);
+		if (nfds) {
+			started_direct(p, h, payload, nfds);
+		} else if (p->starter) {
 			client_send(p->starter, h->type, h->flags, p->starter_stream, payload, h->len);
+		}
 		p->starter = NULL;
 		if (!p->main)
 			journal("exec_start", p);
@@ -534,17 +563,18 @@ void proc_start_request(struct client *c, const struct proto_hdr *h, const uint8
 	p->tty = spec.tty;
 	p->stdin_open = spec.open_stdin;
 	p->keep = spec.keep || (h->flags & PROC_START_KEEP);
+	p->direct = (h->flags & PROC_START_DIRECT) && !p->keep && !p->tty;
 	p->starter = c;
 	p->starter_stream = h->stream;
-	if (p->keep)
+	if (p->keep && !(h->flags & PROC_START_NO_ATTACH))
 		proc_add_sink(p, c, h->stream, ATTACH_STDIN | ATTACH_STDOUT | ATTACH_STDERR);
-	else {
+	else if (!p->keep) {
 		p->owner = c;
 		p->owner_stream = h->stream;
 	}
 	proto_proc_release(&spec);
 	sup_touch();
-	agent_send(P_PROC_START, 0, p->agent_stream, payload, h->len);
+	agent_send(P_PROC_START, p->direct ? PROC_START_DIRECT : 0, p->agent_stream, payload, h->len);
 }
 
 /* DETACH: the process is kept from now on; flags 1: the client stays
@@ -648,19 +678,10 @@ void proc_signal_request(struct client *c, const struct proto_hdr *h, const uint
 	struct sproc *p = select_proc(c, h->stream, payload, h->len);
 	if (!p)
 		return;
-	struct tlv_iter it;
-	tlv_iter_init(&it, payload, h->len);
-	uint16_t tag;
-	const uint8_t *val;
-	uint32_t l;
-	int64_t sig = 0;
-	bool group = false;
-	while (tlv_next(&it, &tag, &val, &l) > 0) {
-		if (tag == T_SIGNAL)
-			tlv_i64(val, l, &sig);
-		else if (tag == T_GROUP)
-			group = true;
-	}
+	uint64_t usig = 0;
+	tlv_find_u64(payload, h->len, T_SIGNAL, &usig);
+	int64_t sig = (int64_t)usig;
+	bool group = tlv_has(payload, h->len, T_GROUP);
 	if (sig < 1 || sig > 64) {
 		client_send_error(c, h->stream, EINVAL, "invalid signal %lld", (long long)sig);
 		return;

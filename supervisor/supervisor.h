@@ -58,8 +58,6 @@ struct client {
 	bool creator;
 	bool wants_final;	/* send FINAL when the sandbox ends */
 	bool closing;
-	int fds[4];		/* descriptors received with SCM_RIGHTS, oldest first */
-	int n_fds;
 };
 
 /* A client attached to a process's output and/or input. */
@@ -92,6 +90,7 @@ struct sproc {
 	char *tag, *cwd;
 	char **argv;
 	bool tty, stdin_open, keep, main;
+	bool direct;		/* its stdio pipes go to the starter (PROC_START_DIRECT) */
 	bool started, exited;
 	int64_t started_at;
 	int64_t exit_code;
@@ -141,6 +140,7 @@ struct tunnel {
 	bool wr_shut;
 	bool closed;		/* agent sent TUNNEL_CLOSED */
 	bool cancelled;
+	bool direct;		/* asked the agent for the sandbox socket itself */
 };
 
 enum sup_state { SUP_STARTING, SUP_RUNNING, SUP_PAUSED, SUP_ENDING };
@@ -179,6 +179,10 @@ struct sup {
 	int64_t last_activity;
 	int64_t started_at;
 	bool sweep_pending;
+	/* descriptors that came with the agent frame being handled (its
+	 * T_COUNT says how many); whatever a handler does not take is closed */
+	int frame_fds[3];
+	int n_frame_fds;
 };
 
 extern struct sup sup;
@@ -192,7 +196,11 @@ void client_send(struct client *c, uint16_t type, uint16_t flags, uint32_t strea
 void client_send_error(struct client *c, uint32_t stream, int code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 void client_reply_ok(struct client *c, uint32_t stream);
+/* Queues a frame carrying descriptors (taken over; closed if c is gone). */
+void client_send_fds(struct client *c, uint16_t type, uint16_t flags, uint32_t stream, const void *p, size_t n,
+		     const int *fds, int nfds);
 void client_drop(struct client *c);
+void clients_flush(void);
 void clients_broadcast_final(const struct buf *exit_tlv);
 void route_from_agent(const struct proto_hdr *h, const uint8_t *payload);
 uint32_t sup_new_stream(void);
@@ -228,9 +236,18 @@ void tunnel_ports_request(struct client *c, const struct proto_hdr *h);
 void tunnel_publish_request(struct client *c, const struct proto_hdr *h, const uint8_t *payload);
 void tunnels_client_left(struct client *c);
 
+/* relay.c */
+/* Splices between a host socket and a sandbox socket (both taken over). */
+int relay_start(int host_fd, int sandbox_fd, struct listener *l);
+size_t relay_count(void);
+
 /* main.c */
 void agent_send(uint16_t type, uint16_t flags, uint32_t stream, const void *p, size_t n);
 void agent_flush(void);
+/* The next descriptor of the agent frame being handled, or -1. */
+int agent_frame_fd(void);
+/* Writes queued frames (agent and clients) at the end of this batch. */
+void sup_schedule_flush(void);
 void sup_stop(int64_t timeout_ms, int sig, const char *reason);
 void sup_kill_all(void);
 void sup_arm_timers(void);

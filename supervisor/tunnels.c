@@ -17,12 +17,14 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "supervisor.h"
 #include "util/fs.h"
 
-#define TUNNEL_MAX 4096
+/* each direct tunnel holds two sockets and two pipes */
+#define TUNNEL_MAX 2048
 
 static size_t n_tunnels;
 
@@ -97,7 +99,7 @@ static void tunnel_interest(struct tunnel *t)
 
 static void return_credit(struct tunnel *t)
 {
-	if (!t->owed || t->closed || t->cancelled)
+	if (t->owed < PROTO_CREDIT_BATCH || t->closed || t->cancelled)
 		return;
 	uint8_t n[4];
 	put_be32(n, t->owed);
@@ -207,9 +209,13 @@ static struct tunnel *tunnel_new(int fd, uint16_t port, struct listener *lst)
 	sup.tunnels = t;
 	n_tunnels++;
 	fd_set_nonblock(fd, true);
+	/* the agent hands us the sandbox's socket, and we splice; an agent
+	 * that cannot pass descriptors (a VM's) answers without one and the
+	 * bytes go in frames */
+	t->direct = true;
 	struct buf b = BUF_INIT;
 	tlv_put_u64(&b, T_PORT, port);
-	agent_send(P_TUNNEL_OPEN, 0, t->agent_stream, b.data, b.len);
+	agent_send(P_TUNNEL_OPEN, t->direct ? 1 : 0, t->agent_stream, b.data, b.len);
 	buf_release(&b);
 	return t;
 }
@@ -218,6 +224,32 @@ void tunnel_from_agent(struct tunnel *t, const struct proto_hdr *h, const uint8_
 {
 	switch (h->type) {
 	case P_OK:
+		if (t->direct && sup.n_frame_fds > 0) {
+			int sfd = agent_frame_fd();
+			struct stat st;
+			int host = t->fd;
+			bool ok = fstat(sfd, &st) == 0 && S_ISSOCK(st.st_mode);
+			if (ok) {
+				t->fd = -1; /* the relay owns both sockets now */
+				if (relay_start(host, sfd, t->l) < 0) {
+					close(host);
+					close(sfd);
+					ok = false;
+				}
+			} else {
+				close(sfd);
+			}
+			if (t->requester) {
+				if (ok)
+					client_reply_ok(t->requester, t->req_stream);
+				else
+					client_send_error(t->requester, t->req_stream, EPROTO, "tunnel: no usable socket from the agent");
+			}
+			t->requester = NULL;
+			t->closed = true; /* the agent forgot the stream when it passed the socket */
+			tunnel_remove(t);
+			return;
+		}
 		t->opened = true;
 		t->credit = PROTO_WINDOW;
 		if (t->requester)
@@ -305,7 +337,7 @@ static void on_accept(struct ev_loop *l, struct ev_io *io, uint32_t revents)
 			close(fd);
 			continue;
 		}
-		if (n_tunnels >= TUNNEL_MAX) {
+		if (n_tunnels + relay_count() >= TUNNEL_MAX) {
 			close(fd);
 			continue;
 		}
@@ -365,12 +397,7 @@ int tunnel_listen(struct proto_port *port, struct capsa_error **err)
 
 void tunnel_open_request(struct client *c, const struct proto_hdr *h, const uint8_t *payload)
 {
-	int fd = -1;
-	if (c->n_fds > 0) {
-		fd = c->fds[0];
-		memmove(c->fds, c->fds + 1, (size_t)(c->n_fds - 1) * sizeof(int));
-		c->n_fds--;
-	}
+	int fd = proto_conn_take_fd(&c->conn);
 	uint64_t port = 0;
 	struct tlv_iter it;
 	tlv_iter_init(&it, payload, h->len);
@@ -394,7 +421,7 @@ void tunnel_open_request(struct client *c, const struct proto_hdr *h, const uint
 		bad = "sandbox is paused", code = EBUSY;
 	else if (sup.state != SUP_RUNNING || sup.main_exited)
 		bad = "sandbox is not running", code = ESRCH;
-	else if (n_tunnels >= TUNNEL_MAX)
+	else if (n_tunnels + relay_count() >= TUNNEL_MAX)
 		bad = "too many tunnels", code = EAGAIN;
 	if (bad) {
 		if (fd >= 0)

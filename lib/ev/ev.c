@@ -127,6 +127,9 @@ int ev_run(struct ev_loop *l)
 	struct epoll_event evs[64];
 	l->stop = false;
 	while (!l->stop) {
+		/* work deferred before the loop started (or by a timer) runs
+		 * before we block */
+		end_batch(l);
 		int timeout = -1;
 		if (l->timers) {
 			int64_t d = l->timers->at_ms - mono_ms();

@@ -1,6 +1,10 @@
 /* ev.h: a small epoll event loop (fd readiness, one-shot timers, deferred
  * frees), for the agent and the supervisor.  Single-threaded, libc only.
  *
+ * Deferred work (ev_defer) runs after the current batch of events, and
+ * before the loop blocks again: it also serves to coalesce writes queued
+ * by several callbacks into one flush.
+ *
  * Objects that embed an ev_io may be torn down from inside a callback:
  * ev_io_stop() it, then hand the memory to ev_defer() so it is freed after
  * the current batch of events, never while a later event of the same batch

@@ -16,11 +16,60 @@ void proto_conn_init(struct proto_conn *c, int fd)
 
 void proto_conn_release(struct proto_conn *c, bool close_fd)
 {
+	for (int i = 0; i < c->n_fds; i++)
+		close(c->fds[i]);
+	c->n_fds = 0;
+	for (int i = 0; i < c->n_fd_out; i++)
+		for (int k = 0; k < c->fd_out[i].n; k++)
+			close(c->fd_out[i].fds[k]);
+	free(c->fd_out);
+	c->fd_out = NULL;
+	c->n_fd_out = c->cap_fd_out = 0;
 	buf_release(&c->in);
 	buf_release(&c->out);
 	if (close_fd && c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
+}
+
+/* read(2), or recvmsg(2) keeping (or closing) any descriptors. */
+static ssize_t conn_read(struct proto_conn *c, void *p, size_t n)
+{
+	struct iovec iov = { p, n };
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * PROTO_MAX_FDS)];
+		struct cmsghdr align;
+	} u;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	ssize_t r = recvmsg(c->fd, &msg, MSG_CMSG_CLOEXEC);
+	if (r < 0 && errno == ENOTSOCK)
+		return read(c->fd, p, n);
+	if (r < 0)
+		return r;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int fds[PROTO_MAX_FDS];
+		memcpy(fds, CMSG_DATA(cm), MIN(k, (size_t)PROTO_MAX_FDS) * sizeof(int));
+		for (size_t i = 0; i < k && i < PROTO_MAX_FDS; i++) {
+			if (c->accept_fds && c->n_fds < PROTO_MAX_FDS)
+				c->fds[c->n_fds++] = fds[i];
+			else
+				close(fds[i]);
+		}
+	}
+	return r;
+}
+
+int proto_conn_take_fd(struct proto_conn *c)
+{
+	if (c->n_fds == 0)
+		return -1;
+	int fd = c->fds[0];
+	memmove(c->fds, c->fds + 1, (size_t)(c->n_fds - 1) * sizeof(int));
+	c->n_fds--;
+	return fd;
 }
 
 /* Delivers every complete frame at the start of c->in. */
@@ -65,8 +114,7 @@ int proto_conn_read(struct proto_conn *c, proto_frame_cb cb, void *ctx)
 		size_t room = MAX((size_t)16384, c->in.len >= PROTO_HDR_SIZE ? want - c->in.len : 65536);
 		if (buf_reserve(&c->in, room) < 0)
 			return -1;
-		ssize_t r = c->read_fn ? c->read_fn(c->read_ctx, c->in.data + c->in.len, room)
-				       : read(c->fd, c->in.data + c->in.len, room);
+		ssize_t r = conn_read(c, c->in.data + c->in.len, room);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -102,6 +150,60 @@ int proto_conn_queue(struct proto_conn *c, uint16_t type, uint16_t flags, uint32
 	return proto_frame_raw(&c->out, type, flags, stream, p, n);
 }
 
+int proto_conn_queue_fds(struct proto_conn *c, uint16_t type, uint16_t flags, uint32_t stream, const void *p, size_t n,
+			 const int *fds, int nfds)
+{
+	if (nfds < 1 || nfds > 3) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (c->n_fd_out == c->cap_fd_out) {
+		c->cap_fd_out = c->cap_fd_out ? 2 * c->cap_fd_out : 8;
+		c->fd_out = xrealloc(c->fd_out, (size_t)c->cap_fd_out * sizeof(*c->fd_out));
+	}
+	if (c->out_off && c->out_off == c->out.len) {
+		c->out.len = 0;
+		c->out_off = 0;
+	}
+	size_t off = c->out.len;
+	if (proto_conn_queue(c, type, flags, stream, p, n) < 0)
+		return -1;
+	struct proto_fd_out *o = &c->fd_out[c->n_fd_out++];
+	o->off = off;
+	o->n = nfds;
+	memcpy(o->fds, fds, (size_t)nfds * sizeof(int));
+	return 0;
+}
+
+/* Sends from out_off with the descriptors of fd_out[0] attached. */
+static ssize_t send_with_fds(struct proto_conn *c)
+{
+	struct proto_fd_out *o = &c->fd_out[0];
+	/* only up to the next frame with descriptors of its own */
+	size_t end = c->n_fd_out > 1 ? c->fd_out[1].off : c->out.len;
+	struct iovec iov = { c->out.data + c->out_off, end - c->out_off };
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 3)];
+		struct cmsghdr align;
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			      .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)o->n) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)o->n);
+	memcpy(CMSG_DATA(cm), o->fds, sizeof(int) * (size_t)o->n);
+	ssize_t w = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (w > 0) {
+		for (int k = 0; k < o->n; k++)
+			close(o->fds[k]);
+		memmove(c->fd_out, c->fd_out + 1, (size_t)(c->n_fd_out - 1) * sizeof(*c->fd_out));
+		c->n_fd_out--;
+	}
+	return w;
+}
+
 int proto_conn_queue_buf(struct proto_conn *c, uint16_t type, uint16_t flags, uint32_t stream, const struct buf *b)
 {
 	return proto_conn_queue(c, type, flags, stream, b->data, b->len);
@@ -110,7 +212,12 @@ int proto_conn_queue_buf(struct proto_conn *c, uint16_t type, uint16_t flags, ui
 int proto_conn_flush(struct proto_conn *c)
 {
 	while (c->out_off < c->out.len) {
-		ssize_t w = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		size_t end = c->out.len;
+		if (c->n_fd_out && c->fd_out[0].off > c->out_off)
+			end = c->fd_out[0].off; /* up to the frame that carries descriptors */
+		ssize_t w = c->n_fd_out && c->fd_out[0].off == c->out_off
+				    ? send_with_fds(c)
+				    : send(c->fd, c->out.data + c->out_off, end - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -177,7 +284,7 @@ int proto_conn_wait(struct proto_conn *c, int timeout_ms, proto_frame_cb cb, voi
 		}
 		if (buf_reserve(&c->in, room) < 0)
 			return -1;
-		ssize_t r = read(c->fd, c->in.data + c->in.len, room);
+		ssize_t r = conn_read(c, c->in.data + c->in.len, room);
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
@@ -206,33 +313,25 @@ int proto_conn_flush_all(struct proto_conn *c, int timeout_ms)
 	}
 }
 
+struct read_src {
+	int fd;
+};
+
+static ssize_t fill_from_fd(void *ctx, void *buf, size_t max)
+{
+	struct read_src *r = ctx;
+	ssize_t n;
+	do
+		n = read(r->fd, buf, max);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
 ssize_t proto_conn_queue_read(struct proto_conn *c, uint16_t type, uint16_t flags, uint32_t stream, int fd,
 			      size_t max)
 {
-	if (max > PROTO_MAX_PAYLOAD)
-		max = PROTO_MAX_PAYLOAD;
-	if (c->out_off && c->out_off == c->out.len) {
-		c->out.len = 0;
-		c->out_off = 0;
-	}
-	size_t start = proto_frame_begin(&c->out, type, flags, stream);
-	if (buf_reserve(&c->out, max) < 0) {
-		c->out.len = start;
-		return -1;
-	}
-	ssize_t r;
-	do
-		r = read(fd, c->out.data + c->out.len, max);
-	while (r < 0 && errno == EINTR);
-	if (r <= 0) {
-		int e = errno;
-		c->out.len = start;
-		errno = e;
-		return r;
-	}
-	c->out.len += (size_t)r;
-	proto_frame_end(&c->out, start);
-	return r;
+	struct read_src r = { fd };
+	return proto_conn_queue_fill(c, type, flags, stream, max, fill_from_fd, &r);
 }
 
 ssize_t proto_conn_queue_fill(struct proto_conn *c, uint16_t type, uint16_t flags, uint32_t stream, size_t max,
@@ -268,7 +367,7 @@ static int read_exact(struct proto_conn *c, size_t n, int64_t deadline)
 		return -1;
 	size_t got = 0;
 	while (got < n) {
-		ssize_t r = read(c->fd, c->in.data + c->in.len, n - got);
+		ssize_t r = conn_read(c, c->in.data + c->in.len, n - got);
 		if (r > 0) {
 			c->in.len += (size_t)r;
 			got += (size_t)r;

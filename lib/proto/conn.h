@@ -10,6 +10,15 @@
 
 #include "proto.h"
 
+#define PROTO_MAX_FDS 8
+
+/* Descriptors to send with the first byte of a queued frame. */
+struct proto_fd_out {
+	size_t off;  /* offset of the frame in out */
+	int fds[3];
+	int n;
+};
+
 struct proto_conn {
 	int fd;
 	struct buf in;
@@ -17,9 +26,14 @@ struct proto_conn {
 	size_t out_off;	    /* bytes of out already written */
 	uint32_t max_payload;
 	bool eof;
-	/* optional replacement for read(2) (recvmsg with descriptors) */
-	ssize_t (*read_fn)(void *ctx, void *p, size_t n);
-	void *read_ctx;
+	/* descriptors (SCM_RIGHTS) travel with some frames (docs/protocol.md):
+	 * with accept_fds, reads keep what arrives, oldest first, at most
+	 * PROTO_MAX_FDS (more are closed); without, any are closed */
+	bool accept_fds;
+	int fds[PROTO_MAX_FDS];
+	int n_fds;
+	struct proto_fd_out *fd_out; /* frames with descriptors, in queue order */
+	int n_fd_out, cap_fd_out;
 };
 
 typedef int (*proto_frame_cb)(void *ctx, struct proto_conn *c, const struct proto_hdr *h, const uint8_t *payload);
@@ -37,6 +51,12 @@ int proto_conn_read(struct proto_conn *c, proto_frame_cb cb, void *ctx);
 int proto_conn_parse_buffered(struct proto_conn *c, proto_frame_cb cb, void *ctx);
 /* Queues one frame; does not write. */
 int proto_conn_queue(struct proto_conn *c, uint16_t type, uint16_t flags, uint32_t stream, const void *p, size_t n);
+/* Queues a frame that carries descriptors (taken over: closed once sent,
+ * or when the connection is released).  At most 3 per frame. */
+int proto_conn_queue_fds(struct proto_conn *c, uint16_t type, uint16_t flags, uint32_t stream, const void *p, size_t n,
+			 const int *fds, int nfds);
+/* The oldest descriptor received and not yet taken, or -1. */
+int proto_conn_take_fd(struct proto_conn *c);
 /* Queues a frame whose payload is the content of b (TLVs built by the caller). */
 int proto_conn_queue_buf(struct proto_conn *c, uint16_t type, uint16_t flags, uint32_t stream, const struct buf *b);
 /* Writes queued output.  0: all written, 1: some left (wait for EPOLLOUT),

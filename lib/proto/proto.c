@@ -139,6 +139,32 @@ char *tlv_str(const uint8_t *val, uint32_t len)
 	return xstrndup((const char *)val, len);
 }
 
+int tlv_find_u64(const void *p, size_t n, uint16_t want, uint64_t *out)
+{
+	struct tlv_iter it;
+	tlv_iter_init(&it, p, n);
+	uint16_t tag;
+	const uint8_t *val;
+	uint32_t len;
+	while (tlv_next(&it, &tag, &val, &len) > 0)
+		if (tag == want)
+			return tlv_u64(val, len, out);
+	return -1;
+}
+
+bool tlv_has(const void *p, size_t n, uint16_t want)
+{
+	struct tlv_iter it;
+	tlv_iter_init(&it, p, n);
+	uint16_t tag;
+	const uint8_t *val;
+	uint32_t len;
+	while (tlv_next(&it, &tag, &val, &len) > 0)
+		if (tag == want)
+			return true;
+	return false;
+}
+
 const char *proto_type_name(uint16_t type)
 {
 	switch (type) {

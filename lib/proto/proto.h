@@ -19,9 +19,13 @@
 #define PROTO_VERSION 1
 #define PROTO_HDR_SIZE 12
 #define PROTO_MAX_PAYLOAD (256u * 1024u)
-#define PROTO_DATA_CHUNK (64u * 1024u)
+#define PROTO_DATA_CHUNK (256u * 1024u)
 /* Per-stream output window: bytes a producer may send before credit. */
-#define PROTO_WINDOW (256u * 1024u)
+#define PROTO_WINDOW (2048u * 1024u)
+/* Consumers return credit in batches of at least this much (or when they
+ * have nothing more to wait for): one CREDIT frame per DATA frame would
+ * double the frames and the wakeups on the way back. */
+#define PROTO_CREDIT_BATCH (PROTO_WINDOW / 8)
 #define PROTO_TLV_HDR 6
 #define PROTO_MAX_DEPTH 4
 /* The main process's stream between supervisor and agent, and the stream a
@@ -85,7 +89,11 @@ enum { CH_STDIN = 0, CH_STDOUT = 1, CH_STDERR = 2 };
 enum { ATTACH_STDIN = 1, ATTACH_STDOUT = 2, ATTACH_STDERR = 4, ATTACH_REPLAY = 8 };
 
 /* PROC_START flags */
-enum { PROC_START_KEEP = 1 };
+enum {
+	PROC_START_KEEP = 1,   /* survives its client */
+	PROC_START_DIRECT = 2, /* stdio pipes handed to the client (SCM_RIGHTS) */
+	PROC_START_NO_ATTACH = 4, /* a kept process's starter only wants it started */
+};
 
 /* P_FILE_OP operations */
 enum proto_file_opcode {
@@ -176,6 +184,11 @@ int tlv_u64(const uint8_t *val, uint32_t len, uint64_t *out);
 int tlv_i64(const uint8_t *val, uint32_t len, int64_t *out);
 /* Heap copy; NULL when the value holds a NUL byte. */
 char *tlv_str(const uint8_t *val, uint32_t len);
+/* The first u64 item with tag in a TLV payload; *out is left alone (and -1
+ * returned) when there is none or it is malformed. */
+int tlv_find_u64(const void *p, size_t n, uint16_t tag, uint64_t *out);
+/* true when the payload holds an item with tag (a flag). */
+bool tlv_has(const void *p, size_t n, uint16_t tag);
 
 static inline uint32_t get_be32(const uint8_t *p)
 {

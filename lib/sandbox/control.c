@@ -80,7 +80,11 @@ CAPSA_EXPORT int capsa_sandbox_exec(struct capsa_ctx *ctx, const char *sandbox, 
 	const uint32_t stream = 1;
 	int rc = -1;
 	struct proto_exit e = { 0 };
-	if (proto_conn_queue(&c, P_PROC_START, o->detach ? PROC_START_KEEP : 0, stream, b.data, b.len) < 0) {
+	/* an attached, non-terminal exec gets its stdio pipes handed over:
+	 * its output never passes through the agent or the supervisor */
+	c.accept_fds = true;
+	uint16_t flags = o->detach ? PROC_START_KEEP | PROC_START_NO_ATTACH : !o->tty && stdio ? PROC_START_DIRECT : 0;
+	if (proto_conn_queue(&c, P_PROC_START, flags, stream, b.data, b.len) < 0) {
 		error_set(err, E2BIG, "command and environment do not fit in one frame (%zu bytes)", b.len);
 		goto out;
 	}

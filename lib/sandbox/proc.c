@@ -28,6 +28,7 @@ struct capsa_proc {
 	bool manual_credit;
 	bool main;
 	uint32_t stdin_credit;
+	uint32_t owed[3]; /* output credit not yet returned (batched) */
 	bool exited, failed;
 	int err_code;
 	char *err_msg;
@@ -52,18 +53,10 @@ static int on_handshake(void *ctx, struct proto_conn *c, const struct proto_hdr 
 	switch (h->type) {
 	case P_PROC_STARTED:
 	case P_OK: {
-		struct tlv_iter it;
-		tlv_iter_init(&it, payload, h->len);
-		uint16_t tag;
-		const uint8_t *val;
-		uint32_t len;
-		while (tlv_next(&it, &tag, &val, &len) > 0) {
-			uint64_t u;
-			if (tag == T_PID && tlv_u64(val, len, &u) == 0)
-				hs->pid = (pid_t)u;
-			else if (tag == T_DROPPED)
-				tlv_u64(val, len, &hs->dropped);
-		}
+		uint64_t pid = 0;
+		tlv_find_u64(payload, h->len, T_PID, &pid);
+		hs->pid = (pid_t)pid;
+		tlv_find_u64(payload, h->len, T_DROPPED, &hs->dropped);
 		hs->done = hs->ok = true;
 		break;
 	}
@@ -279,11 +272,8 @@ static int on_frame(void *ctx, struct proto_conn *c, const struct proto_hdr *h, 
 			break;
 		if (p->cb.output)
 			p->cb.output(p->ud, p, h->flags, payload, h->len);
-		if (!p->manual_credit && !p->main) {
-			uint8_t n[4];
-			put_be32(n, h->len);
-			proto_conn_queue(&p->c, P_CREDIT, h->flags, p->stream, n, 4);
-		}
+		if (!p->manual_credit && !p->main)
+			capsa_proc_consumed(p, h->flags, h->len);
 		break;
 	case P_EOF:
 		if ((h->flags == CH_STDOUT || h->flags == CH_STDERR) && p->cb.output)
@@ -389,12 +379,18 @@ CAPSA_EXPORT void capsa_proc_consumed(struct capsa_proc *p, int channel, size_t 
 {
 	if (p->exited || p->main || (channel != CAPSA_STDOUT && channel != CAPSA_STDERR))
 		return;
-	while (n > 0) {
-		uint32_t k = (uint32_t)MIN(n, (size_t)UINT32_MAX);
+	uint64_t owed = (uint64_t)p->owed[channel] + n;
+	if (owed < PROTO_CREDIT_BATCH) {
+		p->owed[channel] = (uint32_t)owed;
+		return;
+	}
+	p->owed[channel] = 0;
+	while (owed > 0) {
+		uint32_t k = (uint32_t)MIN(owed, (uint64_t)UINT32_MAX);
 		uint8_t b[4];
 		put_be32(b, k);
 		proto_conn_queue(&p->c, P_CREDIT, (uint16_t)channel, p->stream, b, 4);
-		n -= k;
+		owed -= k;
 	}
 	proto_conn_flush(&p->c);
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sandbox.h"
@@ -31,6 +32,13 @@ struct pump {
 	uint32_t stdin_credit;
 	bool stdin_open;
 	bool credit_output; /* exec sessions return output credit end to end */
+	uint32_t owed[3];   /* output credit not yet returned (batched) */
+	bool started;	    /* stdin is read only once the process runs */
+	/* direct stdio: the process's pipes themselves (out, err, in) */
+	bool direct;
+	int dfd[3];
+	bool no_splice[2];
+	struct buf hold;    /* stdin read but not yet taken by the pipe */
 	bool raw;	    /* a terminal in raw mode: our own signals end the client */
 	char keys[16];	    /* detach key sequence */
 	int n_keys, matched;
@@ -105,10 +113,14 @@ static int on_frame(void *ctx, struct proto_conn *c, const struct proto_hdr *h, 
 		int fd = h->flags == CH_STDERR && !p->io->tty ? p->io->err_fd : p->io->out_fd;
 		if (fd >= 0 && write_all(fd, payload, h->len) < 0 && errno != EPIPE)
 			return -1;
-		if (p->credit_output) {
-			uint8_t n[4];
-			put_be32(n, h->len);
-			proto_conn_queue(p->c, P_CREDIT, h->flags, p->stream, n, 4);
+		if (p->credit_output && h->flags <= CH_STDERR) {
+			p->owed[h->flags] += h->len;
+			if (p->owed[h->flags] >= PROTO_CREDIT_BATCH) {
+				uint8_t n[4];
+				put_be32(n, p->owed[h->flags]);
+				p->owed[h->flags] = 0;
+				proto_conn_queue(p->c, P_CREDIT, h->flags, p->stream, n, 4);
+			}
 		}
 		break;
 	}
@@ -116,6 +128,28 @@ static int on_frame(void *ctx, struct proto_conn *c, const struct proto_hdr *h, 
 		if (h->flags == CH_STDIN && h->len == 4)
 			p->stdin_credit += get_be32(payload);
 		break;
+	case P_PROC_STARTED: {
+		p->started = true;
+		uint64_t n = 0;
+		tlv_find_u64(payload, h->len, T_COUNT, &n);
+		for (uint64_t i = 0; i < n && i < 3; i++) {
+			p->dfd[i] = proto_conn_take_fd(c);
+			if (p->dfd[i] >= 0)
+				fd_set_nonblock(p->dfd[i], true);
+		}
+		p->direct = n > 0;
+		if (p->direct && p->dfd[2] < 0)
+			p->stdin_open = false;
+		/* pages move from the process's pipe to ours by reference: a
+		 * pipe on our side as big as theirs takes them in fewer calls */
+		for (int i = 0; p->direct && i < 2; i++) {
+			int out = i == 1 && !p->io->tty ? p->io->err_fd : p->io->out_fd;
+			struct stat st;
+			if (out >= 0 && fstat(out, &st) == 0 && S_ISFIFO(st.st_mode) && fcntl(out, F_GETPIPE_SZ) < (1 << 20))
+				fcntl(out, F_SETPIPE_SZ, 1 << 20);
+		}
+		break;
+	}
 	case P_EXIT:
 		proto_exit_release(p->e);
 		proto_exit_decode(payload, h->len, p->e);
@@ -219,13 +253,82 @@ static void pump_stdin(struct pump *p)
 		proto_conn_queue(p->c, P_DATA, CH_STDIN, p->stream, out, n);
 }
 
+static void direct_close(struct pump *p, int i)
+{
+	if (p->dfd[i] >= 0)
+		close(p->dfd[i]);
+	p->dfd[i] = -1;
+}
+
+/* Moves what the process wrote on pipe i (0 out, 1 err) to its fd: with
+ * splice(2) where the fd takes it, else through a buffer. */
+static void direct_out(struct pump *p, int i)
+{
+	int out = i == 1 && !p->io->tty ? p->io->err_fd : p->io->out_fd;
+	if (out >= 0 && !p->no_splice[i]) {
+		ssize_t n = splice(p->dfd[i], NULL, out, NULL, 1 << 20, SPLICE_F_MOVE);
+		if (n > 0)
+			return;
+		if (n == 0) {
+			direct_close(p, i);
+			return;
+		}
+		if (errno == EAGAIN || errno == EINTR)
+			return;
+		if (errno != EPIPE)
+			p->no_splice[i] = true;
+	}
+	char buf[65536];
+	ssize_t n = read(p->dfd[i], buf, sizeof(buf));
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		direct_close(p, i);
+		return;
+	}
+	if (n > 0 && out >= 0 && write_all(out, buf, (size_t)n) < 0 && errno != EPIPE) {
+		/* our output is gone: the rest is read and dropped */
+	}
+}
+
+/* stdin to the process's pipe, holding what it cannot take yet. */
+static void direct_in(struct pump *p, bool readable)
+{
+	if (readable && p->hold.len == 0) {
+		char buf[65536];
+		ssize_t r = read(p->io->in_fd, buf, sizeof(buf));
+		if (r < 0 && (errno == EINTR || errno == EAGAIN))
+			return;
+		if (r <= 0) {
+			p->stdin_open = false;
+			direct_close(p, 2);
+			return;
+		}
+		buf_append(&p->hold, buf, (size_t)r);
+	}
+	while (p->hold.len && p->dfd[2] >= 0) {
+		ssize_t w = write(p->dfd[2], p->hold.data, p->hold.len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN)
+			return;
+		if (w < 0) {
+			/* the process closed its stdin */
+			p->hold.len = 0;
+			p->stdin_open = false;
+			direct_close(p, 2);
+			return;
+		}
+		buf_consume(&p->hold, (size_t)w);
+	}
+}
+
 int session_pump(struct proto_conn *c, uint32_t stream, enum pump_mode mode, const struct capsa_stdio *io,
 		 struct proto_exit *e, struct session_result *res, struct capsa_error **err)
 {
 	bool until_final = mode == PUMP_MAIN;
 	struct pump p = { .io = io, .stream = stream, .until_final = until_final, .c = c, .e = e, .res = res,
 			  .stdin_credit = PROTO_WINDOW, .stdin_open = io->in_fd >= 0, .credit_output = mode == PUMP_EXEC,
-			  .raw = io->tty && io->in_fd >= 0 && isatty(io->in_fd) };
+			  .raw = io->tty && io->in_fd >= 0 && isatty(io->in_fd), .started = mode != PUMP_EXEC,
+			  .dfd = { -1, -1, -1 } };
 	memset(res, 0, sizeof(*res));
 	if (io->tty && io->in_fd >= 0) {
 		int k = capsa_detach_keys_parse(io->detach_keys, p.keys, err);
@@ -235,18 +338,30 @@ int session_pump(struct proto_conn *c, uint32_t stream, enum pump_mode mode, con
 	}
 	fd_set_nonblock(c->fd, true);
 	int rc = 0;
-	while (!(until_final ? p.final : p.exited) && !p.failed && !res->detached && !res->client_signal) {
+	/* frames read along with an earlier reply (READY) are handled first:
+	 * the socket will not signal them again */
+	if (proto_conn_parse_buffered(c, on_frame, &p) < 0)
+		rc = error_sys(err, errno, "read from the supervisor");
+	/* a direct process is over once it exited and its pipes are drained */
+	while (rc == 0 && !((until_final ? p.final : p.exited) && p.dfd[0] < 0 && p.dfd[1] < 0) && !p.failed &&
+	       !res->detached && !res->client_signal) {
 		if (proto_conn_flush(c) < 0) {
 			rc = error_sys(err, errno, "write to the supervisor");
 			break;
 		}
-		struct pollfd fds[3];
+		struct pollfd fds[6];
 		int n = 0;
 		fds[n++] = (struct pollfd){ .fd = c->fd, .events = POLLIN | (proto_conn_pending(c) ? POLLOUT : 0) };
-		int in_idx = -1, sig_idx = -1;
-		if (p.stdin_open && p.stdin_credit > 0) {
+		int in_idx = -1, sig_idx = -1, d_idx[3] = { -1, -1, -1 };
+		if (p.stdin_open && p.started && (p.direct ? p.hold.len == 0 : p.stdin_credit > 0)) {
 			in_idx = n;
 			fds[n++] = (struct pollfd){ .fd = io->in_fd, .events = POLLIN };
+		}
+		for (int i = 0; i < 3; i++) {
+			if (p.dfd[i] < 0 || (i == 2 && !p.hold.len))
+				continue;
+			d_idx[i] = n;
+			fds[n++] = (struct pollfd){ .fd = p.dfd[i], .events = i == 2 ? POLLOUT : POLLIN };
 		}
 		if (io->sig_fd >= 0) {
 			sig_idx = n;
@@ -260,7 +375,12 @@ int session_pump(struct proto_conn *c, uint32_t stream, enum pump_mode mode, con
 		}
 		if (sig_idx >= 0 && fds[sig_idx].revents)
 			forward_signal(&p);
-		if (in_idx >= 0 && fds[in_idx].revents)
+		for (int i = 0; i < 2; i++)
+			if (d_idx[i] >= 0 && fds[d_idx[i]].revents)
+				direct_out(&p, i);
+		if (p.direct && ((in_idx >= 0 && fds[in_idx].revents) || (d_idx[2] >= 0 && fds[d_idx[2]].revents)))
+			direct_in(&p, in_idx >= 0 && fds[in_idx].revents);
+		else if (in_idx >= 0 && fds[in_idx].revents)
 			pump_stdin(&p);
 		if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
 			int r = proto_conn_read(c, on_frame, &p);
@@ -279,6 +399,9 @@ int session_pump(struct proto_conn *c, uint32_t stream, enum pump_mode mode, con
 		rc = -1;
 	}
 	free(p.err_msg);
+	for (int i = 0; i < 3; i++)
+		direct_close(&p, i);
+	buf_release(&p.hold);
 	proto_conn_flush_all(c, 1000);
 	return rc;
 }

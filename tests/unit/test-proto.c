@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "proto/conn.h"
@@ -164,6 +165,153 @@ static void test_conn(void)
 	proto_conn_release(&b, true);
 }
 
+static void test_fileop_finfo_procinfo_port(void)
+{
+	struct buf b = BUF_INIT;
+	struct proto_fileop o = { .op = FOP_RENAME, .path = (char *)"/a", .path2 = (char *)"/b", .user = (char *)"u", .name = (char *)"n",
+				  .mode = 0640, .flags = FOPF_EXCL | FOPF_PARENTS, .depth = 3, .max = 99 };
+	proto_fileop_encode(&b, &o);
+	struct proto_fileop back;
+	const char *why = NULL;
+	ok(proto_fileop_decode((const uint8_t *)b.data, b.len, &back, &why) == 0 && back.op == FOP_RENAME &&
+		   strcmp(back.path, "/a") == 0 && strcmp(back.path2, "/b") == 0 && back.mode == 0640 &&
+		   back.flags == (FOPF_EXCL | FOPF_PARENTS) && back.depth == 3 && back.max == 99 &&
+		   strcmp(back.user, "u") == 0 && strcmp(back.name, "n") == 0,
+	   "file operation round trip");
+	proto_fileop_release(&back);
+	b.len = 0;
+	struct proto_fileop no_dest = { .op = FOP_RENAME, .path = (char *)"/a", .mode = -1 };
+	proto_fileop_encode(&b, &no_dest);
+	ok(proto_fileop_decode((const uint8_t *)b.data, b.len, &back, &why) < 0 && strstr(why, "destination"),
+	   "rename without a destination refused");
+	b.len = 0;
+	struct proto_fileop bad = { .op = 99, .path = (char *)"/a", .mode = -1 };
+	proto_fileop_encode(&b, &bad);
+	ok(proto_fileop_decode((const uint8_t *)b.data, b.len, &back, &why) < 0, "unknown operation refused");
+	b.len = 0;
+	tlv_put_u64(&b, T_OP, FOP_STAT);
+	tlv_put(&b, T_PATH, "a\0b", 3);
+	ok(proto_fileop_decode((const uint8_t *)b.data, b.len, &back, &why) < 0, "path with NUL refused");
+	b.len = 0;
+	tlv_put_u64(&b, T_OP, FOP_STAT);
+	char big[5000];
+	memset(big, 'x', sizeof(big));
+	tlv_put(&b, T_PATH, big, sizeof(big));
+	ok(proto_fileop_decode((const uint8_t *)b.data, b.len, &back, &why) < 0, "path over 4095 bytes refused");
+
+	b.len = 0;
+	struct proto_finfo fi = { .name = (char *)"f", .path = (char *)"/d/f", .owner = (char *)"root", .group = (char *)"wheel", .link = (char *)"t",
+				  .type = 2, .size = 12, .mtime_ms = 1234, .mode = 0120777, .uid = 5, .gid = 6,
+				  .event = FEV_RENAME, .is_dir = true };
+	proto_finfo_encode(&b, &fi);
+	struct tlv_iter it;
+	uint16_t tag;
+	const uint8_t *val;
+	uint32_t len;
+	tlv_iter_init(&it, b.data, b.len);
+	struct proto_finfo fb;
+	ok(tlv_next(&it, &tag, &val, &len) == 1 && tag == T_ENTRY && proto_finfo_decode(val, len, &fb) == 0 &&
+		   strcmp(fb.path, "/d/f") == 0 && strcmp(fb.link, "t") == 0 && strcmp(fb.group, "wheel") == 0 &&
+		   fb.type == 2 && fb.size == 12 && fb.mode == 0120777 && fb.uid == 5 && fb.gid == 6 &&
+		   fb.event == FEV_RENAME && fb.is_dir && fb.mtime_ms == 1234,
+	   "file info round trip");
+	proto_finfo_release(&fb);
+
+	b.len = 0;
+	char *argv[] = { (char *)"sh", (char *)"-c", (char *)"x", NULL };
+	struct proto_procinfo pi = { .pid = 7, .tag = (char *)"t", .argv = argv, .cwd = (char *)"/w", .tty = true, .keep = true,
+				     .running = false, .exit_code = 3, .reason = (char *)"exited", .attached = 2, .buffered = 9 };
+	proto_procinfo_encode(&b, &pi);
+	tlv_iter_init(&it, b.data, b.len);
+	struct proto_procinfo pb;
+	ok(tlv_next(&it, &tag, &val, &len) == 1 && proto_procinfo_decode(val, len, &pb) == 0 && pb.pid == 7 &&
+		   strcmp(pb.tag, "t") == 0 && pb.argv && strcmp(pb.argv[2], "x") == 0 && !pb.argv[3] && pb.tty &&
+		   pb.keep && !pb.running && pb.exit_code == 3 && strcmp(pb.reason, "exited") == 0 &&
+		   pb.attached == 2 && pb.buffered == 9,
+	   "process info round trip");
+	proto_procinfo_release(&pb);
+
+	b.len = 0;
+	struct proto_port pp = { .host_ip = (char *)"::1", .host_port = 8080, .port = 80, .count = 3, .rx = 4, .tx = 5 };
+	proto_port_encode(&b, T_ENTRY, &pp);
+	tlv_iter_init(&it, b.data, b.len);
+	struct proto_port pq;
+	ok(tlv_next(&it, &tag, &val, &len) == 1 && proto_port_decode(val, len, &pq) == 0 &&
+		   strcmp(pq.host_ip, "::1") == 0 && pq.host_port == 8080 && pq.port == 80 && pq.count == 3 &&
+		   pq.rx == 4 && pq.tx == 5,
+	   "port round trip");
+	proto_port_release(&pq);
+	b.len = 0;
+	tlv_put_u64(&b, T_PORT, 70000);
+	ok(proto_port_decode((const uint8_t *)b.data, b.len, &pq) < 0, "port above 65535 refused");
+	b.len = 0;
+	tlv_put_u64(&b, T_HOST_PORT, 80);
+	ok(proto_port_decode((const uint8_t *)b.data, b.len, &pq) < 0, "port 0 refused");
+
+	/* a process spec keeps its tag and keep flag */
+	b.len = 0;
+	struct proto_proc p = { .argv = argv, .tag = (char *)"job", .keep = true, .umask = -1 };
+	proto_proc_encode(&b, &p);
+	struct proto_proc pback;
+	ok(proto_proc_decode((const uint8_t *)b.data, b.len, &pback, &why) == 0 && strcmp(pback.tag, "job") == 0 &&
+		   pback.keep,
+	   "process tag and keep round trip");
+	proto_proc_release(&pback);
+	buf_release(&b);
+}
+
+static int fd_frames;
+static int on_fd_frame(void *ctx, struct proto_conn *c, const struct proto_hdr *h, const uint8_t *p)
+{
+	(void)p;
+	int *got = ctx;
+	if (h->type == P_OK)
+		got[fd_frames++] = proto_conn_take_fd(c);
+	return 0;
+}
+
+/* Frames with descriptors keep their order, however many are queued
+ * between two flushes, and frames without stay in between. */
+static void test_fd_passing(void)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return;
+	struct proto_conn a, b;
+	proto_conn_init(&a, sv[0]);
+	proto_conn_init(&b, sv[1]);
+	b.accept_fds = true;
+	enum { N = 20 };
+	ino_t inodes[N];
+	for (int i = 0; i < N; i++) {
+		int p[2];
+		if (pipe2(p, O_CLOEXEC) < 0)
+			return;
+		struct stat st;
+		fstat(p[0], &st);
+		inodes[i] = st.st_ino;
+		close(p[1]);
+		proto_conn_queue(&a, P_PING, 0, 1, "x", 1);
+		proto_conn_queue_fds(&a, P_OK, 0, 1, NULL, 0, &p[0], 1);
+	}
+	ok(proto_conn_flush_all(&a, 5000) == 0 && a.n_fd_out == 0, "all frames with descriptors sent");
+	int got[N];
+	fd_frames = 0;
+	while (fd_frames < N && proto_conn_wait(&b, 5000, on_fd_frame, got) == 1) {
+	}
+	int in_order = 0;
+	for (int i = 0; i < fd_frames; i++) {
+		struct stat st;
+		if (got[i] >= 0 && fstat(got[i], &st) == 0 && st.st_ino == inodes[i])
+			in_order++;
+		if (got[i] >= 0)
+			close(got[i]);
+	}
+	is_int(in_order, N, "each frame got its own descriptor, in order");
+	proto_conn_release(&a, true);
+	proto_conn_release(&b, true);
+}
+
 int main(void)
 {
 	test_header();
@@ -171,5 +319,7 @@ int main(void)
 	test_proc();
 	test_sandbox();
 	test_conn();
+	test_fileop_finfo_procinfo_port();
+	test_fd_passing();
 	return done_testing();
 }

@@ -221,9 +221,19 @@ static void test_utf8_seq(void)
 		ok(utf8_seq((const unsigned char *)v[i].s, v[i].n) == v[i].want, "utf8_seq case %zu", i);
 }
 
+static void test_json_str(void)
+{
+	struct buf b = BUF_INIT;
+	buf_append_json_str(&b, "a\"b\\c\n\x01\xc3\xa9\xff!");
+	is_str(buf_cstr(&b), "\"a\\\"b\\\\c\\u000a\\u0001\xc3\xa9\\ufffd!\"",
+	       "JSON string: escapes, UTF-8 kept, invalid bytes replaced");
+	buf_release(&b);
+}
+
 int main(void)
 {
 	test_utf8_seq();
+	test_json_str();
 	test_base64();
 	test_sizes();
 	test_durations();
