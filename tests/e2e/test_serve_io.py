@@ -245,18 +245,15 @@ def test_ports_publish_and_tunnel(srv, store):
         assert pub["port"] == 8080 and pub["hostIp"] == "127.0.0.1" and pub["hostPort"] > 0
 
         def fetch_direct():
+            # until httpd listens, the connection is accepted and then reset
+            data = b""
             try:
-                s = socket.create_connection(("127.0.0.1", pub["hostPort"]), timeout=5)
+                with socket.create_connection(("127.0.0.1", pub["hostPort"]), timeout=5) as s:
+                    s.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+                    while chunk := s.recv(4096):
+                        data += chunk
             except OSError:
                 return None
-            s.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
-            data = b""
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-            s.close()
             return data if b"tunnelled" in data else None
 
         until("httpd through the published port", fetch_direct)
