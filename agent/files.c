@@ -48,7 +48,7 @@ struct afile {
 	int64_t total;
 	struct walker w;	/* list */
 	bool walking;
-	struct linux_idmap ids;
+	struct linux_idnames ids;
 	int64_t count;
 	struct tarw tw;		/* tar get */
 	bool tw_on;
@@ -89,7 +89,7 @@ static void file_free(struct afile *f)
 	free(f->tmp);
 	if (f->walking)
 		walk_close(&f->w);
-	linux_idmap_release(&f->ids);
+	linux_idnames_release(&f->ids);
 	if (f->tw_on)
 		tarw_release(&f->tw);
 	if (f->tx_on)
@@ -147,15 +147,15 @@ static int file_type(mode_t m)
 }
 
 static void put_info(struct buf *b, const char *path, const char *name, const struct stat *st, const char *link,
-		     struct linux_idmap *ids)
+		     struct linux_idnames *ids)
 {
 	if (!ids->loaded)
-		linux_idmap_load(agent.root_fd, ids);
+		linux_idnames_load(agent.root_fd, ids);
 	struct proto_finfo fi = {
 		.name = (char *)name, .path = (char *)path, .link = (char *)link, .type = file_type(st->st_mode),
 		.size = st->st_size, .mtime_ms = (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000,
 		.mode = st->st_mode, .uid = st->st_uid, .gid = st->st_gid, .event = -1,
-		.owner = (char *)linux_idmap_user(ids, st->st_uid), .group = (char *)linux_idmap_group(ids, st->st_gid),
+		.owner = (char *)linux_idnames_user(ids, st->st_uid), .group = (char *)linux_idnames_group(ids, st->st_gid),
 	};
 	proto_finfo_encode(b, &fi);
 }
@@ -201,13 +201,13 @@ static void do_stat(uint32_t stream, struct proto_fileop *op)
 		ssize_t n = readlinkat(fd, "", link, sizeof(link) - 1);
 		link[n > 0 ? n : 0] = '\0';
 	}
-	struct linux_idmap ids = { 0 };
+	struct linux_idnames ids = { 0 };
 	struct buf b = BUF_INIT;
 	put_info(&b, op->path, strcmp(op->path, "/") == 0 ? "/" : base_name(op->path), &st,
 		 S_ISLNK(st.st_mode) ? link : NULL, &ids);
 	result(stream, &b);
 	buf_release(&b);
-	linux_idmap_release(&ids);
+	linux_idnames_release(&ids);
 }
 
 static void do_mkdir(uint32_t stream, struct proto_fileop *op)

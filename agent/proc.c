@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -316,6 +317,19 @@ static const char *env_get(char *const *env, const char *key)
 	return NULL;
 }
 
+/* The agent's bounding set, read once: the supervisor reduced it before
+ * executing us and nothing widens it. */
+static uint64_t agent_bounding(void)
+{
+	static uint64_t have;
+	if (!have) {
+		for (int c = 0; c <= linux_cap_last(); c++)
+			if (prctl(PR_CAPBSET_READ, (unsigned long)c, 0, 0, 0) == 1)
+				have |= UINT64_C(1) << c;
+	}
+	return have;
+}
+
 static void child_fail(int errpipe, int code, int exit_code, const char *fmt, const char *arg)
 {
 	struct start_error e = { .code = code, .exit_code = exit_code };
@@ -473,6 +487,7 @@ static int prepare(struct start *s, struct proto_proc *req, struct linux_user *u
 	const struct proto_proc *cs = req->has_caps ? req : d;
 	if (cs->has_caps) {
 		sec->set_caps = true;
+		sec->cap_bounding_have = agent_bounding();
 		sec->cap_bounding = cs->cap_bounding;
 		sec->cap_effective = cs->cap_effective;
 		sec->cap_permitted = cs->cap_permitted;
@@ -497,12 +512,13 @@ static int prepare(struct start *s, struct proto_proc *req, struct linux_user *u
 	}
 	sec->rlimits = s->rl;
 	sec->n_rlimits = n;
-	if (!req->no_seccomp) {
-		const struct proto_proc *ss = req->seccomp ? req : d->no_seccomp ? NULL : d;
-		if (ss && ss->seccomp) {
-			sec->seccomp_bpf = ss->seccomp;
-			sec->seccomp_len = ss->seccomp_len;
-		}
+	/* The sandbox's default filter was installed on the agent before it
+	 * started, so every child already has it; only a filter of the
+	 * process's own is added (filters stack: it can only restrict more). */
+	if (req->seccomp && !req->no_seccomp &&
+	    !(d->seccomp && d->seccomp_len == req->seccomp_len && memcmp(d->seccomp, req->seccomp, req->seccomp_len) == 0)) {
+		sec->seccomp_bpf = req->seccomp;
+		sec->seccomp_len = req->seccomp_len;
 	}
 	int64_t um = req->umask >= 0 ? req->umask : d->umask >= 0 ? d->umask : 022;
 	sec->umask = (mode_t)um;

@@ -1,11 +1,16 @@
 #!/bin/sh
-# musl-static.sh OUT DEPFILE CFLAGS... -- SOURCES...
+# musl-static.sh [--strip] OUT DEPFILE CFLAGS... -- SOURCES...
 #
 # Builds a fully static executable with musl-gcc (Debian's musl-tools) from
 # the libc-only sources: the agent and the supervisor.  Debian's musl-gcc
 # does not see the kernel headers, so a private include directory links to
 # them.  Without musl-gcc, falls back to a static glibc build.
 set -eu
+strip=""
+if [ "$1" = "--strip" ]; then
+	strip=-s
+	shift
+fi
 out=$1
 dep=$2
 shift 2
@@ -36,7 +41,7 @@ for src in "$@"; do
 	deps="$deps $o.d"
 done
 # shellcheck disable=SC2086
-$cc -static $cflags -o "$out" $objs
+$cc -static $strip $cflags -o "$out" $objs
 # one make rule: OUT: every header any object depended on
 # shellcheck disable=SC2086
 { printf '%s:' "$out"; cat $deps | sed -e 's/^[^:]*://' -e 's/\\$//' | tr -s ' \n' '  '; echo; } > "$dep"

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "capsa/capsa.h"
+#include "proto/conn.h"
 
 /* docker's exit code contract */
 #define EXIT_CAPSA 125	    /* capsa itself failed */
@@ -39,6 +40,10 @@ int cli_dispatch(struct cli *cli, const struct cli_cmd *table, const char *group
 		 int argc, char **argv);
 /* 1.5kB, 23.4MB, ... (decimal units, as docker prints sizes). */
 void cli_human_size(int64_t n, char *out, size_t len);
+/* Connects to the supervisor of a running sandbox, for exec; *name gets its
+ * name.  In the musl front door, falls back to capsa-core (does not return)
+ * when the runtime index cannot resolve the sandbox. */
+int cli_exec_open(struct cli *cli, const char *sandbox, struct proto_conn *c, char **name, struct capsa_error **err);
 /* Prints text to stdout and returns 0: for --help. */
 int cli_help(const char *text);
 /* Re-executes the full front-end (capsa-full) with the same arguments: the

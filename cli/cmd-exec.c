@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "cmds.h"
 #include "opts.h"
+#include "sandbox/session.h"
 #include "util/str.h"
 
 static const char exec_usage[] =
@@ -111,8 +112,17 @@ CLI_CMD(exec)
 	}
 	o.argv = argv + optind;
 	struct capsa_exit e;
+	/* connect before touching the terminal or the signal mask */
+	struct proto_conn conn;
+	char *name = NULL;
+	if (cli_exec_open(cli, sandbox, &conn, &name, &err) < 0) {
+		strv_free(o.env);
+		return cli_fail(cli, err);
+	}
 	if (o.detach) {
-		rc = capsa_sandbox_exec(cli_ctx(cli), sandbox, &o, NULL, &e, &err);
+		rc = sandbox_exec_conn(&conn, name, &o, NULL, &e, &err);
+		proto_conn_release(&conn, true);
+		free(name);
 		strv_free(o.env);
 		if (rc < 0)
 			return cli_fail(cli, err);
@@ -129,9 +139,11 @@ CLI_CMD(exec)
 			term_raw(&term, 0);
 	}
 	io.sig_fd = session_signals_open();
-	rc = capsa_sandbox_exec(cli_ctx(cli), sandbox, &o, &io, &e, &err);
+	rc = sandbox_exec_conn(&conn, name, &o, &io, &e, &err);
 	term_restore(&term);
 	session_signals_close(io.sig_fd);
+	proto_conn_release(&conn, true);
+	free(name);
 	strv_free(o.env);
 	if (rc < 0)
 		return cli_fail(cli, err);

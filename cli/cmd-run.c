@@ -160,8 +160,9 @@ static int parse(struct cli *cli, struct run_args *a, int argc, char **argv)
 			if (nm >= ARRAY_SIZE(a->mounts))
 				return cli_usage_error(cli, "too many mounts");
 			rc = c == 'v' ? opt_volume(&a->mounts[nm], optarg, &err) : opt_tmpfs(&a->mounts[nm], optarg, &err);
-			nm++;
-			o->n_mounts = nm; /* released with the rest, also on an error */
+			/* counted at once, so that an error below still frees it */
+			o->mounts = a->mounts;
+			o->n_mounts = ++nm;
 			break;
 		case 'm':
 			if (parse_size(optarg, &o->memory, &err) < 0)

@@ -25,6 +25,7 @@ CLI_CMD(wait);
 CLI_CMD(pause);
 CLI_CMD(unpause);
 CLI_CMD(finalize);
+CLI_CMD(oci);
 CLI_CMD(image_import);
 CLI_CMD(images);
 CLI_CMD(pull);
@@ -68,6 +69,7 @@ CLI_CMD(template);
 	CMD("logout", HEAVY(cmd_logout), "forget the credentials for a registry") \
 	CMD("serve", HEAVY(cmd_serve), "serve the HTTP API (native and E2B-compatible)") \
 	CMD("template", cmd_template, "manage templates: create, ls, rm") \
+	CMD("oci", cmd_oci, "the OCI runtime with runc's command line (also installed as capsa-runc)") \
 	CMD("_finalize", cmd_finalize, "(internal) record the end of a sandbox")
 
 #endif

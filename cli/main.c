@@ -13,9 +13,11 @@
 
 #include "cli.h"
 #include "cmds.h"
+#include "sandbox/sandbox.h"
 #include "util/error.h"
 #include "util/paths.h"
 #include "util/str.h"
+#include "util/trace.h"
 
 char **cli_orig_argv;
 
@@ -31,25 +33,23 @@ static const char main_usage[] =
 	"  -h, --help        show this help\n"
 	"  -v, --version     print the version\n"
 	"\n"
+	"Environment:\n"
+	"  CAPSA_ROOT, CAPSA_RUN_ROOT   defaults for --root and --run-root\n"
+	"  CAPSA_CGROUP_PARENT          cgroup under which sandboxes are created\n"
+	"                               (default capsa: <hierarchy>/capsa/<id>)\n"
+	"\n"
 	"Commands:\n";
 
-int cli_fail(struct cli *cli, struct capsa_error *err)
-{
-	(void)cli;
-	fprintf(stderr, "capsa: %s\n", err && err->msg ? err->msg : "unknown error");
-	capsa_error_free(err);
-	return EXIT_CAPSA;
-}
 
-int cli_usage_error(struct cli *cli, const char *fmt, ...)
+
+int cli_exec_open(struct cli *cli, const char *sandbox, struct proto_conn *c, char **name, struct capsa_error **err)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "capsa %s: ", cli->cmd ? cli->cmd : "");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\nSee 'capsa %s --help'.\n", cli->cmd ? cli->cmd : "");
-	va_end(ap);
-	return EXIT_CAPSA;
+	struct sb_row r;
+	if (sandbox_open_running(cli_ctx(cli), sandbox, &r, c, err) < 0)
+		return -1;
+	*name = steal_pointer(&r.name);
+	sb_row_release(&r);
+	return 0;
 }
 
 struct capsa_ctx *cli_ctx(struct cli *cli)
@@ -78,11 +78,6 @@ void cli_human_size(int64_t n, char *out, size_t len)
 		snprintf(out, len, "%.*f%s", v < 10 ? 2 : v < 100 ? 1 : 0, v, units[u]);
 }
 
-int cli_help(const char *text)
-{
-	fputs(text, stdout);
-	return 0;
-}
 
 int cli_exec_full(char **orig_argv)
 {
@@ -150,8 +145,18 @@ static const struct cli_cmd commands[] = {
 
 int main(int argc, char **argv)
 {
+	trace_mark("main");
 	struct cli cli = { 0 };
 	cli_orig_argv = argv;
+	/* capsa-runc: engines configured with a runtime path call us by that
+	 * name, with runc's command line */
+	const char *base = strrchr(argv[0], '/');
+	base = base ? base + 1 : argv[0];
+	if (strcmp(base, "capsa-runc") == 0) {
+		int rc = cmd_oci(&cli, argc, argv);
+		fflush(stdout);
+		return ferror(stdout) && rc == 0 ? 1 : rc;
+	}
 	static const struct option opts[] = {
 		{ "root", required_argument, NULL, 'r' },
 		{ "run-root", required_argument, NULL, 'R' },

@@ -49,6 +49,35 @@ put("oci-json", "full-config.json", json.dumps({
 for i, r in enumerate(["busybox", "localhost:5000/a/b:c", "quay.io/x/y@sha256:" + "5" * 64, "[::1]:80/z",
                        "a__b/c.d-e:TAG_1"]):
     put("ref", f"ref{i}", r)
+# oci-config: runtime-spec config.json (spec.json is `capsa-runc spec` output)
+put("oci-config", "full.json", json.dumps({
+    "ociVersion": "1.1.0", "root": {"path": "rootfs", "readonly": True}, "hostname": "h",
+    "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+               {"destination": "/data", "type": "bind", "source": "vol", "options": ["rbind", "ro", "rslave"]},
+               {"destination": "/tmp", "type": "tmpfs", "options": ["nosuid", "mode=1777", "tmpcopyup"]}],
+    "process": {"terminal": True, "consoleSize": {"height": 30, "width": 100},
+                "user": {"uid": 1000, "gid": 100, "umask": 18, "additionalGids": [5]},
+                "args": ["sh", "-c", "x"], "env": ["PATH=/bin"], "cwd": "/",
+                "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "ambient": ["CAP_KILL"]},
+                "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200}],
+                "noNewPrivileges": True, "oomScoreAdj": 10},
+    "hooks": {"prestart": [{"path": "/bin/true", "args": ["true"], "env": ["A=1"], "timeout": 5}]},
+    "linux": {"namespaces": [{"type": "mount"}, {"type": "uts"}, {"type": "user"},
+                             {"type": "network", "path": "/proc/1/ns/net"}],
+              "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+              "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+              "devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}],
+              "resources": {"devices": [{"allow": False, "access": "rwm"}],
+                            "memory": {"limit": 1048576}, "cpu": {"quota": 5000, "period": 100000},
+                            "pids": {"limit": 5}},
+              "cgroupsPath": "/a/b", "sysctl": {"kernel.shmmax": "100"},
+              "seccomp": {"defaultAction": "SCMP_ACT_ERRNO",
+                          "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]},
+              "maskedPaths": ["/proc/kcore"], "readonlyPaths": ["/proc/sys"], "rootfsPropagation": "rslave"},
+    "annotations": {"k": "v"}}))
+put("oci-config", "process.json", json.dumps({"args": ["ls"], "cwd": "/", "terminal": True, "env": ["A=1"]}))
+put("oci-config", "resources.json", json.dumps({"memory": {"limit": 100000}, "pids": {"limit": 3},
+                                                 "cpu": {"cpus": "0"}}))
 
 # the tar extractor of capsa cp (lib/util/untar.c)
 put("untar", "basic.tar", basic)

@@ -157,7 +157,7 @@ int layers_ensure(struct capsa_ctx *ctx, struct layer_job *jobs, size_t n, const
 		return -1;
 	/* duplicates within one image are unpacked once: later copies wait
 	 * on the layer lock and find the directory there */
-	_cleanup_free_ struct layer_job *todo = xcalloc(n ? n : 1, sizeof(*todo));
+	_cleanup_free_ struct layer_job *pending = xcalloc(n ? n : 1, sizeof(*pending));
 	_cleanup_free_ size_t *map = xcalloc(n ? n : 1, sizeof(*map));
 	size_t m = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -165,27 +165,27 @@ int layers_ensure(struct capsa_ctx *ctx, struct layer_job *jobs, size_t n, const
 			continue;
 		bool dup = false;
 		for (size_t k = 0; k < m; k++)
-			dup = dup || str_eq(todo[k].diff_id, jobs[i].diff_id);
+			dup = dup || str_eq(pending[k].diff_id, jobs[i].diff_id);
 		if (dup)
 			continue;
 		if (mark(db, &jobs[i], "unpacking", err) < 0)
 			return -1;
-		todo[m] = jobs[i];
+		pending[m] = jobs[i];
 		map[m++] = i;
 	}
 	if (m == 0)
 		return 0;
 	/* biggest first, so that the last layer to finish is a small one */
 	for (size_t a = 1; a < m; a++)
-		for (size_t b = a; b > 0 && todo[b].size > todo[b - 1].size; b--) {
-			struct layer_job tj = todo[b];
+		for (size_t b = a; b > 0 && pending[b].size > pending[b - 1].size; b--) {
+			struct layer_job tj = pending[b];
 			size_t tm = map[b];
-			todo[b] = todo[b - 1];
+			pending[b] = pending[b - 1];
 			map[b] = map[b - 1];
-			todo[b - 1] = tj;
+			pending[b - 1] = tj;
 			map[b - 1] = tm;
 		}
-	struct pool p = { .ctx = ctx, .jobs = todo, .n = m, .o = o };
+	struct pool p = { .ctx = ctx, .jobs = pending, .n = m, .o = o };
 	pthread_mutex_init(&p.mu, NULL);
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	size_t nt = MIN(m, (size_t)MAX(1, MIN(cpus, MAX_THREADS)));
@@ -200,7 +200,7 @@ int layers_ensure(struct capsa_ctx *ctx, struct layer_job *jobs, size_t n, const
 	pthread_mutex_destroy(&p.mu);
 	int rc = 0;
 	for (size_t k = 0; k < m; k++) {
-		struct layer_job *j = &todo[k];
+		struct layer_job *j = &pending[k];
 		if (j->err) {
 			if (rc == 0)
 				error_move(err, &j->err);

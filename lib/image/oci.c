@@ -33,15 +33,15 @@ bool json_depth_ok(const char *p, size_t n, int max)
 	return true;
 }
 
-/* Loads a document after the size and depth checks. */
-static json_t *load(const char *what, const char *text, size_t len, struct capsa_error **err)
+json_t *json_load_object(const char *what, const char *text, size_t len, size_t max_len, int max_depth,
+			 struct capsa_error **err)
 {
-	if (len > IMAGE_MAX_JSON) {
-		error_set(err, EFBIG, "%s: %zu bytes, more than the %u allowed", what, len, IMAGE_MAX_JSON);
+	if (len > max_len) {
+		error_set(err, EFBIG, "%s: %zu bytes, more than the %zu allowed", what, len, max_len);
 		return NULL;
 	}
-	if (!json_depth_ok(text, len, IMAGE_MAX_JSON_DEPTH)) {
-		error_set(err, EINVAL, "%s: nested more than %d levels deep", what, IMAGE_MAX_JSON_DEPTH);
+	if (!json_depth_ok(text, len, max_depth)) {
+		error_set(err, EINVAL, "%s: nested more than %d levels deep", what, max_depth);
 		return NULL;
 	}
 	json_error_t je;
@@ -56,6 +56,12 @@ static json_t *load(const char *what, const char *text, size_t len, struct capsa
 		return NULL;
 	}
 	return j;
+}
+
+/* Loads a document after the size and depth checks. */
+static json_t *load(const char *what, const char *text, size_t len, struct capsa_error **err)
+{
+	return json_load_object(what, text, len, IMAGE_MAX_JSON, IMAGE_MAX_JSON_DEPTH, err);
 }
 
 /* Optional string member: NULL when absent or null; error when another type. */

@@ -74,6 +74,10 @@ struct image_config {
 /* false when brackets nest deeper than max (strings are skipped properly):
  * refuses "[[[[..." before a recursive parser sees it. */
 bool json_depth_ok(const char *p, size_t n, int max);
+/* Parses text as one JSON object after checking its size and nesting
+ * (duplicate keys refused); errors start with what.  Caller decrefs. */
+struct json_t *json_load_object(const char *what, const char *text, size_t len, size_t max_len, int max_depth,
+				struct capsa_error **err);
 
 /* What a top-level document is: by mediaType, else by shape. */
 enum oci_doc_kind { OCI_DOC_INDEX, OCI_DOC_MANIFEST, OCI_DOC_OTHER };

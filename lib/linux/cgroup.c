@@ -362,21 +362,40 @@ static struct linux_cgroup *cg_new(enum linux_cgroup_mode mode, char *rel)
 	return cg;
 }
 
-static int v1_open_all(struct linux_cgroup *cg, bool create, struct capsa_error **err)
+/* The v1 hierarchies a sandbox needs: limits (memory, pids, cpu, cpuset),
+ * accounting (cpuacct, blkio), pause (freezer) and the device allowlist
+ * (devices).  Others (hugetlb, net_cls, perf_event, name=systemd, ...) are
+ * left alone: creating a directory in each costs a few hundred microseconds
+ * of every sandbox start on a host with ten hierarchies, for nothing. */
+static bool v1_wanted(char **controllers, bool cpuset)
+{
+	static const char *const used[] = { "memory", "pids", "cpu", "cpuacct", "freezer", "devices", "blkio" };
+	for (size_t i = 0; i < ARRAY_SIZE(used); i++)
+		if (has_controller(controllers, used[i]))
+			return true;
+	return cpuset && has_controller(controllers, "cpuset");
+}
+
+static int v1_open_all(struct linux_cgroup *cg, bool create, bool cpuset, struct capsa_error **err)
 {
 	cg->h = xcalloc(disc.nv1 ? disc.nv1 : 1, sizeof(*cg->h));
 	for (size_t i = 0; i < disc.nv1; i++) {
+		if (create && !v1_wanted(disc.v1[i].controllers, cpuset))
+			continue;
 		_cleanup_close_ int root = open(disc.v1[i].mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (root < 0)
 			return error_sys(err, errno, "open %s", disc.v1[i].mount);
-		int fd = cg_mkdirs(root, disc.v1[i].mount, cg->path, create, NULL, NULL, err);
+		struct capsa_error *e = NULL;
+		int fd = cg_mkdirs(root, disc.v1[i].mount, cg->path, create, NULL, NULL, &e);
 		if (fd < 0) {
-			if (!create && err && *err && (*err)->code == ENOENT && i > 0) {
-				/* A hierarchy mounted after the cgroup was made. */
-				capsa_error_free(*err);
-				*err = NULL;
+			if (!create && e->code == ENOENT) {
+				/* a hierarchy the cgroup was not made in (unused
+				 * controllers), or mounted after it was made */
+				capsa_error_free(e);
 				continue;
 			}
+			error_move(err, &e);
+			capsa_error_free(e);
 			return -1;
 		}
 		struct cg_hier *h = &cg->h[cg->nh++];
@@ -404,7 +423,7 @@ static int v1_open_all(struct linux_cgroup *cg, bool create, struct capsa_error 
 	return 0;
 }
 
-static int cg_setup(const char *name, bool create, struct linux_cgroup **out, struct capsa_error **err)
+static int cg_setup(const char *name, bool create, bool cpuset, struct linux_cgroup **out, struct capsa_error **err)
 {
 	*out = NULL;
 	discover();
@@ -423,7 +442,11 @@ static int cg_setup(const char *name, bool create, struct linux_cgroup **out, st
 		cg->fd = cg_mkdirs(root, disc.v2_mount, rel, create, create ? v2_enable : NULL, NULL, err);
 		if (cg->fd < 0)
 			goto fail;
-	} else if (v1_open_all(cg, create, err) < 0) {
+	} else if (v1_open_all(cg, create, cpuset, err) < 0) {
+		goto fail;
+	}
+	if (cg->mode == CGROUP_MODE_V1 && cg->nh == 0) {
+		error_set(err, ENOENT, "cgroup %s: not found in any hierarchy", name);
 		goto fail;
 	}
 	*out = cg;
@@ -437,7 +460,7 @@ int linux_cgroup_create(const char *name, const struct linux_cgroup_limits *l, s
 			struct capsa_error **err)
 {
 	struct linux_cgroup *cg;
-	if (cg_setup(name, true, &cg, err) < 0)
+	if (cg_setup(name, true, l && (l->cpuset_cpus || l->cpuset_mems), &cg, err) < 0)
 		return error_wrap(err, "create cgroup");
 	struct linux_cgroup_limits none = LINUX_CGROUP_LIMITS_INIT;
 	if (!l)
@@ -453,7 +476,7 @@ int linux_cgroup_create(const char *name, const struct linux_cgroup_limits *l, s
 
 int linux_cgroup_open(const char *name, struct linux_cgroup **out, struct capsa_error **err)
 {
-	return cg_setup(name, false, out, err);
+	return cg_setup(name, false, false, out, err);
 }
 
 const char *linux_cgroup_path(const struct linux_cgroup *cg)

@@ -23,6 +23,7 @@
 
 #include "ns.h"
 #include "util/fs.h"
+#include "util/str.h"
 
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
@@ -164,7 +165,7 @@ static int ns_type_of_fd(int fd)
 	return -1;
 }
 
-int linux_setns_fd(int fd, int nstype, const char *what, struct capsa_error **err)
+int linux_ns_fd_check(int fd, int nstype, const char *what, struct capsa_error **err)
 {
 	int t = ns_type_of_fd(fd);
 	if (t < 0)
@@ -174,6 +175,13 @@ int linux_setns_fd(int fd, int nstype, const char *what, struct capsa_error **er
 		return error_set(err, EINVAL, "join namespace %s: a %s namespace, expected %s", what,
 				 have ? have : "different", want ? want : "another type");
 	}
+	return 0;
+}
+
+int linux_setns_fd(int fd, int nstype, const char *what, struct capsa_error **err)
+{
+	if (linux_ns_fd_check(fd, nstype, what, err) < 0)
+		return -1;
 	if (setns(fd, nstype) < 0)
 		return error_sys(err, errno, "join namespace %s", what);
 	return 0;
@@ -185,6 +193,41 @@ int linux_setns_path(const char *path, int nstype, struct capsa_error **err)
 	if (fd < 0)
 		return error_sys(err, errno, "join namespace %s", path);
 	return linux_setns_fd(fd, nstype, path, err);
+}
+
+static int write_map(pid_t pid, const char *file, const struct linux_idmap *m, size_t n, struct capsa_error **err)
+{
+	struct buf b = BUF_INIT;
+	for (size_t i = 0; i < n; i++)
+		buf_appendf(&b, "%u %u %u\n", m[i].inside, m[i].outside, m[i].count);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int rc = 0;
+	/* the kernel takes the whole map in one write, or nothing */
+	if (fd < 0 || write(fd, b.data ? b.data : "", b.len) != (ssize_t)b.len)
+		rc = error_sys(err, errno, "write %s", path);
+	if (fd >= 0)
+		close(fd);
+	buf_release(&b);
+	return rc;
+}
+
+int linux_userns_set_maps(pid_t pid, const struct linux_idmap *uid, size_t n_uid, const struct linux_idmap *gid,
+			  size_t n_gid, bool deny_setgroups, struct capsa_error **err)
+{
+	if (deny_setgroups) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/setgroups", (int)pid);
+		_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, "deny", 4) != 4)
+			return error_sys(err, errno, "write %s", path);
+	}
+	if (n_uid && write_map(pid, "uid_map", uid, n_uid, err) < 0)
+		return -1;
+	if (n_gid && write_map(pid, "gid_map", gid, n_gid, err) < 0)
+		return -1;
+	return 0;
 }
 
 int linux_sysctl_set(const char *name, const char *value, struct capsa_error **err)

@@ -22,8 +22,22 @@ void linux_clone_force_fallback(bool on);
 /* setns() to the namespace at path, checking it is a namespace of the
  * expected type (nstype 0 = any). */
 int linux_setns_path(const char *path, int nstype, struct capsa_error **err);
+/* Checks that fd is a namespace of type nstype (0: any); what names it in
+ * errors ("not a namespace", or both types when they differ). */
+int linux_ns_fd_check(int fd, int nstype, const char *what, struct capsa_error **err);
 /* The same for an open fd; what names it in errors. */
 int linux_setns_fd(int fd, int nstype, const char *what, struct capsa_error **err);
+/* One line of /proc/PID/uid_map or gid_map. */
+struct linux_idmap {
+	uint32_t inside, outside, count;
+};
+/* Writes the uid and gid maps of the user namespace pid lives in (once, by
+ * a process with the capabilities the kernel asks for: the creator's
+ * parent, root on the host).  deny_setgroups writes "deny" to
+ * /proc/PID/setgroups first (needed when the writer lacks CAP_SETGID in
+ * the parent namespace). */
+int linux_userns_set_maps(pid_t pid, const struct linux_idmap *uid, size_t n_uid, const struct linux_idmap *gid,
+			  size_t n_gid, bool deny_setgroups, struct capsa_error **err);
 /* Writes /proc/sys/<name with dots as slashes>. */
 int linux_sysctl_set(const char *name, const char *value, struct capsa_error **err);
 

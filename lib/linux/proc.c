@@ -157,6 +157,9 @@ int linux_proc_apply(const struct linux_proc_sec *s, struct capsa_error **err)
 		for (int c = 0; c <= linux_cap_last(); c++) {
 			if (s->cap_bounding & (UINT64_C(1) << c))
 				continue;
+			/* already out of the caller's bounding set: nothing to drop */
+			if (s->cap_bounding_have && !(s->cap_bounding_have & (UINT64_C(1) << c)))
+				continue;
 			if (prctl(PR_CAPBSET_DROP, (unsigned long)c, 0, 0, 0) < 0 && errno != EINVAL)
 				return error_sys(err, errno, "drop %s from the bounding set",
 						 linux_cap_name(c) ? linux_cap_name(c) : "capability");
@@ -271,6 +274,46 @@ int linux_sealed_memfd(const char *path, const char *name, struct capsa_error **
 		return error_sys(err, e, "seal the memfd copy of %s", path);
 	}
 	return fd;
+}
+
+static int executable(const char *p)
+{
+	struct stat st;
+	if (stat(p, &st) < 0)
+		return errno == ENOTDIR ? ENOENT : errno;
+	if (!S_ISREG(st.st_mode) || !(st.st_mode & 0111))
+		return EACCES;
+	return 0;
+}
+
+int linux_find_executable(const char *file, const char *path, char *out, size_t n)
+{
+	if (!file || !*file)
+		return ENOENT;
+	if (strchr(file, '/')) {
+		if ((size_t)snprintf(out, n, "%s", file) >= n)
+			return ENAMETOOLONG;
+		return executable(out);
+	}
+	if (!path)
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	int best = ENOENT;
+	for (const char *p = path;;) {
+		const char *colon = strchr(p, ':');
+		size_t dl = colon ? (size_t)(colon - p) : strlen(p);
+		int w = snprintf(out, n, "%.*s%s%s", (int)dl, p, dl ? "/" : "", file);
+		if (w > 0 && (size_t)w < n) {
+			int e = executable(out);
+			if (e == 0)
+				return 0;
+			if (e != ENOENT)
+				best = e;
+		}
+		if (!colon)
+			break;
+		p = colon + 1;
+	}
+	return best;
 }
 
 int linux_fds_cloexec_from(int first)

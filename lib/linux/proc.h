@@ -28,6 +28,9 @@ struct linux_proc_sec {
 	 * are lowered). */
 	uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
 	bool set_caps;
+	/* The caller's own bounding set when it knows it (0: unknown): only
+	 * what is in it and not in cap_bounding is dropped, one prctl each. */
+	uint64_t cap_bounding_have;
 
 	bool no_new_privs;
 	const struct linux_rlimit *rlimits;
@@ -60,6 +63,13 @@ void linux_proc_sec_set_caps(struct linux_proc_sec *s, uint64_t caps, uint64_t a
 int linux_rlimit_from_name(const char *name);
 /* RLIMIT_NOFILE -> "nofile"; NULL if unknown. */
 const char *linux_rlimit_name(int res);
+
+/* Looks file up the way execvp() would, in path (a $PATH value; NULL: the
+ * default /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin),
+ * without executing it: 0 and the full path in out, or an errno: ENOENT
+ * when it is nowhere, EACCES when what was found is not an executable
+ * regular file. */
+int linux_find_executable(const char *file, const char *path, char *out, size_t n);
 
 /* Marks every fd >= first close-on-exec (close_range(2), or a walk of
  * /proc/self/fd before 5.11), so nothing leaks into the exec'd program. */

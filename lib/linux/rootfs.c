@@ -14,7 +14,9 @@
  *     created through directory fds, one component at a time) and mounted
  *     onto /proc/self/fd/N: a symlink in the image ("/proc -> /etc", or
  *     "-> ../../../host") can only lead somewhere else inside the root.
- *  4. The mounts, in order.  Bind mounts get their flags by a second step
+ *  4. The mounts, in order (a tmpfs with copy_up gets a copy of the tree it
+ *     covers, read through the fd of the directory underneath, without
+ *     following symlinks).  Bind mounts get their flags by a second step
  *     (mount_setattr, recursively for rbind; MS_REMOUNT on old kernels),
  *     because MS_BIND ignores them.  A v1 "cgroup" mount expands to a
  *     tmpfs with one mount per host hierarchy, then made read-only.
@@ -26,7 +28,8 @@
  *  7. Read-only paths: bound onto themselves and made read-only
  *     (recursively where mount_setattr exists).
  *  8. Read-only root: the root mount (only) becomes read-only.
- *  9. pivot_root(".", "."), then the old root, stacked on top, is made
+ *  9. The caller's before_pivot callback (OCI hooks), cwd in the new root.
+ * 10. pivot_root(".", "."), then the old root, stacked on top, is made
  *     rslave (so detaching it cannot propagate anywhere) and detached with
  *     MNT_DETACH; cwd "/".  With no_pivot: MS_MOVE onto "/" and chroot,
  *     which leaves the old mounts reachable to a process that can escape a
@@ -281,6 +284,100 @@ static int reopen_in_root(int rootfd, const char *path, struct capsa_error **err
 	return fd;
 }
 
+/* --- tmpcopyup ---------------------------------------------------------- */
+
+#define COPY_DEPTH_MAX 64
+
+static int copy_file(int src, int dst, const char *name, const struct stat *st)
+{
+	_cleanup_close_ int in = openat(src, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (in < 0)
+		return -1;
+	_cleanup_close_ int out = openat(dst, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0)
+		return -1;
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(in, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		if (write_all(out, buf, (size_t)n) < 0)
+			return -1;
+	}
+	if (fchown(out, st->st_uid, st->st_gid) < 0 || fchmod(out, st->st_mode & 07777) < 0)
+		return -1;
+	return 0;
+}
+
+/* Copies the tree below src into dst without following symlinks, keeping
+ * owners and modes (the content of a tmpfs mounted with tmpcopyup). */
+static int copy_tree(int src, int dst, int depth, const char *what, struct capsa_error **err)
+{
+	if (depth > COPY_DEPTH_MAX)
+		return error_set(err, ELOOP, "copy up %s: nested too deep", what);
+	int dfd = openat(src, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return error_sys(err, errno, "copy up %s", what);
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return error_sys(err, errno, "copy up %s", what);
+	}
+	int rc = 0;
+	struct dirent *de;
+	while (rc == 0 && (de = readdir(d))) {
+		const char *n = de->d_name;
+		if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
+			continue;
+		struct stat st;
+		if (fstatat(dfd, n, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			rc = error_sys(err, errno, "copy up %s/%s", what, n);
+			break;
+		}
+		int r = 0;
+		if (S_ISDIR(st.st_mode)) {
+			r = mkdirat(dst, n, 0700);
+			int s2 = r < 0 ? -1 : openat(dfd, n, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			int d2 = s2 < 0 ? -1 : openat(dst, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (d2 >= 0 && (fchown(d2, st.st_uid, st.st_gid) < 0 || fchmod(d2, st.st_mode & 07777) < 0))
+				r = -1;
+			else if (d2 >= 0)
+				rc = copy_tree(s2, d2, depth + 1, what, err);
+			else
+				r = -1;
+			if (s2 >= 0)
+				close(s2);
+			if (d2 >= 0)
+				close(d2);
+		} else if (S_ISREG(st.st_mode)) {
+			r = copy_file(dfd, dst, n, &st);
+		} else if (S_ISLNK(st.st_mode)) {
+			char target[4096];
+			ssize_t l = readlinkat(dfd, n, target, sizeof(target) - 1);
+			if (l < 0)
+				r = -1;
+			else {
+				target[l] = '\0';
+				r = symlinkat(target, dst, n);
+			}
+			if (r == 0)
+				r = fchownat(dst, n, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW);
+		} else {
+			r = mknodat(dst, n, st.st_mode, st.st_rdev);
+			if (r == 0)
+				r = fchownat(dst, n, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW);
+		}
+		if (r < 0 && rc == 0)
+			rc = error_sys(err, errno, "copy up %s/%s", what, n);
+	}
+	closedir(d);
+	return rc;
+}
+
 /* --- one mount ---------------------------------------------------------- */
 
 static int mount_cgroup_v1(int rootfd, const struct linux_mount *m, struct capsa_error **err);
@@ -346,6 +443,17 @@ static int do_mount(int rootfd, const struct linux_mount *m, struct capsa_error 
 		}
 		return error_sys(err, e, "mount %s on %s", m->fstype, m->target);
 	}
+	if (m->copy_up) {
+		/* fd still names the directory the tmpfs now covers */
+		_cleanup_close_ int top = reopen_in_root(rootfd, m->target, err);
+		if (top < 0)
+			return -1;
+		_cleanup_close_ int dst = openat(top, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dst < 0)
+			return error_sys(err, errno, "copy up %s", m->target);
+		if (copy_tree(fd, dst, 0, m->target, err) < 0)
+			return -1;
+	}
 	if (m->propagation) {
 		_cleanup_close_ int top = reopen_in_root(rootfd, m->target, err);
 		if (top < 0)
@@ -357,9 +465,28 @@ static int do_mount(int rootfd, const struct linux_mount *m, struct capsa_error 
 	return 0;
 }
 
-/* cgroup v1: a tmpfs at the target with one mount per host hierarchy
- * (showing the sandbox's cgroup namespace), symlinks for co-mounted
- * controllers ("cpu" -> "cpu,cpuacct"), then the tmpfs made read-only. */
+/* Binds m->cgroup_path of the hierarchy just mounted on dir/name over it,
+ * read-only.  A hierarchy without that cgroup keeps its whole view. */
+static int bind_cgroup_subdir(int dir, const char *name, const struct linux_mount *m, struct capsa_error **err)
+{
+	_cleanup_close_ int hier = openat(dir, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (hier < 0)
+		return error_sys(err, errno, "open %s/%s", m->target, name);
+	const char *rel = m->cgroup_path + strspn(m->cgroup_path, "/");
+	_cleanup_close_ int cg = *rel ? open_beneath(hier, rel, O_PATH | O_DIRECTORY, 0, RES_NO_SYMLINKS) : -1;
+	if (cg < 0)
+		return 0;
+	char from[FDPATH_LEN], to[FDPATH_LEN];
+	fd_path(cg, from);
+	fd_path(hier, to);
+	if (mount(from, to, NULL, MS_BIND, NULL) < 0)
+		return error_sys(err, errno, "bind cgroup %s on %s/%s", m->cgroup_path, m->target, name);
+	_cleanup_close_ int top = openat(dir, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (top < 0)
+		return error_sys(err, errno, "open %s/%s", m->target, name);
+	return set_mount_flags(top, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, false, m->target, err);
+}
+
 /* One v1 hierarchy (from the host's mount table) under dir. */
 static int mount_one_hierarchy(int dir, const struct linux_mount *m, const struct linux_mnt *h,
 			       struct capsa_error **err)
@@ -386,6 +513,8 @@ static int mount_one_hierarchy(int dir, const struct linux_mount *m, const struc
 	buf_release(&data);
 	if (r < 0)
 		return error_sys(err, e, "mount cgroup %s on %s/%s", h->super_opts, m->target, name);
+	if (m->cgroup_path && bind_cgroup_subdir(dir, name, m, err) < 0)
+		return -1;
 	if (strchr(name, ',')) {
 		_cleanup_strv_ char **parts = strv_split(name, ',');
 		for (size_t k = 0; parts[k]; k++)
@@ -686,6 +815,13 @@ int linux_rootfs_setup(const struct linux_rootfs *r, struct capsa_error **err)
 	if (r->readonly && set_mount_flags(rootfd, MS_RDONLY, false, "/", err) < 0)
 		return error_wrap(err, "read-only root");
 	/* 9 */
+	if (r->before_pivot) {
+		if (fchdir(rootfd) < 0)
+			return error_sys(err, errno, "enter the new root");
+		if (r->before_pivot(r->before_pivot_ctx, err) < 0)
+			return -1;
+	}
+	/* 10 */
 	return pivot(rootfd, r->no_pivot, err);
 }
 

@@ -24,6 +24,12 @@ struct linux_mount {
 	bool bind;		 /* bind source (a host path) onto target */
 	bool recursive;		 /* rbind */
 	bool file;		 /* target is a file (created empty if missing) */
+	bool copy_up;		 /* tmpfs: start with a copy of what it covers (OCI tmpcopyup) */
+	/* v1 "cgroup" mount of a process without a cgroup namespace of its
+	 * own: each hierarchy shows only this cgroup ("a/b", relative to the
+	 * hierarchy's root), bound over it, as runc does; NULL: the whole
+	 * hierarchy as the caller's cgroup namespace sees it. */
+	const char *cgroup_path;
 };
 
 struct linux_device {
@@ -56,6 +62,12 @@ struct linux_rootfs {
 	char *const *masked_paths;   /* NULL-terminated; /dev/null (files) or ro tmpfs (dirs) over each */
 	char *const *readonly_paths; /* NULL-terminated; bind-remounted read-only */
 	bool no_pivot;		     /* MS_MOVE + chroot instead of pivot_root (OCI --no-pivot) */
+	/* Called after every mount, device and path rule is in place, with
+	 * the cwd in the new root, right before the pivot (OCI: where the
+	 * runtime's prestart/createRuntime and the createContainer hooks
+	 * run).  A failure stops the setup with its error. */
+	int (*before_pivot)(void *ctx, struct capsa_error **err);
+	void *before_pivot_ctx;
 };
 
 /* The docker/OCI defaults: proc, /dev tmpfs, devpts (newinstance,

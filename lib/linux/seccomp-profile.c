@@ -11,7 +11,7 @@
  *     are skipped (a profile may name syscalls of newer kernels);
  *  3. arguments: one rule with every condition, unless an argument index
  *     repeats, then one rule per condition (docker's "any of" reading);
- *  4. the program is exported, and when the default action refuses, a stub
+ *  4. the program is exported, and when the default action refuses, a prologue
  *     is put in front that answers ENOSYS for syscall numbers above the
  *     highest one the profile names on each architecture, so that libc
  *     falls back from syscalls newer than the profile (fchmodat2,
@@ -242,11 +242,11 @@ static size_t emit_enosys(struct sock_filter *s, uint32_t audit_arch, uint32_t l
 	s[4] = JUMP(BPF_JMP | BPF_JGE | BPF_K, hi, 3, 0);
 	s[5] = JUMP(BPF_JMP | BPF_JGT | BPF_K, max, 0, 1);
 	s[6] = STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA));
-	s[7] = STMT(BPF_JMP | BPF_JA, 0); /* k patched: to the end of the stub */
+	s[7] = STMT(BPF_JMP | BPF_JA, 0); /* k patched: to the end of the prologue */
 	return 8;
 }
 
-static size_t build_stub(const struct sc_profile *p, const uint32_t *arches, size_t n, struct sock_filter *s)
+static size_t build_prologue(const struct sc_profile *p, const uint32_t *arches, size_t n, struct sock_filter *s)
 {
 	size_t k = 0;
 	bool have_x32 = false;
@@ -329,14 +329,14 @@ static int compile_profile(const struct sc_profile *p, uint64_t caps, struct buf
 	}
 	if (export_bpf(ctx, &prog, err) < 0)
 		goto out;
-	struct sock_filter stub[8 * ARRAY_SIZE(arches)];
-	size_t ns = (def == SCMP_ACT_ALLOW || def == SCMP_ACT_LOG) ? 0 : build_stub(p, arches, n_arches, stub);
+	struct sock_filter prologue[8 * ARRAY_SIZE(arches)];
+	size_t ns = (def == SCMP_ACT_ALLOW || def == SCMP_ACT_LOG) ? 0 : build_prologue(p, arches, n_arches, prologue);
 	if (prog.len + ns * sizeof(struct sock_filter) > BPF_BYTES_MAX) {
 		error_set(err, E2BIG, "seccomp: the filter has more than %d instructions", BPF_MAXINSNS);
 		goto out;
 	}
 	bpf->len = 0;
-	if (buf_append(bpf, stub, ns * sizeof(struct sock_filter)) < 0 || buf_append(bpf, prog.data, prog.len) < 0) {
+	if (buf_append(bpf, prologue, ns * sizeof(struct sock_filter)) < 0 || buf_append(bpf, prog.data, prog.len) < 0) {
 		error_sys(err, errno, "seccomp: filter buffer");
 		goto out;
 	}
@@ -643,7 +643,9 @@ static json_t *filter_json(const char *const *caps, const char *const *arches, c
 	return o;
 }
 
-char *seccomp_profile_default_json(void)
+/* oci: only the rules that apply to caps on this machine, without
+ * includes/excludes (the runtime-spec's linux.seccomp object). */
+static char *default_json(bool oci, uint64_t caps)
 {
 	const struct sc_profile *p = &seccomp_default_profile;
 	json_t *root = json_object();
@@ -653,6 +655,8 @@ char *seccomp_profile_default_json(void)
 	json_t *sys = json_array();
 	for (size_t i = 0; i < p->n_rules; i++) {
 		const struct sc_rule *r = &p->rules[i];
+		if (oci && rule_applies(r, caps, NULL) != 1)
+			continue;
 		json_t *o = json_object();
 		json_object_set_new(o, "names", strs_json(r->names));
 		json_object_set_new(o, "action", json_string(r->action));
@@ -670,8 +674,8 @@ char *seccomp_profile_default_json(void)
 			}
 			json_object_set_new(o, "args", args);
 		}
-		json_t *inc = filter_json(r->caps_in, r->arches_in, r->min_kernel);
-		json_t *exc = filter_json(r->caps_out, r->arches_out, NULL);
+		json_t *inc = oci ? NULL : filter_json(r->caps_in, r->arches_in, r->min_kernel);
+		json_t *exc = oci ? NULL : filter_json(r->caps_out, r->arches_out, NULL);
 		if (inc)
 			json_object_set_new(o, "includes", inc);
 		if (exc)
@@ -682,4 +686,14 @@ char *seccomp_profile_default_json(void)
 	char *s = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	return s;
+}
+
+char *seccomp_profile_default_json(void)
+{
+	return default_json(false, 0);
+}
+
+char *seccomp_profile_default_oci_json(uint64_t caps)
+{
+	return default_json(true, caps);
 }

@@ -28,5 +28,9 @@ int seccomp_profile_compile_json_flags(const char *json, size_t len, uint64_t ca
  * excludes), e.g. for `capsa oci spec` or a user to start from; compiling
  * it gives the same program as seccomp_profile_default().  Caller frees. */
 char *seccomp_profile_default_json(void);
+/* The same profile as a runtime-spec linux.seccomp object for a process
+ * with the capabilities caps on this machine: the rules whose includes and
+ * excludes hold, without those fields (for `capsa oci spec`). */
+char *seccomp_profile_default_oci_json(uint64_t caps);
 
 #endif

@@ -260,7 +260,7 @@ static bool idmap_line(char **f, size_t n, void *ctx)
 	return false;
 }
 
-void linux_idmap_load(int rootfd, struct linux_idmap *m)
+void linux_idnames_load(int rootfd, struct linux_idnames *m)
 {
 	memset(m, 0, sizeof(*m));
 	m->loaded = true;
@@ -286,17 +286,17 @@ static const char *idmap_find(const struct linux_idname *v, size_t n, uint32_t i
 	return NULL;
 }
 
-const char *linux_idmap_user(const struct linux_idmap *m, uint32_t uid)
+const char *linux_idnames_user(const struct linux_idnames *m, uint32_t uid)
 {
 	return idmap_find(m->users, m->n_users, uid);
 }
 
-const char *linux_idmap_group(const struct linux_idmap *m, uint32_t gid)
+const char *linux_idnames_group(const struct linux_idnames *m, uint32_t gid)
 {
 	return idmap_find(m->groups, m->n_groups, gid);
 }
 
-void linux_idmap_release(struct linux_idmap *m)
+void linux_idnames_release(struct linux_idnames *m)
 {
 	for (size_t i = 0; i < m->n_users; i++)
 		free(m->users[i].name);

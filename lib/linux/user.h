@@ -31,15 +31,15 @@ struct linux_idname {
 	uint32_t id;
 	char *name;
 };
-struct linux_idmap {
+struct linux_idnames {
 	struct linux_idname *users, *groups;
 	size_t n_users, n_groups;
 	bool loaded;
 };
-void linux_idmap_load(int rootfd, struct linux_idmap *m);
+void linux_idnames_load(int rootfd, struct linux_idnames *m);
 /* NULL when the id has no name. */
-const char *linux_idmap_user(const struct linux_idmap *m, uint32_t uid);
-const char *linux_idmap_group(const struct linux_idmap *m, uint32_t gid);
-void linux_idmap_release(struct linux_idmap *m);
+const char *linux_idnames_user(const struct linux_idnames *m, uint32_t uid);
+const char *linux_idnames_group(const struct linux_idnames *m, uint32_t gid);
+void linux_idnames_release(struct linux_idnames *m);
 
 #endif

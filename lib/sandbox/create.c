@@ -25,6 +25,7 @@
 #include "sandbox.h"
 #include "util/fs.h"
 #include "util/paths.h"
+#include "util/trace.h"
 
 #define CPU_PERIOD_US 100000
 
@@ -226,7 +227,7 @@ static int build_spec(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *o,
 		s->resolv = buf_steal(&resolv);
 	buf_release(&resolv);
 	s->shm_size = o->shm_size;
-	s->cg_name = xstrdup(id);
+	s->cg_name = ctx_sandbox_cgroup(ctx, id);
 	s->cg_memory = o->memory;
 	s->cg_swap = o->memory; /* memory+swap == memory: no swap */
 	if (o->cpus_milli > 0) {
@@ -301,7 +302,7 @@ static int build_spec(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *o,
 	s->agent_path = capsa_helper_path("capsa-agent");
 	if (!s->agent_path)
 		return error_set(err, ENOENT, "capsa-agent not found next to capsa or in the libexec directory");
-	s->capsa_path = capsa_helper_path("capsa");
+	s->capsa_path = capsa_helper_path("capsa-core");
 	s->idle_timeout_ms = o->idle_timeout_ms;
 	s->deadline_ms = o->timeout_ms > 0 ? now_ms() + o->timeout_ms : 0;
 	s->log_max_size = o->log_max_size;
@@ -441,6 +442,8 @@ static int insert_row(struct capsa_ctx *ctx, const char *id, const char *name, c
 	}
 	if (image_record_sandbox_layers(ctx, id, img, err) < 0)
 		goto fail;
+	if (store_add_event(db, id, "create", NULL, err) < 0)
+		goto fail;
 	if (store_commit(db, err) < 0)
 		return -1;
 	return 0;
@@ -455,20 +458,29 @@ static int set_running(struct capsa_ctx *ctx, const char *id, const struct start
 	if (!db)
 		return -1;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	if (store_begin(db, err) < 0)
+		return -1;
 	if (store_prepare(db, "UPDATE sandboxes SET state='running', started_at=?2, supervisor_pid=?3 WHERE id=?1",
 			  &st, err) < 0)
-		return -1;
+		goto fail;
 	store_bind_text(st, 1, id);
 	sqlite3_bind_int64(st, 2, ss->started_at ? ss->started_at : now_ms());
 	sqlite3_bind_int64(st, 3, ss->supervisor);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return store_error(db, "record sandbox start", err);
-	sandbox_event(ctx, id, "start", NULL);
-	return 0;
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		store_error(db, "record sandbox start", err);
+		goto fail;
+	}
+	if (store_add_event(db, id, "start", NULL, err) < 0)
+		goto fail;
+	return store_commit(db, err);
+fail:
+	store_rollback(db);
+	return -1;
 }
 
-static void undo(struct capsa_ctx *ctx, const char *id, bool row)
+static void undo(struct capsa_ctx *ctx, const char *id, const char *name, bool row)
 {
+	runindex_remove(ctx->run_fd, name, id);
 	if (row) {
 		struct store *db = ctx_db(ctx, NULL);
 		sqlite3_stmt *st = NULL;
@@ -507,11 +519,16 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 				   const struct capsa_stdio *stdio, char **id_out, struct capsa_exit *exit_out,
 				   struct capsa_error **err)
 {
+	trace_mark("run: start");
 	if (validate(o, err) < 0 || ledger_check_disk(ctx, err) < 0)
 		return -1;
 	struct image *img = NULL;
+	if (!ctx_db(ctx, err))
+		return -1;
+	trace_mark("run: database open");
 	if (image_resolve(ctx, o->image, &img, err) < 0)
 		return -1;
+	trace_mark("run: image resolved");
 	int rc = -1;
 	bool row = false, created_dirs = false;
 	_cleanup_close_ int lock_fd = -1;
@@ -531,6 +548,7 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 	if (!labels)
 		goto out;
 	config = config_json(o, &spec);
+	trace_mark("run: spec built");
 
 	/* 1. runtime dir and lock, 2. row, 3. sandbox dirs, 4. supervisor */
 	if (mkdir(spec.run_dir, 0700) < 0) {
@@ -547,9 +565,11 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 	if (insert_row(ctx, id, name, img, o, config, labels, err) < 0)
 		goto out;
 	row = true;
-	sandbox_event(ctx, id, "create", NULL);
+	runindex_add(ctx->run_fd, name, id);
+	trace_mark("run: row inserted");
 	if (make_dirs(&spec, err) < 0)
 		goto out;
+	trace_mark("run: dirs made");
 	spec.creator_finalizes = stdio != NULL;
 	if (stdio)
 		spec.creator_attach = ATTACH_STDOUT | ATTACH_STDERR | (o->interactive ? ATTACH_STDIN : 0);
@@ -564,6 +584,7 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 		error_set(err, E2BIG, "sandbox spec does not fit in one frame");
 		goto out;
 	}
+	trace_mark("run: supervisor spawned");
 	while (!ss.ready && !ss.failed && !ss.final) {
 		int r = proto_conn_wait(&conn, 60000, on_start_frame, &ss);
 		if (r <= 0) {
@@ -575,8 +596,10 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 		error_set(err, ss.code ? ss.code : EIO, "%s", ss.msg ? ss.msg : "sandbox failed to start");
 		goto out;
 	}
+	trace_mark("run: ready");
 	if (ss.ready && set_running(ctx, id, &ss, err) < 0)
 		goto out;
+	trace_mark("run: marked running");
 	row = false; /* from here on the sandbox exists: errors do not undo it */
 	created_dirs = false;
 	if (id_out)
@@ -598,15 +621,17 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 		goto out;
 	}
 finished:
+	trace_mark("run: final");
 	/* We are the finalizer (creator_finalizes): record the end now. */
 	if (sandbox_finalize(ctx, id, &e, err) < 0)
 		goto out;
+	trace_mark("run: finalized");
 	if (exit_out)
 		exit_from_proto(exit_out, &e);
 	rc = 0;
 out:
 	if (rc < 0 && (row || created_dirs))
-		undo(ctx, id, row);
+		undo(ctx, id, name, row);
 	free(ss.msg);
 	proto_exit_release(&e);
 	proto_conn_release(&conn, true);

@@ -10,6 +10,8 @@
 #include "capsa/sandbox.h"
 #include "proto/conn.h"
 #include "proto/msg.h"
+#include "sandbox/runindex.h"
+#include "sandbox/session.h"
 #include "store/context.h"
 
 /* docker's rules, and short enough for a path component */
@@ -61,24 +63,6 @@ int sandbox_event(struct capsa_ctx *ctx, const char *id, const char *type, const
 int sandbox_events_import(struct capsa_ctx *ctx, const char *id);
 void sandbox_events_forget(struct capsa_ctx *ctx, const char *id);
 
-/* How an attached session ended on the client's side. */
-struct session_result {
-	bool detached;	   /* the detach keys were typed (DETACH sent) */
-	int client_signal; /* a signal to a raw-terminal client ended it */
-};
-
-enum pump_mode {
-	PUMP_EXEC,   /* a process we started: until EXIT, output credit end to end */
-	PUMP_MAIN,   /* the main process: until FINAL (the sandbox's end) */
-	PUMP_ATTACH, /* a process we attached to: until EXIT */
-};
-/* Pumps an attached session until its end, or until the client leaves
- * (res).  Fills e when the session ended. */
-int session_pump(struct proto_conn *c, uint32_t stream, enum pump_mode mode, const struct capsa_stdio *io,
-		 struct proto_exit *e, struct session_result *res, struct capsa_error **err);
-/* exit for a client that left: "detached", or "interrupted" (128+signal). */
-void exit_for_client(struct capsa_exit *out, const struct session_result *res);
-void exit_from_proto(struct capsa_exit *out, const struct proto_exit *e);
 
 /* Spawns a detached supervisor; *conn is connected to it (creator side);
  * lock_fd is handed down and keeps the sandbox locked from here on. */

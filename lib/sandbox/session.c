@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "sandbox.h"
+#include "session.h"
 #include "util/fs.h"
 
 struct pump {

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -30,7 +31,10 @@ int supervisor_spawn(struct capsa_ctx *ctx, int lock_fd, struct proto_conn *conn
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return error_sys(err, errno, "create supervisor socket");
 	char *argv[] = { (char *)"capsa-supervisor", NULL };
-	char *envp[] = { (char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+	/* a minimal environment; CAPSA_TRACE passes through for timing work */
+	const char *trace = getenv("CAPSA_TRACE");
+	_cleanup_free_ char *trace_env = trace ? xasprintf("CAPSA_TRACE=%s", trace) : NULL;
+	char *envp[] = { (char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin", trace_env, NULL };
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);

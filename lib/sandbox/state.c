@@ -21,6 +21,7 @@
 #include "linux/cgroup.h"
 #include "sandbox.h"
 #include "util/fs.h"
+#include "util/trace.h"
 
 void sb_row_release(struct sb_row *r)
 {
@@ -265,10 +266,11 @@ static int read_exit_file(struct capsa_ctx *ctx, const char *id, struct proto_ex
 	return 0;
 }
 
-static void remove_cgroup(const char *id)
+static void remove_cgroup(struct capsa_ctx *ctx, const char *id)
 {
 	struct linux_cgroup *cg = NULL;
-	if (linux_cgroup_open(id, &cg, NULL) == 0) {
+	_cleanup_free_ char *name = ctx_sandbox_cgroup(ctx, id);
+	if (linux_cgroup_open(name, &cg, NULL) == 0) {
 		linux_cgroup_kill_all(cg, NULL);
 		linux_cgroup_destroy(cg, NULL);
 		linux_cgroup_free(cg);
@@ -280,12 +282,16 @@ int sandbox_destroy(struct capsa_ctx *ctx, const char *id, struct capsa_error **
 	struct store *db = ctx_db(ctx, err);
 	if (!db)
 		return -1;
+	/* a sandbox that ended before its cgroup could be removed (crash
+	 * while reconciling) must not keep it */
+	remove_cgroup(ctx, id);
 	_cleanup_free_ char *rdir = sandbox_run_dir(ctx, id);
 	if (rm_rf_at(AT_FDCWD, rdir, err) < 0)
 		return error_wrap(err, "remove sandbox %s", id);
 	_cleanup_free_ char *dir = sandbox_dir(ctx, id);
 	if (rm_rf_at(AT_FDCWD, dir, err) < 0)
 		return error_wrap(err, "remove sandbox %s", id);
+	trace_mark("destroy: dirs removed");
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if (store_prepare(db, "DELETE FROM sandboxes WHERE id=?", &st, err) < 0)
 		return -1;
@@ -313,6 +319,7 @@ int sandbox_finalize(struct capsa_ctx *ctx, const char *id, const struct proto_e
 		have = true;
 	}
 	int rc = 0;
+	bool tx = store_begin(db, NULL) == 0;
 	if (strcmp(r.state, "exited") != 0) {
 		const char *reason = have && e.reason ? e.reason : "lost";
 		int64_t code = have ? e.exit_code : 125;
@@ -348,15 +355,27 @@ int sandbox_finalize(struct capsa_ctx *ctx, const char *id, const struct proto_e
 			json_decref(a);
 		}
 	}
-	remove_cgroup(r.id);
+	trace_mark("finalize: recorded");
+	runindex_remove(ctx->run_fd, r.name, r.id);
+	remove_cgroup(ctx, r.id);
 	sandbox_events_import(ctx, r.id);
 	char *rdir = sandbox_run_dir(ctx, r.id);
 	rm_rf_at(AT_FDCWD, rdir, NULL);
 	free(rdir);
 	sandbox_events_forget(ctx, r.id);
+	trace_mark("finalize: run dir removed");
 	if (r.auto_remove)
 		rc = sandbox_destroy(ctx, r.id, err);
+	if (tx) {
+		if (rc == 0)
+			rc = store_commit(db, err);
+		else
+			store_rollback(db);
+		tx = false;
+	}
 out:
+	if (tx)
+		store_rollback(db);
 	if (!given)
 		proto_exit_release(&e);
 	sb_row_release(&r);
@@ -402,7 +421,7 @@ static void remove_orphan_run_dirs(struct capsa_ctx *ctx, struct store *db)
 		struct stat sb;
 		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || time(NULL) - sb.st_mtime < 30)
 			continue;
-		remove_cgroup(de->d_name);
+		remove_cgroup(ctx, de->d_name);
 		rm_rf_at(dirfd(d), de->d_name, NULL);
 	}
 	closedir(d);

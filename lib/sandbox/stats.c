@@ -13,8 +13,9 @@ CAPSA_EXPORT int capsa_sandbox_stats(struct capsa_ctx *ctx, const char *sandbox,
 	if (sandbox_lookup(ctx, sandbox, &r, err) < 0)
 		return -1;
 	struct linux_cgroup *cg = NULL;
+	_cleanup_free_ char *cgname = ctx_sandbox_cgroup(ctx, r.id);
 	int rc = 0;
-	if (strcmp(r.state, "exited") == 0 || linux_cgroup_open(r.id, &cg, NULL) < 0) {
+	if (strcmp(r.state, "exited") == 0 || linux_cgroup_open(cgname, &cg, NULL) < 0) {
 		rc = error_set(err, ESRCH, "sandbox %s is not running", r.name);
 	} else {
 		struct linux_cgroup_stats s;

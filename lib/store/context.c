@@ -51,6 +51,15 @@ CAPSA_EXPORT int capsa_ctx_open(const struct capsa_ctx_opts *opts, struct capsa_
 			  ctx->run_root);
 		goto fail;
 	}
+	ctx->cgroup_parent = pick(NULL, "CAPSA_CGROUP_PARENT", "capsa");
+	for (const char *c = ctx->cgroup_parent; *c; c++) {
+		bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+			  *c == '-' || *c == '_' || *c == '.';
+		if (!ok || strcmp(ctx->cgroup_parent, ".") == 0 || strcmp(ctx->cgroup_parent, "..") == 0) {
+			error_set(err, EINVAL, "cgroup parent '%s': use one name of [A-Za-z0-9_.-]", ctx->cgroup_parent);
+			goto fail;
+		}
+	}
 	if (ensure_dir(ctx->root, 0711, err) < 0 || ensure_dir(ctx->run_root, 0711, err) < 0)
 		goto fail;
 	ctx->root_fd = open(ctx->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -83,6 +92,11 @@ struct store *ctx_db(struct capsa_ctx *ctx, struct capsa_error **err)
 	return ctx->db;
 }
 
+char *ctx_sandbox_cgroup(const struct capsa_ctx *ctx, const char *id)
+{
+	return xasprintf("/%s/%s", ctx->cgroup_parent, id);
+}
+
 CAPSA_EXPORT void capsa_ctx_free(struct capsa_ctx *ctx)
 {
 	if (!ctx)
@@ -97,6 +111,7 @@ CAPSA_EXPORT void capsa_ctx_free(struct capsa_ctx *ctx)
 	free(ctx->capacity);
 	free(ctx->root);
 	free(ctx->run_root);
+	free(ctx->cgroup_parent);
 	free(ctx);
 }
 

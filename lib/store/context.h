@@ -11,6 +11,9 @@ struct capsa_ctx {
 	int root_fd;	/* O_PATH of root */
 	int run_fd;	/* O_PATH of run_root */
 	struct store *db;
+	/* Cgroup parent of this context's sandboxes: "capsa" by default,
+	 * $CAPSA_CGROUP_PARENT to separate users (and test runs) of one host. */
+	char *cgroup_parent;
 	/* Shared flock on <root>/store.lock while this context has content
 	 * in flight (blobs written, layers unpacked, image rows not yet
 	 * committed): garbage collection takes it exclusively. -1 when not
@@ -23,5 +26,7 @@ struct capsa_ctx {
 
 /* The state database, opened (and migrated) on first use. */
 struct store *ctx_db(struct capsa_ctx *ctx, struct capsa_error **err);
+/* "/<cgroup parent>/<id>": the cgroup of a sandbox, in every hierarchy. */
+char *ctx_sandbox_cgroup(const struct capsa_ctx *ctx, const char *id);
 
 #endif

@@ -226,6 +226,16 @@ int store_open(const char *path, bool readonly, struct store **out, struct capsa
 	}
 	sqlite3_busy_timeout(s->db, 30000);
 	sqlite3_extended_result_codes(s->db, 0);
+	/* Every capsa command is a short-lived connection.  By default the
+	 * last one to close deletes the WAL and the next re-creates it with a
+	 * header sync.  Keep the file: the closing checkpoint still empties it
+	 * (so the next connection has no WAL to replay into its index), but
+	 * nobody pays for re-creating it. */
+	int persist = 1;
+	sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+	/* ...and truncated after that checkpoint, so that the next connection
+	 * does not scan already checkpointed frames to build its index */
+	sqlite3_exec(s->db, "PRAGMA journal_size_limit=0", NULL, NULL, NULL);
 	if (!readonly) {
 		/* WAL: readers never block the writer.  synchronous=NORMAL: a
 		 * commit survives a process crash; an OS crash may lose the

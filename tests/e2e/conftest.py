@@ -23,13 +23,18 @@ def capsa_bin():
     return os.path.join(BUILD, "capsa")
 
 
+# Sandboxes of this test run live under their own cgroup parent, so the leak
+# checks see only what this run made, whatever else the host is running.
+CGROUP_PARENT = f"capsa-e2e-{os.getpid()}"
+
+
 def capsa_cgroups():
-    """Cgroup directories capsa creates (<hierarchy>/capsa/<id>), all versions."""
+    """Cgroup directories of this run's sandboxes (<hierarchy>/<parent>/<id>)."""
     out = set()
     base = "/sys/fs/cgroup"
     cands = [base] + [os.path.join(base, d) for d in os.listdir(base)]
     for h in cands:
-        c = os.path.join(h, "capsa")
+        c = os.path.join(h, CGROUP_PARENT)
         if os.path.isdir(c):
             for d in os.listdir(c):
                 if os.path.isdir(os.path.join(c, d)):
@@ -43,7 +48,7 @@ class Capsa:
     def __init__(self, root, run_root):
         self.root = root
         self.run_root = run_root
-        self.env = dict(os.environ, CAPSA_ROOT=root, CAPSA_RUN_ROOT=run_root)
+        self.env = dict(os.environ, CAPSA_ROOT=root, CAPSA_RUN_ROOT=run_root, CAPSA_CGROUP_PARENT=CGROUP_PARENT)
         self.env.pop("CAPSA_LIBEXEC_DIR", None)
         self.cgroups_before = capsa_cgroups()
 
@@ -101,7 +106,11 @@ class Capsa:
         rt = self.run_root
         if os.path.isdir(rt):
             for d in os.listdir(rt):
-                found.append("runtime dir " + os.path.join(rt, d))
+                if d == "names":  # the name index: only its entries count
+                    for n in os.listdir(os.path.join(rt, d)):
+                        found.append("runtime dir " + os.path.join(rt, d, n))
+                elif d not in ("capsa.sock", "capsa.token"):
+                    found.append("runtime dir " + os.path.join(rt, d))
         return found
 
     def assert_clean(self, allow_sandboxes=False, timeout=5.0):
@@ -162,3 +171,15 @@ def session_store():
 def store(session_store):
     """The shared store; asserts the test left no sandbox running."""
     yield session_store
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove this run's (empty) cgroup parents."""
+    base = "/sys/fs/cgroup"
+    for h in [base] + [os.path.join(base, d) for d in os.listdir(base)]:
+        c = os.path.join(h, CGROUP_PARENT)
+        if os.path.isdir(c):
+            try:
+                os.rmdir(c)
+            except OSError:
+                pass

@@ -235,6 +235,22 @@ static void checks_inside(const struct variant *v)
 	}
 }
 
+struct before_pivot_seen {
+	const char *root;
+	int called;
+	bool cwd_is_root;
+};
+
+static int before_pivot_cb(void *ctx, struct capsa_error **err)
+{
+	(void)err;
+	struct before_pivot_seen *s = ctx;
+	struct stat a, b;
+	s->called++;
+	s->cwd_is_root = stat(".", &a) == 0 && stat(s->root, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+	return 0;
+}
+
 static int child(const struct variant *v)
 {
 	if (v->fallbacks && install_fault_filter() < 0) {
@@ -266,6 +282,10 @@ static int child(const struct variant *v)
 					    .recursive = true, .flags = MS_RDONLY | MS_NOSUID };
 	mounts[n++] = (struct linux_mount){ .source = tp("hostname"), .target = "/etc/hostname",
 					    .bind = true, .file = true };
+	/* a tmpfs that starts as a copy of what it covers (OCI tmpcopyup) */
+	if (!v->hostile)
+		mounts[n++] = (struct linux_mount){ .source = "tmpfs", .target = "/bin", .fstype = "tmpfs",
+						    .data = "size=8m", .copy_up = true };
 	if (v->hostile) {
 		/* recursive, so a mount that had landed on the host dir
 		 * would show through */
@@ -288,10 +308,23 @@ static int child(const struct variant *v)
 		r.overlay_dir = tp("ov");
 		r.overlay_data = "lowerdir=lower,upperdir=upper,workdir=work";
 	}
+	struct before_pivot_seen seen = { .root = r.root };
+	r.before_pivot = before_pivot_cb;
+	r.before_pivot_ctx = &seen;
 	struct capsa_error *err = NULL;
 	if (linux_rootfs_setup(&r, &err) < 0) {
 		check(false, "%s: rootfs setup: %s", v->name, err->msg);
 		return 1;
+	}
+	check(seen.called && seen.cwd_is_root, "%s: before_pivot ran once, with the cwd in the new root", v->name);
+	if (!v->hostile) {
+		struct stat bst;
+		check(lstat("/bin/sh", &bst) == 0 && S_ISLNK(bst.st_mode) && access("/bin/busybox", X_OK) == 0,
+		      "%s: copy_up: the tmpfs on /bin holds a copy of the image's files and symlinks", v->name);
+		int nf = open("/bin/new-file", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		close(nf);
+		check(access(tp(v->overlay ? "ov/lower/bin/new-file" : "root/bin/new-file"), F_OK) < 0,
+		      "%s: copy_up: writes go to the tmpfs, not the image", v->name);
 	}
 	char cwd[64] = "";
 	check(getcwd(cwd, sizeof(cwd)) && strcmp(cwd, "/") == 0, "%s: setup returns with cwd /", v->name);

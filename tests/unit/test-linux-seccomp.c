@@ -1,6 +1,6 @@
 /* test-linux-seccomp.c: lib/linux seccomp profiles: docker's default
  * profile compiled and installed in a child (what it refuses, what it
- * allows, on x86_64 and through the i386 entry), the ENOSYS stub for
+ * allows, on x86_64 and through the i386 entry), the ENOSYS prologue for
  * syscalls newer than the profile, the JSON round trip, docker/OCI JSON
  * actions, and the errors for bad profiles. */
 #include <errno.h>

@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -21,6 +23,7 @@
 #include "linux/caps.h"
 #include "linux/ns.h"
 #include "linux/proc.h"
+#include "linux/tty.h"
 #include "linux/user.h"
 #include "tap.h"
 #include "util/fs.h"
@@ -488,6 +491,88 @@ static void test_ns(void)
 	close(fd);
 }
 
+/* What the OCI runtime added to lib/linux: executable lookup, namespace
+ * type checks, user namespace maps, ptys and fd passing. */
+static void test_oci_helpers(void)
+{
+	char path[256];
+	ok(linux_find_executable("sh", "/nonexistent:/bin", path, sizeof(path)) == 0 && strcmp(path, "/bin/sh") == 0,
+	   "find sh in $PATH");
+	is_int(linux_find_executable("no-such-program-x", "/bin:/usr/bin", path, sizeof(path)), ENOENT,
+	       "a missing program is ENOENT");
+	is_int(linux_find_executable("/etc/passwd", NULL, path, sizeof(path)), EACCES, "a non-executable file is EACCES");
+	is_int(linux_find_executable("/tmp", NULL, path, sizeof(path)), EACCES, "a directory is EACCES");
+
+	struct capsa_error *err = NULL;
+	int fd = open("/proc/version", O_RDONLY | O_CLOEXEC);
+	ok(linux_ns_fd_check(fd, 0, "/proc/version", &err) < 0 && strstr(err->msg, "not a namespace"),
+	   "ns check: a file is not a namespace");
+	close(fd);
+	capsa_error_free(err);
+	err = NULL;
+	fd = open("/proc/self/ns/uts", O_RDONLY | O_CLOEXEC);
+	ok(linux_ns_fd_check(fd, CLONE_NEWIPC, "uts", &err) < 0 && strstr(err->msg, "a uts namespace, expected ipc"),
+	   "ns check: the wrong type is named");
+	capsa_error_free(err);
+	err = NULL;
+	ok(linux_ns_fd_check(fd, CLONE_NEWUTS, "uts", &err) == 0, "ns check: the right type passes");
+	close(fd);
+
+	/* a child in a new user namespace, mapped by us */
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return;
+	pid_t pid = linux_clone(CLONE_NEWUSER, -1, NULL, SIGCHLD);
+	if (pid == 0) {
+		char c;
+		close(p[1]);
+		if (read(p[0], &c, 1) != 1)
+			_exit(10);
+		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+			_exit(11);
+		_exit(getuid() == 0 && getgid() == 0 ? 42 : 12);
+	}
+	close(p[0]);
+	struct linux_idmap m = { 0, 100000, 1000 };
+	int rc = linux_userns_set_maps(pid, &m, 1, &m, 1, false, &err);
+	ok(rc == 0, "write uid and gid maps: %s", err ? err->msg : "ok");
+	capsa_error_free(err);
+	err = NULL;
+	if (write(p[1], "g", 1) != 1)
+		diag("child gone");
+	close(p[1]);
+	int st = 0;
+	waitpid(pid, &st, 0);
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 42, "the mapped child became root of its user namespace (exit %d)",
+	   WEXITSTATUS(st));
+
+	/* a pty, its master passed over a unix socket */
+	int master, slave, idx;
+	ok(linux_pty_open(&master, &slave, 30, 100, &idx, &err) == 0 && idx >= 0, "open a pty");
+	capsa_error_free(err);
+	err = NULL;
+	int sp[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return;
+	ok(linux_send_fd(sp[0], master, "/dev/ptmx", &err) == 0, "send the master");
+	char name[64];
+	int got = linux_recv_fd(sp[1], name, sizeof(name), &err);
+	ok(got >= 0 && strcmp(name, "/dev/ptmx") == 0, "receive it with its name");
+	struct winsize ws = { 0 };
+	ok(got >= 0 && ioctl(got, TIOCGWINSZ, &ws) == 0 && ws.ws_row == 30 && ws.ws_col == 100,
+	   "the window size was set");
+	ok(write(slave, "x", 1) == 1, "write to the slave");
+	char c = 0;
+	ok(got >= 0 && read(got, &c, 1) == 1 && c == 'x', "read it from the received master");
+	close(sp[0]);
+	close(sp[1]);
+	close(master);
+	close(slave);
+	if (got >= 0)
+		close(got);
+	capsa_error_free(err);
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/capsa-test-linux-XXXXXX";
@@ -501,6 +586,7 @@ int main(void)
 	test_proc();
 	test_memfd();
 	test_ns();
+	test_oci_helpers();
 	struct capsa_error *err = NULL;
 	rm_rf_at(AT_FDCWD, tmpdir, &err);
 	capsa_error_free(err);
