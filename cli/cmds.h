@@ -39,6 +39,8 @@ CLI_CMD(update);
 CLI_CMD(events);
 CLI_CMD(cp);
 CLI_CMD(files);
+CLI_CMD(serve);
+CLI_CMD(template);
 
 #define CAPSA_COMMANDS \
 	CMD("run", cmd_run, "create a sandbox from an image and run a command in it") \
@@ -65,6 +67,8 @@ CLI_CMD(files);
 	CMD("pull", HEAVY(cmd_pull), "download an image from a registry") \
 	CMD("login", HEAVY(cmd_login), "store credentials for a registry") \
 	CMD("logout", HEAVY(cmd_logout), "forget the credentials for a registry") \
+	CMD("serve", HEAVY(cmd_serve), "serve the HTTP API (native and E2B-compatible)") \
+	CMD("template", cmd_template, "manage templates: create, ls, rm") \
 	CMD("oci", cmd_oci, "the OCI runtime with runc's command line (also installed as capsa-runc)") \
 	CMD("_finalize", cmd_finalize, "(internal) record the end of a sandbox")
 

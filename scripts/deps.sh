@@ -8,7 +8,7 @@ libsqlite3-dev libseccomp-dev libarchive-dev libcurl4-openssl-dev libjansson-dev
 libzstd-dev zlib1g-dev libmicrohttpd-dev libssl-dev
 busybox-static debootstrap skopeo umoci docker-registry apache2-utils openssl
 crun runc bubblewrap podman containerd uidmap qemu-system-x86 cpio
-python3 python3-pytest tmux curl jq hyperfine e2fsprogs iproute2 util-linux
+python3 python3-pytest python3-yaml tmux curl jq hyperfine e2fsprogs iproute2 util-linux
 procps psmisc file xz-utils zstd gzip tar valgrind ca-certificates
 "
 missing=""

@@ -66,6 +66,9 @@ struct capsa_sandbox_opts {
 	size_t n_ports;
 	int64_t log_max_size;	   /* bytes per log file, 0: 16 MiB */
 	int log_max_files;	   /* rotated files kept, 0: 4 */
+	int64_t disk;		   /* bytes reserved in the capacity ledger for the
+				      sandbox's writable layer (accounted, not
+				      enforced; see capsa/admission.h), 0: none */
 };
 
 /* Standard streams for an attached process: the library pumps between these
@@ -159,6 +162,18 @@ int capsa_sandbox_reconcile(struct capsa_ctx *ctx, struct capsa_error **err);
 /* Records the end of one sandbox from the exit file its supervisor wrote
  * (run by the supervisor as its last act; idempotent). */
 int capsa_sandbox_finalize(struct capsa_ctx *ctx, const char *id, struct capsa_error **err);
+
+/* Resource usage of a running sandbox, read from its cgroup. */
+struct capsa_sandbox_stats {
+	uint64_t cpu_usage_ns;
+	uint64_t memory_current, memory_limit; /* limit: UINT64_MAX when none */
+	uint64_t pids_current, pids_limit;
+	uint64_t io_read_bytes, io_write_bytes;
+	uint64_t oom_kills;
+};
+/* ESRCH when the sandbox has ended (its cgroup is gone). */
+int capsa_sandbox_stats(struct capsa_ctx *ctx, const char *sandbox, struct capsa_sandbox_stats *out,
+			struct capsa_error **err);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,7 @@
 #include "image/image.h"
 #include "linux/caps.h"
 #include "linux/seccomp-profile.h"
+#include "ledger.h"
 #include "sandbox.h"
 #include "util/fs.h"
 #include "util/paths.h"
@@ -158,6 +159,7 @@ static char *config_json(const struct capsa_sandbox_opts *o, const struct proto_
 	json_object_set_new(c, "memory", json_integer(o->memory));
 	json_object_set_new(c, "cpus", json_real((double)o->cpus_milli / 1000.0));
 	json_object_set_new(c, "pidsLimit", json_integer(o->pids));
+	json_object_set_new(c, "disk", json_integer(o->disk));
 	json_object_set_new(c, "readOnly", json_boolean(o->readonly));
 	json_object_set_new(c, "tty", json_boolean(o->tty));
 	json_object_set_new(c, "interactive", json_boolean(o->interactive));
@@ -344,6 +346,8 @@ static int validate(const struct capsa_sandbox_opts *o, struct capsa_error **err
 	if (o->log_max_size < 0 || (o->log_max_size > 0 && o->log_max_size < 4096) || o->log_max_files < 0 ||
 	    o->log_max_files > 64)
 		return error_set(err, EINVAL, "invalid log rotation: max size at least 4k, 1-64 files");
+	if (o->disk < 0)
+		return error_set(err, EINVAL, "invalid disk reservation %lld: must be positive", (long long)o->disk);
 	return 0;
 }
 
@@ -394,10 +398,15 @@ static int insert_row(struct capsa_ctx *ctx, const char *id, const char *name, c
 	if (!db || store_begin(db, err) < 0)
 		return -1;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	/* admission: the ledger is read and the reservation inserted in this
+	 * one write transaction (ledger.c) */
+	if (ledger_admit(ctx, db, o, err) < 0)
+		goto fail;
 	if (store_prepare(db,
 			  "INSERT INTO sandboxes(id, name, image_id, image_ref, state, config, labels, created_at, "
-			  "auto_remove, deadline_at, idle_timeout_ms, reserved_cpus_milli, reserved_memory) "
-			  "VALUES(?,?,?,?,'creating',?,?,?,?,?,?,?,?)",
+			  "auto_remove, deadline_at, idle_timeout_ms, reserved_cpus_milli, reserved_memory, "
+			  "reserved_disk, reserved) "
+			  "VALUES(?,?,?,?,'creating',?,?,?,?,?,?,?,?,?,1)",
 			  &st, err) < 0)
 		goto fail;
 	store_bind_text(st, 1, id);
@@ -413,6 +422,7 @@ static int insert_row(struct capsa_ctx *ctx, const char *id, const char *name, c
 	sqlite3_bind_int64(st, 10, o->idle_timeout_ms);
 	sqlite3_bind_int64(st, 11, o->cpus_milli);
 	sqlite3_bind_int64(st, 12, o->memory);
+	sqlite3_bind_int64(st, 13, o->disk);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		if (sqlite3_errcode(db->db) == SQLITE_CONSTRAINT) {
 			store_rollback(db);
@@ -513,7 +523,7 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 				   struct capsa_error **err)
 {
 	trace_mark("run: start");
-	if (validate(o, err) < 0)
+	if (validate(o, err) < 0 || ledger_check_disk(ctx, err) < 0)
 		return -1;
 	struct image *img = NULL;
 	if (!ctx_db(ctx, err))

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ledger.h"
 #include "linux/cgroup.h"
 #include "sandbox.h"
 #include "util/fs.h"
@@ -341,7 +342,9 @@ int sandbox_finalize(struct capsa_ctx *ctx, const char *id, const struct proto_e
 			rc = store_error(db, "record sandbox exit", err);
 			goto out;
 		}
-		if (sqlite3_changes(db->db) > 0) {
+		bool changed = sqlite3_changes(db->db) > 0;
+		ledger_release(ctx, r.id);
+		if (changed) {
 			sandbox_events_import(ctx, r.id);
 			if (strcmp(reason, "oom") == 0)
 				sandbox_event(ctx, r.id, "oom", NULL);
@@ -483,6 +486,11 @@ static json_t *row_json(const struct sb_row *r, bool full)
 	if (r->finished_at) {
 		format_rfc3339(r->finished_at, finished, sizeof(finished));
 		json_object_set_new(o, "finished", json_string(finished));
+	}
+	if (r->deadline_at && strcmp(r->state, "exited") != 0) {
+		char deadline[40];
+		format_rfc3339(r->deadline_at, deadline, sizeof(deadline));
+		json_object_set_new(o, "deadline", json_string(deadline));
 	}
 	if (r->has_exit)
 		json_object_set_new(o, "exitCode", json_integer(r->exit_code));

@@ -108,6 +108,7 @@ CAPSA_EXPORT void capsa_ctx_free(struct capsa_ctx *ctx)
 		close(ctx->root_fd);
 	if (ctx->run_fd >= 0)
 		close(ctx->run_fd);
+	free(ctx->capacity);
 	free(ctx->root);
 	free(ctx->run_root);
 	free(ctx->cgroup_parent);

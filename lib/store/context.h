@@ -19,6 +19,9 @@ struct capsa_ctx {
 	 * committed): garbage collection takes it exclusively. -1 when not
 	 * held.  See lib/image/blob.c. */
 	int ingest_lock_fd;
+	/* Admission policy (lib/sandbox/ledger.c, capsa/admission.h); NULL:
+	 * sandboxes are recorded in the ledger but never refused. */
+	struct capsa_capacity *capacity;
 };
 
 /* The state database, opened (and migrated) on first use. */

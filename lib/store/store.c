@@ -91,6 +91,11 @@ static const char *const migrations[] = {
 	"  name TEXT PRIMARY KEY,"
 	"  image_ref TEXT NOT NULL,"
 	"  created_at INTEGER NOT NULL);",
+	/* 2: the resources a template gives its sandboxes (capsa serve,
+	 * capsa template create). */
+	"ALTER TABLE templates ADD COLUMN cpus_milli INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE templates ADD COLUMN memory INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE templates ADD COLUMN disk INTEGER NOT NULL DEFAULT 0;",
 };
 
 const int store_schema_version = (int)ARRAY_SIZE(migrations);

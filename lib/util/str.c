@@ -195,9 +195,11 @@ int buf_appendf(struct buf *b, const char *fmt, ...)
 
 const char *buf_cstr(struct buf *b)
 {
-	if (!b->data && buf_reserve(b, 0) == 0)
-		b->data[0] = '\0';
-	return b->data ? b->data : "";
+	if (!b->data && buf_reserve(b, 0) < 0)
+		return "";
+	/* reserve and consume do not terminate: do it here */
+	b->data[b->len] = '\0';
+	return b->data;
 }
 
 char *buf_steal(struct buf *b)
@@ -510,8 +512,7 @@ int parse_rfc3339(const char *s, int64_t *unix_ms)
 	return 0;
 }
 
-/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
+size_t utf8_seq(const unsigned char *p, size_t n)
 {
 	unsigned char c = p[0];
 	size_t len;

@@ -74,6 +74,10 @@ int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
 char *random_hex(size_t nbytes);
 void hex_encode(const uint8_t *in, size_t n, char *out /* 2n+1 */);
 
+/* Length of the valid UTF-8 sequence at p (at most n bytes, n >= 1): 1-4,
+ * or 0 for an invalid, overlong, surrogate or truncated one. */
+size_t utf8_seq(const unsigned char *p, size_t n);
+
 /* Milliseconds since the epoch / CLOCK_MONOTONIC. */
 int64_t now_ms(void);
 int64_t mono_ms(void);

@@ -77,6 +77,12 @@ static void test_buf(void)
 	buf_consume(&b, 3);
 	is_str(buf_cstr(&b), "45678", "consume");
 	buf_release(&b);
+	/* a buffer only reserved is still an empty string */
+	b.cap = 0;
+	ok(buf_reserve(&b, 100) == 0, "reserve");
+	memset(b.data, 'x', b.alloc);
+	is_str(buf_cstr(&b), "", "reserved buffer reads as empty");
+	buf_release(&b);
 	char **v = strv_split("a::b", ':');
 	is_int(strv_len(v), 3, "split keeps empty fields");
 	strv_free(v);
@@ -191,6 +197,30 @@ static void test_base64(void)
 	buf_release(&b);
 }
 
+static void test_utf8_seq(void)
+{
+	static const struct {
+		const char *s;
+		size_t n, want;
+	} v[] = {
+		{ "a", 1, 1 },
+		{ "\xc3\xa9", 2, 2 },		  /* é */
+		{ "\xe2\x82\xac", 3, 3 },	  /* € */
+		{ "\xf0\x9f\x98\x80", 4, 4 }, /* U+1F600 */
+		{ "\xf4\x8f\xbf\xbf", 4, 4 }, /* U+10FFFF */
+		{ "\xc0\xaf", 2, 0 },		  /* overlong '/' */
+		{ "\xe0\x80\xaf", 3, 0 },	  /* overlong, 3 bytes */
+		{ "\xed\xa0\x80", 3, 0 },	  /* surrogate D800 */
+		{ "\xf4\x90\x80\x80", 4, 0 }, /* above U+10FFFF */
+		{ "\xe2\x82", 2, 0 },		  /* truncated */
+		{ "\xe2\x28\xa1", 3, 0 },	  /* bad continuation */
+		{ "\x80", 1, 0 },		  /* lone continuation */
+		{ "\xff", 1, 0 },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(v); i++)
+		ok(utf8_seq((const unsigned char *)v[i].s, v[i].n) == v[i].want, "utf8_seq case %zu", i);
+}
+
 static void test_json_str(void)
 {
 	struct buf b = BUF_INIT;
@@ -202,6 +232,7 @@ static void test_json_str(void)
 
 int main(void)
 {
+	test_utf8_seq();
 	test_json_str();
 	test_base64();
 	test_sizes();

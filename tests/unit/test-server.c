@@ -1,0 +1,311 @@
+/* test-server.c: the parsers of capsa serve that see client bytes: request
+ * targets, routing, strict JSON decoding, UTF-8 sanitizing, multipart
+ * bodies and Connect envelopes. */
+
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "server/connect.h"
+#include "server/http.h"
+#include "server/json.h"
+#include "server/multipart.h"
+#include "server/server.h"
+#include "tap.h"
+#include "util/fs.h"
+
+static struct http_req *req(const char *method, const char *uri)
+{
+	struct http_req *r = xcalloc(1, sizeof(*r));
+	pthread_mutex_init(&r->mu, NULL);
+	r->spool_fd = r->tunnel_fd = -1;
+	snprintf(r->method, sizeof(r->method), "%s", method);
+	r->raw_uri = xstrdup(uri);
+	http_parse_target(r, r->raw_uri);
+	return r;
+}
+
+static void test_unescape(void)
+{
+	char *o = NULL;
+	ok(http_unescape("a%20b+c", 7, true, &o) == 0 && !strcmp(o, "a b c"), "escapes and plus");
+	free(o);
+	ok(http_unescape("a+b", 3, false, &o) == 0 && !strcmp(o, "a+b"), "plus kept in paths");
+	free(o);
+	ok(http_unescape("%41%6a", 6, false, &o) == 0 && !strcmp(o, "Aj"), "hex either case");
+	free(o);
+	ok(http_unescape("a%00b", 5, false, &o) < 0, "%%00 refused");
+	ok(http_unescape("a%zz", 4, false, &o) < 0, "bad escape refused");
+	ok(http_unescape("a%4", 3, false, &o) < 0, "truncated escape refused");
+	ok(http_unescape("%", 1, false, &o) < 0, "lone percent refused");
+}
+
+static void test_target(void)
+{
+	struct http_req *r = req("GET", "/v1/sandboxes/a%2Fb/logs?follow=1&tail=10&label=a%3Db&label=c&empty=&novalue");
+	ok(!r->bad, "parses");
+	is_int((int)r->n_seg, 4, "four segments");
+	is_str(r->seg[2], "a/b", "%%2F stays inside its segment");
+	is_str(http_query(r, "tail"), "10", "query value");
+	is_str(http_query(r, "label"), "a=b", "first of a repeated key");
+	is_str(http_query(r, "empty"), "", "empty value");
+	is_str(http_query(r, "novalue"), "", "key without =");
+	ok(http_query(r, "nope") == NULL, "absent key");
+	bool good = true;
+	ok(http_query_bool(r, "follow", false, &good) && good, "1 is true");
+	http_req_free(r);
+
+	r = req("GET", "/v1/sandboxes/ab%00cd");
+	ok(r->bad && r->bad_status == 400, "NUL in the path refused: %s", r->bad ? r->bad : "");
+	http_req_free(r);
+	r = req("GET", "/v1/x?q=%00");
+	ok(r->bad && r->bad_status == 400, "NUL in the query refused");
+	http_req_free(r);
+	r = req("GET", "relative");
+	ok(r->bad != NULL, "a target that is not a path is refused");
+	http_req_free(r);
+	struct buf b = BUF_INIT;
+	for (int i = 0; i < 40; i++)
+		buf_appendf(&b, "/s%d", i);
+	r = req("GET", buf_cstr(&b));
+	ok(r->bad && r->bad_status == 404, "too many segments");
+	http_req_free(r);
+	b.len = 0;
+	buf_appendf(&b, "/x?");
+	for (int i = 0; i < 40; i++)
+		buf_appendf(&b, "k%d=v&", i);
+	r = req("GET", buf_cstr(&b));
+	ok(r->bad && r->bad_status == 400, "too many query parameters");
+	http_req_free(r);
+	buf_release(&b);
+	r = req("GET", "/");
+	ok(!r->bad && r->n_seg == 0, "the root has no segments");
+	http_req_free(r);
+	r = req("GET", "/a//b/");
+	ok(!r->bad && r->n_seg == 3 && !strcmp(r->seg[1], ""), "empty segments are kept");
+	http_req_free(r);
+}
+
+static void h_a(struct http_req *r, struct capsa_ctx *c)
+{
+	(void)r;
+	(void)c;
+}
+
+static const struct route table[] = {
+	{ "GET", "/v1/sandboxes", h_a, BODY_NONE, NULL },
+	{ "GET", "/v1/sandboxes/{}", h_a, BODY_NONE, NULL },
+	{ "POST", "/v1/sandboxes/{}/processes/{}/stdin", h_a, BODY_BYTES, NULL },
+	{ "GET", "/v1/images/{*}", h_a, BODY_NONE, "x" },
+	{ NULL, NULL, NULL, BODY_NONE, NULL },
+};
+
+static void test_routes(void)
+{
+	bool known = false;
+	struct http_req *r = req("GET", "/v1/sandboxes/web-1");
+	ok(route_match(table, r, &known) == &table[1] && !strcmp(r->param[0], "web-1"), "one parameter");
+	http_req_free(r);
+	r = req("POST", "/v1/sandboxes/abc/processes/12/stdin");
+	ok(route_match(table, r, &known) == &table[2] && !strcmp(r->param[0], "abc") && !strcmp(r->param[1], "12"),
+	   "two parameters");
+	http_req_free(r);
+	r = req("GET", "/v1/images/docker.io/library/busybox:latest");
+	ok(route_match(table, r, &known) == &table[3] && !strcmp(r->rest, "docker.io/library/busybox:latest"),
+	   "rest of the path: %s", r->rest ? r->rest : "");
+	http_req_free(r);
+	r = req("GET", "/v1/images");
+	known = false;
+	ok(route_match(table, r, &known) == NULL && !known, "rest needs at least one segment");
+	http_req_free(r);
+	r = req("DELETE", "/v1/sandboxes");
+	known = false;
+	ok(route_match(table, r, &known) == NULL && known, "path known, method not: 405");
+	http_req_free(r);
+	r = req("HEAD", "/v1/sandboxes");
+	ok(route_match(table, r, &known) == &table[0], "HEAD is served by GET");
+	http_req_free(r);
+	r = req("GET", "/v1/sandboxes/");
+	ok(route_match(table, r, &known) == &table[0], "a trailing slash is ignored");
+	http_req_free(r);
+	r = req("GET", "/v1/sandboxes//x");
+	known = false;
+	ok(route_match(table, r, &known) == NULL, "an empty parameter does not match");
+	http_req_free(r);
+	r = req("GET", "/v1/sandboxes/a/b");
+	known = false;
+	ok(route_match(table, r, &known) == NULL && !known, "extra segments do not match");
+	http_req_free(r);
+}
+
+static void test_json(void)
+{
+	char err[256];
+	ok(json_parse_body("", 0, err, sizeof(err)) == NULL && strstr(err, "empty"), "empty body");
+	ok(json_parse_body("[1]", 3, err, sizeof(err)) == NULL && strstr(err, "object"), "array body: %s", err);
+	ok(json_parse_body("{\"a\":1,\"a\":2}", 13, err, sizeof(err)) == NULL && strstr(err, "duplicate"),
+	   "duplicate keys: %s", err);
+	const char nul[] = "{\"a\":\"x\\u0000y\"}";
+	ok(json_parse_body(nul, strlen(nul), err, sizeof(err)) == NULL, "NUL in a string");
+	ok(json_parse_body("{\"a\":\"\xff\"}", 9, err, sizeof(err)) == NULL, "invalid UTF-8");
+
+	const char *doc = "{\"s\":\"x\",\"i\":5,\"b\":true,\"size\":\"64m\",\"d\":\"1.5s\",\"cpus\":0.25,"
+			  "\"env\":{\"A\":\"1\"},\"envl\":[\"B=2\"],\"v\":[\"a\",\"b\"],\"o\":{\"k\":\"v\"},\"n\":null}";
+	json_t *j = json_parse_body(doc, strlen(doc), err, sizeof(err));
+	ok(j != NULL, "parses: %s", j ? "" : err);
+	struct jdec d;
+	jdec_init(&d, j, "");
+	is_str(jdec_str(&d, "s", true), "x", "string");
+	is_int((int)jdec_int(&d, "i", 0, 0, 10), 5, "integer");
+	ok(jdec_bool(&d, "b", false), "boolean");
+	ok(jdec_size(&d, "size", 0) == 64 << 20, "size string");
+	ok(jdec_duration_ms(&d, "d", 0) == 1500, "duration string");
+	ok(jdec_cpus(&d, "cpus", 0) == 250, "cpus");
+	char **env = jdec_env(&d, "env", 10), **envl = jdec_env(&d, "envl", 10), **v = jdec_strv(&d, "v", 10);
+	ok(env && !strcmp(env[0], "A=1") && envl && !strcmp(envl[0], "B=2") && v && !strcmp(v[1], "b"), "env forms");
+	strv_free(env);
+	strv_free(envl);
+	strv_free(v);
+	ok(jdec_obj(&d, "o") != NULL, "object");
+	ok(jdec_str(&d, "n", false) == NULL && !d.failed, "null is absent");
+	ok(jdec_finish(&d, true), "all fields read: %s", d.err);
+	jdec_init(&d, j, "");
+	jdec_str(&d, "s", true);
+	ok(!jdec_finish(&d, true) && strstr(d.err, "unknown field"), "strict: unread fields refused: %s", d.err);
+	jdec_init(&d, j, "limits.");
+	jdec_int(&d, "s", 0, 0, 10);
+	ok(d.failed && strstr(d.err, "field 'limits.s': expected an integer"), "type errors name the field: %s",
+	   d.err);
+	jdec_init(&d, j, "");
+	jdec_int(&d, "i", 0, 0, 4);
+	ok(d.failed && strstr(d.err, "out of range"), "ranges: %s", d.err);
+	jdec_init(&d, j, "");
+	jdec_str(&d, "missing", true);
+	ok(d.failed && strstr(d.err, "required"), "required fields: %s", d.err);
+	jdec_init(&d, j, "");
+	jdec_size(&d, "s", 0);
+	ok(d.failed, "a size that is not one");
+	json_decref(j);
+
+	size_t n;
+	char *s = utf8_sanitize("a\xff" "b\xe2\x82\xac\xed\xa0\x80\xc0\xafz", 12, &n);
+	json_t *js = json_stringn(s, n);
+	ok(js != NULL, "sanitized text is JSON-safe");
+	json_decref(js);
+	ok(!strncmp(s, "a\xef\xbf\xbd" "b\xe2\x82\xac", 8), "valid sequences kept, invalid replaced: %s", s);
+	free(s);
+	s = utf8_sanitize("x\0y", 3, &n);
+	ok(n == 5 && strlen(s) == 5, "NUL replaced");
+	free(s);
+}
+
+static int memfile(const char *data, size_t n)
+{
+	int fd = memfd_create("body", MFD_CLOEXEC);
+	write_all(fd, data, n);
+	return fd;
+}
+
+static void test_multipart(void)
+{
+	char *bd = multipart_boundary("multipart/form-data; boundary=----xyz");
+	is_str(bd, "----xyz", "boundary");
+	free(bd);
+	bd = multipart_boundary("multipart/form-data; charset=x; boundary=\"a b\"");
+	is_str(bd, "a b", "quoted boundary");
+	free(bd);
+	ok(multipart_boundary("application/json") == NULL, "not multipart");
+	ok(multipart_boundary("multipart/form-data") == NULL, "no boundary");
+
+	const char body[] = "preamble\r\n--B\r\n"
+			    "Content-Disposition: form-data; name=\"file\"; filename=\"/tmp/a%22b.txt\"\r\n"
+			    "Content-Type: application/octet-stream\r\n\r\n"
+			    "hello\r\n--B\r\n"
+			    "Content-Disposition: form-data; name=\"file\"; filename=\"/x\"\r\n\r\n"
+			    "line\r\n--Bnot-a-boundary\r\n--B--\r\nepilogue";
+	int fd = memfile(body, sizeof(body) - 1);
+	struct mpart *v;
+	size_t n;
+	char err[200];
+	ok(multipart_parse(fd, sizeof(body) - 1, "B", &v, &n, err, sizeof(err)) == 0, "parses: %s", err);
+	is_int((int)n, 2, "two parts");
+	if (n == 2) {
+		is_str(v[0].filename, "/tmp/a\"b.txt", "WHATWG escape decoded");
+		is_str(v[0].name, "file", "name");
+		ok(v[0].len == 5 && !memcmp(body + v[0].off, "hello", 5), "first content");
+		ok(v[1].len == (int64_t)strlen("line\r\n--Bnot-a-boundary") &&
+			   !memcmp(body + v[1].off, "line\r\n--Bnot-a-boundary", (size_t)v[1].len),
+		   "a delimiter must be followed by CRLF or --");
+	}
+	multipart_free(v, n);
+	close(fd);
+
+	static const char *const bad[] = {
+		"no delimiter at all",
+		"--B\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nunterminated",
+		"--B\r\nno blank line after the headers",
+		"--B",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		fd = memfile(bad[i], strlen(bad[i]));
+		ok(multipart_parse(fd, (int64_t)strlen(bad[i]), "B", &v, &n, err, sizeof(err)) < 0, "malformed %zu: %s",
+		   i, err);
+		close(fd);
+	}
+	/* a part boundary straddling the read window */
+	struct buf big = BUF_INIT;
+	buf_appendf(&big, "--B\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n");
+	size_t start = big.len;
+	for (int i = 0; i < 65536 - 60; i++)
+		buf_putc(&big, 'x');
+	size_t plen = big.len - start;
+	buf_appendf(&big, "\r\n--B--\r\n");
+	fd = memfile(big.data, big.len);
+	ok(multipart_parse(fd, (int64_t)big.len, "B", &v, &n, err, sizeof(err)) == 0 && n == 1 &&
+		   v[0].len == (int64_t)plen,
+	   "a delimiter across the window edge");
+	multipart_free(v, n);
+	close(fd);
+	buf_release(&big);
+}
+
+static void test_connect(void)
+{
+	char err[200];
+	json_t *j = connect_decode_request("{\"a\":1}", 7, false, err, sizeof(err));
+	ok(j && json_integer_value(json_object_get(j, "a")) == 1, "unary message");
+	json_decref(j);
+	j = connect_decode_request("", 0, false, err, sizeof(err));
+	ok(j && json_object_size(j) == 0, "an empty message has every field at its default");
+	json_decref(j);
+	const char env[] = "\0\0\0\0\x07{\"a\":2}";
+	j = connect_decode_request(env, sizeof(env) - 1, true, err, sizeof(err));
+	ok(j && json_integer_value(json_object_get(j, "a")) == 2, "enveloped message");
+	json_decref(j);
+	ok(!connect_decode_request(env, sizeof(env) - 2, true, err, sizeof(err)), "length mismatch: %s", err);
+	const char comp[] = "\x01\0\0\0\x07{\"a\":2}";
+	ok(!connect_decode_request(comp, sizeof(comp) - 1, true, err, sizeof(err)) && strstr(err, "compressed"),
+	   "compressed refused");
+	ok(!connect_decode_request("\0\0\0", 3, true, err, sizeof(err)), "short envelope");
+	ok(!connect_decode_request("[1]", 3, false, err, sizeof(err)), "not an object");
+	struct buf b = BUF_INIT;
+	connect_end(&b, "not_found", "gone");
+	ok(b.len > 5 && (uint8_t)b.data[0] == CONNECT_END_STREAM && strstr(b.data + 5, "\"not_found\""),
+	   "end of stream with an error");
+	buf_release(&b);
+	is_int((int)connect_http_status("not_found"), 404, "not_found is 404");
+	is_int((int)connect_http_status("resource_exhausted"), 429, "resource_exhausted is 429");
+	is_str(connect_code_for_errno(ENOENT), "not_found", "ENOENT");
+}
+
+int main(void)
+{
+	test_unescape();
+	test_target();
+	test_routes();
+	test_json();
+	test_multipart();
+	test_connect();
+	return done_testing();
+}
