@@ -526,6 +526,120 @@ static int prepare(struct start *s, struct proto_proc *req, struct linux_user *u
 	return 0;
 }
 
+/* Opens the process's stdio: a pty, or pipes (stdin from /dev/null unless
+ * it is open).  Our ends go to p, the child's to s. */
+static int open_stdio(struct aproc *p, struct start *s, const struct proto_proc *req, struct start_error *fail)
+{
+	if (req->tty) {
+		if (open_pty(&p->out.fd, &s->tty_slave, req->rows, req->cols) < 0) {
+			*fail = (struct start_error){ errno, 125, "" };
+			snprintf(fail->msg, sizeof(fail->msg), "open pseudo-terminal: %s", strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 };
+	if ((req->open_stdin ? pipe2(pin, O_CLOEXEC) : (pin[0] = open("/dev/null", O_RDONLY | O_CLOEXEC))) < 0 ||
+	    pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0) {
+		*fail = (struct start_error){ errno, 125, "" };
+		snprintf(fail->msg, sizeof(fail->msg), "create pipes: %s", strerror(errno));
+		for (int i = 0; i < 2; i++) {
+			if (pin[i] >= 0) close(pin[i]);
+			if (pout[i] >= 0) close(pout[i]);
+			if (perr[i] >= 0) close(perr[i]);
+		}
+		return -1;
+	}
+	/* bigger pipes: the child writes more per wakeup of ours, and
+	 * we read and send it in bigger frames */
+	fcntl(pout[0], F_SETPIPE_SZ, 1 << 20);
+	fcntl(perr[0], F_SETPIPE_SZ, 1 << 20);
+	s->stdio[0] = pin[0];
+	s->stdio[1] = pout[1];
+	s->stdio[2] = perr[1];
+	p->in.fd = req->open_stdin ? pin[1] : -1;
+	p->out.fd = pout[0];
+	p->err.fd = perr[0];
+	return 0;
+}
+
+static void close_child_ends(struct start *s)
+{
+	for (int i = 0; i < 3; i++) {
+		if (s->stdio[i] >= 0)
+			close(s->stdio[i]);
+		s->stdio[i] = -1;
+	}
+	if (s->tty_slave >= 0)
+		close(s->tty_slave);
+	s->tty_slave = -1;
+}
+
+/* Forks the child, closes its ends of the stdio here and waits until it has
+ * exec'd or reported why it could not.  Returns its pid, or -1 with *fail
+ * filled (the child's ends closed either way). */
+static pid_t spawn(struct start *s, struct start_error *fail)
+{
+	int errp[2];
+	if (pipe2(errp, O_CLOEXEC) < 0) {
+		*fail = (struct start_error){ errno, 125, "create pipe" };
+		close_child_ends(s);
+		return -1;
+	}
+	s->errpipe = errp[1];
+	pid_t pid = fork();
+	if (pid < 0) {
+		*fail = (struct start_error){ errno, 125, "" };
+		snprintf(fail->msg, sizeof(fail->msg), "fork: %s", strerror(errno));
+		close(errp[0]);
+		close(errp[1]);
+		close_child_ends(s);
+		return -1;
+	}
+	if (pid == 0)
+		child_run(s);
+	close(errp[1]);
+	s->errpipe = -1;
+	close_child_ends(s);
+	ssize_t r = read_full(errp[0], fail, sizeof(*fail));
+	close(errp[0]);
+	if (r == (ssize_t)sizeof(*fail)) {
+		/* the child reported a failure and exited: reap it now */
+		int st;
+		waitpid(pid, &st, 0);
+		fail->msg[sizeof(fail->msg) - 1] = '\0';
+		return -1;
+	}
+	return pid;
+}
+
+/* PROC_STARTED; with PROC_START_DIRECT (not for a pty or the main process)
+ * our ends of the pipes go with it: the client reads and writes them itself
+ * and the bytes never pass through us or the supervisor. */
+static void reply_started(struct aproc *p, uint32_t stream, uint16_t flags)
+{
+	struct buf b = BUF_INIT;
+	tlv_put_u64(&b, T_PID, (uint64_t)p->pid);
+	if ((flags & PROC_START_DIRECT) && !p->tty && !p->main) {
+		int fds[3] = { p->out.fd, p->err.fd, p->in.fd };
+		int n = p->in.fd >= 0 ? 3 : 2;
+		tlv_put_u64(&b, T_COUNT, (uint64_t)n);
+		for (int i = 0; i < n; i++)
+			fd_set_nonblock(fds[i], false);
+		if (proto_conn_queue_fds(&agent.chan, P_PROC_STARTED, 0, stream, b.data, b.len, fds, n) == 0) {
+			p->out.fd = p->err.fd = p->in.fd = -1; /* the queue closes them once sent */
+		} else {
+			chan_close(&p->out);
+			chan_close(&p->err);
+			chan_close(&p->in);
+		}
+		agent_chan_update();
+	} else {
+		agent_send(P_PROC_STARTED, 0, stream, b.data, b.len);
+	}
+	buf_release(&b);
+}
+
 void proc_start(uint32_t stream, uint16_t flags, const uint8_t *payload, size_t len)
 {
 	struct proto_proc req;
@@ -550,75 +664,16 @@ void proc_start(uint32_t stream, uint16_t flags, const uint8_t *payload, size_t 
 	p->out.credit = p->err.credit = req.window ? req.window : PROTO_WINDOW;
 	p->in.pending.cap = PROTO_WINDOW;
 	p->kill_grace_ms = req.kill_grace_ms;
-	int errp[2] = { -1, -1 };
 
-	if (prepare(&s, &req, &user, &fail) < 0)
+	if (prepare(&s, &req, &user, &fail) < 0 || open_stdio(p, &s, &req, &fail) < 0)
 		goto failed;
-	int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 };
-	if (req.tty) {
-		if (open_pty(&p->out.fd, &s.tty_slave, req.rows, req.cols) < 0) {
-			fail = (struct start_error){ errno, 125, "" };
-			snprintf(fail.msg, sizeof(fail.msg), "open pseudo-terminal: %s", strerror(errno));
-			goto failed;
-		}
-	} else {
-		if ((req.open_stdin ? pipe2(pin, O_CLOEXEC) : (pin[0] = open("/dev/null", O_RDONLY | O_CLOEXEC))) < 0 ||
-		    pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0) {
-			fail = (struct start_error){ errno, 125, "" };
-			snprintf(fail.msg, sizeof(fail.msg), "create pipes: %s", strerror(errno));
-			for (int i = 0; i < 2; i++) {
-				if (pin[i] >= 0) close(pin[i]);
-				if (pout[i] >= 0) close(pout[i]);
-				if (perr[i] >= 0) close(perr[i]);
-			}
-			goto failed;
-		}
-		/* bigger pipes: the child writes more per wakeup of ours, and
-		 * we read and send it in bigger frames */
-		fcntl(pout[0], F_SETPIPE_SZ, 1 << 20);
-		fcntl(perr[0], F_SETPIPE_SZ, 1 << 20);
-		s.stdio[0] = pin[0];
-		s.stdio[1] = pout[1];
-		s.stdio[2] = perr[1];
-		p->in.fd = req.open_stdin ? pin[1] : -1;
-		p->out.fd = pout[0];
-		p->err.fd = perr[0];
-	}
-	if (pipe2(errp, O_CLOEXEC) < 0) {
-		fail = (struct start_error){ errno, 125, "create pipe" };
-		goto failed_fds;
-	}
-	s.errpipe = errp[1];
-	pid_t pid = fork();
-	if (pid < 0) {
-		fail = (struct start_error){ errno, 125, "" };
-		snprintf(fail.msg, sizeof(fail.msg), "fork: %s", strerror(errno));
-		goto failed_fds;
-	}
-	if (pid == 0)
-		child_run(&s);
-	close(errp[1]);
-	errp[1] = -1;
-	for (int i = 0; i < 3; i++)
-		if (s.stdio[i] >= 0)
-			close(s.stdio[i]);
-	if (s.tty_slave >= 0)
-		close(s.tty_slave);
-	s.tty_slave = -1;
-	s.stdio[0] = s.stdio[1] = s.stdio[2] = -1;
-	ssize_t r = read_full(errp[0], &fail, sizeof(fail));
-	close(errp[0]);
-	if (r == (ssize_t)sizeof(fail)) {
-		/* the child reported a failure and exited: reap it now */
-		int st;
-		waitpid(pid, &st, 0);
-		fail.msg[sizeof(fail.msg) - 1] = '\0';
+	p->pid = spawn(&s, &fail);
+	if (p->pid < 0) {
 		chan_close(&p->out);
 		chan_close(&p->err);
 		chan_close(&p->in);
 		goto failed;
 	}
-	p->pid = pid;
 	fd_set_nonblock(p->out.fd, true);
 	if (p->err.fd >= 0)
 		fd_set_nonblock(p->err.fd, true);
@@ -630,48 +685,14 @@ void proc_start(uint32_t stream, uint16_t flags, const uint8_t *payload, size_t 
 		agent.main = p;
 	if (req.timeout_ms > 0)
 		ev_timer_start(&agent.loop, &p->timeout, req.timeout_ms, on_timeout);
-	struct buf b = BUF_INIT;
-	tlv_put_u64(&b, T_PID, (uint64_t)pid);
-	if ((flags & PROC_START_DIRECT) && !p->tty && !p->main) {
-		/* the client reads and writes the pipes itself: the bytes never
-		 * pass through us or the supervisor */
-		int fds[3] = { p->out.fd, p->err.fd, p->in.fd };
-		int n = p->in.fd >= 0 ? 3 : 2;
-		tlv_put_u64(&b, T_COUNT, (uint64_t)n);
-		for (int i = 0; i < n; i++)
-			fd_set_nonblock(fds[i], false);
-		if (proto_conn_queue_fds(&agent.chan, P_PROC_STARTED, 0, stream, b.data, b.len, fds, n) == 0) {
-			p->out.fd = p->err.fd = p->in.fd = -1; /* the queue closes them once sent */
-		} else {
-			chan_close(&p->out);
-			chan_close(&p->err);
-			chan_close(&p->in);
-		}
-		agent_chan_update();
-	} else {
-		agent_send(P_PROC_STARTED, 0, stream, b.data, b.len);
-	}
-	buf_release(&b);
+	reply_started(p, stream, flags);
 	io_update(p);
 	strv_free(s.env);
 	linux_user_release(&user);
 	proto_proc_release(&req);
 	return;
 
-failed_fds:
-	for (int i = 0; i < 3; i++)
-		if (s.stdio[i] >= 0)
-			close(s.stdio[i]);
-	if (s.tty_slave >= 0)
-		close(s.tty_slave);
-	chan_close(&p->out);
-	chan_close(&p->err);
-	chan_close(&p->in);
 failed:
-	if (errp[0] >= 0)
-		close(errp[0]);
-	if (errp[1] >= 0)
-		close(errp[1]);
 	report_start_failure(stream, req.main, &fail);
 	strv_free(s.env);
 	linux_user_release(&user);

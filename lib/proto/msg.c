@@ -91,6 +91,43 @@ static int get_str(char **dst, const uint8_t *val, uint32_t len)
 	return 0;
 }
 
+/* The items of a process spec that set its privileges and limits. */
+static int proc_decode_security(struct proto_proc *out, uint16_t tag, const uint8_t *val, uint32_t len,
+				const char **why)
+{
+	uint64_t u;
+	switch (tag) {
+	case T_RLIMIT:
+		if (len != 20 || out->n_rlimits >= PROTO_MAX_RLIMITS)
+			DECODE_FAIL("bad rlimit");
+		out->rlimits[out->n_rlimits].resource = (int)get_be32(val);
+		out->rlimits[out->n_rlimits].soft = (uint64_t)get_be32(val + 4) << 32 | get_be32(val + 8);
+		out->rlimits[out->n_rlimits].hard = (uint64_t)get_be32(val + 12) << 32 | get_be32(val + 16);
+		out->n_rlimits++;
+		return 0;
+	case T_SECCOMP:
+		if (len == 0 || len % 8 != 0 || len > 4096 * 8)
+			DECODE_FAIL("bad seccomp program");
+		free(out->seccomp);
+		out->seccomp = xmalloc(len);
+		memcpy(out->seccomp, val, len);
+		out->seccomp_len = len;
+		return 0;
+	default:
+		if (tlv_u64(val, len, &u) < 0)
+			DECODE_FAIL("bad capability set");
+		out->has_caps = true;
+		if (tag == T_CAP_BOUNDING) out->cap_bounding = u;
+		else if (tag == T_CAP_EFFECTIVE) out->cap_effective = u;
+		else if (tag == T_CAP_PERMITTED) out->cap_permitted = u;
+		else if (tag == T_CAP_INHERITABLE) out->cap_inheritable = u;
+		else out->cap_ambient = u;
+		return 0;
+	}
+fail:
+	return -1;
+}
+
 int proto_proc_decode(const uint8_t *p, size_t n, struct proto_proc *out, const char **why)
 {
 	memset(out, 0, sizeof(*out));
@@ -140,30 +177,10 @@ int proto_proc_decode(const uint8_t *p, size_t n, struct proto_proc *out, const 
 		case T_CAP_PERMITTED:
 		case T_CAP_INHERITABLE:
 		case T_CAP_AMBIENT:
-			if (tlv_u64(val, len, &u) < 0)
-				DECODE_FAIL("bad capability set");
-			out->has_caps = true;
-			if (tag == T_CAP_BOUNDING) out->cap_bounding = u;
-			else if (tag == T_CAP_EFFECTIVE) out->cap_effective = u;
-			else if (tag == T_CAP_PERMITTED) out->cap_permitted = u;
-			else if (tag == T_CAP_INHERITABLE) out->cap_inheritable = u;
-			else out->cap_ambient = u;
-			break;
 		case T_RLIMIT:
-			if (len != 20 || out->n_rlimits >= PROTO_MAX_RLIMITS)
-				DECODE_FAIL("bad rlimit");
-			out->rlimits[out->n_rlimits].resource = (int)get_be32(val);
-			out->rlimits[out->n_rlimits].soft = (uint64_t)get_be32(val + 4) << 32 | get_be32(val + 8);
-			out->rlimits[out->n_rlimits].hard = (uint64_t)get_be32(val + 12) << 32 | get_be32(val + 16);
-			out->n_rlimits++;
-			break;
 		case T_SECCOMP:
-			if (len == 0 || len % 8 != 0 || len > 4096 * 8)
-				DECODE_FAIL("bad seccomp program");
-			free(out->seccomp);
-			out->seccomp = xmalloc(len);
-			memcpy(out->seccomp, val, len);
-			out->seccomp_len = len;
+			if (proc_decode_security(out, tag, val, len, why) < 0)
+				goto fail;
 			break;
 		case T_TIMEOUT_MS:
 			if (tlv_i64(val, len, &out->timeout_ms) < 0 || out->timeout_ms < 0)

@@ -232,131 +232,132 @@ void fs_force_openat2_fallback(bool on)
 /* Component walk used when openat2 is missing.  The stack holds the fds of
  * the directories from dirfd down to the current one, so ".." pops (and is
  * clamped at dirfd in RES_IN_ROOT mode) without any lookup by name. */
+enum { WALK_DEPTH = 256 };
+
+struct walk {
+	int stack[WALK_DEPTH];
+	int depth;
+	int links;
+	char *work; /* the path being walked (a symlink's target spliced in) */
+	char *rest; /* what is left of it */
+};
+
+/* Splits the next component off w->rest; *last: nothing follows it. */
+static char *next_component(struct walk *w, bool *last)
+{
+	char *comp = w->rest;
+	char *slash = strchr(comp, '/');
+	if (slash) {
+		*slash = '\0';
+		w->rest = slash + 1;
+		while (*w->rest == '/')
+			w->rest++;
+		*last = *w->rest == '\0';
+	} else {
+		w->rest = comp + strlen(comp);
+		*last = true;
+	}
+	return comp;
+}
+
+/* The walk goes on through the target of the symlink comp.  0 or an errno. */
+static int splice_symlink(struct walk *w, const char *comp, int res)
+{
+	if ((res & RES_NO_SYMLINKS) || ++w->links > MAX_SYMLINKS)
+		return ELOOP;
+	char target[PATH_MAX];
+	ssize_t tl = readlinkat(w->stack[w->depth], comp, target, sizeof(target) - 1);
+	if (tl < 0)
+		return errno;
+	target[tl] = '\0';
+	char *joined;
+	if (asprintf(&joined, "%s%s%s", target, *w->rest ? "/" : "", w->rest) < 0)
+		return ENOMEM;
+	free(w->work);
+	w->work = w->rest = joined;
+	return 0;
+}
+
+/* One step down into the directory comp, or through the symlink comp.
+ * 0 or an errno. */
+static int step_into(struct walk *w, const char *comp, int res)
+{
+	struct stat st;
+	if (fstatat(w->stack[w->depth], comp, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno;
+	if (S_ISLNK(st.st_mode))
+		return splice_symlink(w, comp, res);
+	if (!S_ISDIR(st.st_mode))
+		return ENOTDIR;
+	if (w->depth + 1 >= WALK_DEPTH)
+		return ENAMETOOLONG;
+	int fd = openat(w->stack[w->depth], comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	w->stack[++w->depth] = fd;
+	return 0;
+}
+
 static int walk_beneath(int dirfd, const char *path, int flags, mode_t mode, int res)
 {
-	enum { DEPTH = 256 };
-	int stack[DEPTH];
-	int depth = 0;
-	int links = 0;
+	struct walk w = { .depth = 0 };
 	int result = -1, saved = 0;
-	char *work = strdup(path);
-	if (!work) {
+	w.work = w.rest = strdup(path);
+	if (!w.work) {
 		errno = ENOMEM;
 		return -1;
 	}
-	stack[0] = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
-	if (stack[0] < 0) {
-		free(work);
+	w.stack[0] = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+	if (w.stack[0] < 0) {
+		free(w.work);
 		return -1;
 	}
-	char *rest = work;
 	for (;;) {
-		while (*rest == '/') {
+		if (*w.rest == '/') {
 			if (res & RES_NO_SYMLINKS) {
-				/* absolute paths are not beneath anything */
-				saved = EXDEV;
-				goto out;
+				saved = EXDEV; /* absolute paths are not beneath anything */
+				break;
 			}
-			while (depth > 0)
-				close(stack[depth--]);
-			rest++;
+			while (*w.rest == '/')
+				w.rest++;
+			while (w.depth > 0)
+				close(w.stack[w.depth--]);
 		}
-		if (*rest == '\0') {
-			/* path named the directory itself */
-			result = fcntl(stack[depth], F_DUPFD_CLOEXEC, 3);
+		bool here = *w.rest == '\0'; /* the path named the directory itself */
+		bool last = true;
+		char *comp = here ? NULL : next_component(&w, &last);
+		bool dotdot = !here && strcmp(comp, "..") == 0;
+		if (dotdot) {
+			if (res & RES_NO_SYMLINKS) {
+				saved = EXDEV;
+				break;
+			}
+			if (w.depth > 0)
+				close(w.stack[w.depth--]);
+		}
+		if (here || dotdot || strcmp(comp, ".") == 0) {
+			if (!last)
+				continue;
+			result = fcntl(w.stack[w.depth], F_DUPFD_CLOEXEC, 3);
 			saved = errno;
-			goto out;
-		}
-		char *slash = strchr(rest, '/');
-		char *comp = rest;
-		bool last;
-		if (slash) {
-			*slash = '\0';
-			rest = slash + 1;
-			while (*rest == '/')
-				rest++;
-			last = *rest == '\0';
-		} else {
-			rest = comp + strlen(comp);
-			last = true;
-		}
-		if (strcmp(comp, ".") == 0) {
-			if (last) {
-				result = fcntl(stack[depth], F_DUPFD_CLOEXEC, 3);
-				saved = errno;
-				goto out;
-			}
-			continue;
-		}
-		if (strcmp(comp, "..") == 0) {
-			if (res & RES_NO_SYMLINKS) {
-				saved = EXDEV;
-				goto out;
-			}
-			if (depth > 0)
-				close(stack[depth--]);
-			if (last) {
-				result = fcntl(stack[depth], F_DUPFD_CLOEXEC, 3);
-				saved = errno;
-				goto out;
-			}
-			continue;
+			break;
 		}
 		if (last) {
-			int fd = openat(stack[depth], comp, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+			int fd = openat(w.stack[w.depth], comp, flags | O_NOFOLLOW | O_CLOEXEC, mode);
 			if (fd >= 0 || errno != ELOOP || (flags & O_NOFOLLOW) || (res & RES_NO_SYMLINKS)) {
 				result = fd;
 				saved = errno;
-				goto out;
+				break;
 			}
-			/* a final symlink to follow: fall through to resolve it */
+			/* a final symlink to follow: resolve it */
 		}
-		struct stat st;
-		if (fstatat(stack[depth], comp, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			saved = errno;
-			goto out;
-		}
-		if (S_ISLNK(st.st_mode)) {
-			if ((res & RES_NO_SYMLINKS) || ++links > MAX_SYMLINKS) {
-				saved = ELOOP;
-				goto out;
-			}
-			char target[PATH_MAX];
-			ssize_t tl = readlinkat(stack[depth], comp, target, sizeof(target) - 1);
-			if (tl < 0) {
-				saved = errno;
-				goto out;
-			}
-			target[tl] = '\0';
-			char *joined;
-			if (asprintf(&joined, "%s%s%s", target, *rest ? "/" : "", rest) < 0) {
-				saved = ENOMEM;
-				goto out;
-			}
-			free(work);
-			work = joined;
-			rest = work;
-			continue;
-		}
-		if (!S_ISDIR(st.st_mode)) {
-			saved = ENOTDIR;
-			goto out;
-		}
-		if (depth + 1 >= DEPTH) {
-			saved = ENAMETOOLONG;
-			goto out;
-		}
-		int fd = openat(stack[depth], comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0) {
-			saved = errno;
-			goto out;
-		}
-		stack[++depth] = fd;
+		saved = step_into(&w, comp, res);
+		if (saved)
+			break;
 	}
-out:
-	for (int i = 0; i <= depth; i++)
-		close(stack[i]);
-	free(work);
+	for (int i = 0; i <= w.depth; i++)
+		close(w.stack[i]);
+	free(w.work);
 	errno = saved;
 	return result;
 }

@@ -598,7 +598,7 @@ def test_tunnel_half_close_and_refused(store, mode):
         s.settimeout(20)
         assert s.recv(1) == b""
         s.close()
-        wait_for(lambda: store.ok("exec", name, "cat", "/tmp/log") == "0\n", what="nc to finish")
+        wait_for(lambda: store.run("exec", name, "cat", "/tmp/log").out == "0\n", what="nc to finish")
         assert store.run("files", "read", name, "/tmp/got0", check=0).stdout == payload
         # nothing listens on the port in the sandbox: the connection is closed
         lib = Lib(store)
@@ -613,7 +613,7 @@ def test_tunnel_half_close_and_refused(store, mode):
             t.settimeout(20)
             assert t.recv(1) == b""
             t.close()
-            wait_for(lambda: store.ok("exec", name, "cat", "/tmp/log") == "0\n1\n", what="nc to finish")
+            wait_for(lambda: store.run("exec", name, "cat", "/tmp/log").out == "0\n1\n", what="nc to finish")
             assert store.ok("exec", name, "cat", "/tmp/got1") == "through the library\n"
         finally:
             lib.close()
