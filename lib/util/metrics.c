@@ -190,6 +190,8 @@ void metrics_map_close(struct metrics_map *m)
 
 uint32_t metrics_hwm(const struct metrics_map *m)
 {
+	if (!m->base)
+		return 0;
 	uint64_t h = __atomic_load_n(&m->base[MH_HWM], __ATOMIC_ACQUIRE);
 	return h > m->slot_count ? m->slot_count : (uint32_t)h;
 }
@@ -233,7 +235,7 @@ static bool try_take(struct metrics_map *m, uint32_t i)
 	return true;
 }
 
-int metrics_claim(struct metrics_map *m, const char *id, struct metrics_writer *w, struct capsa_error **err)
+int metrics_slot_claim(struct metrics_map *m, const char *id, struct metrics_writer *w, struct capsa_error **err)
 {
 	*w = (struct metrics_writer){ .map = m };
 	if (!m->writable)
@@ -272,7 +274,7 @@ int metrics_claim(struct metrics_map *m, const char *id, struct metrics_writer *
 			 m->slot_count);
 }
 
-void metrics_publish(struct metrics_writer *w, const uint64_t *v, uint64_t flags)
+void metrics_slot_publish(struct metrics_writer *w, const uint64_t *v, uint64_t flags)
 {
 	if (!w->claimed)
 		return;
@@ -284,7 +286,7 @@ void metrics_publish(struct metrics_writer *w, const uint64_t *v, uint64_t flags
 	write_end(s, seq);
 }
 
-void metrics_release(struct metrics_writer *w)
+void metrics_slot_release(struct metrics_writer *w)
 {
 	if (!w->claimed)
 		return;
@@ -337,7 +339,7 @@ static uint64_t copy_once(const struct metrics_map *m, uint32_t i, struct metric
 
 int metrics_read(const struct metrics_map *m, uint32_t i, struct metrics_snapshot *out)
 {
-	if (i >= m->slot_count)
+	if (!m->base || i >= m->slot_count)
 		return 0;
 	off_t off = slot_off(m, i);
 	for (int tries = 0; tries < READ_TRIES; tries++) {

@@ -90,7 +90,7 @@ enum metrics_value {
 };
 #define METRICS_VALUES_MAX ((METRICS_SLOT_SIZE / 8) - MS_VALUES)
 
-/* A mapping of the registry. */
+/* A mapping of the registry (base NULL: none, which reads as empty). */
 struct metrics_map {
 	int fd;
 	uint64_t *base;
@@ -131,11 +131,11 @@ uint32_t metrics_hwm(const struct metrics_map *m);
 
 /* Claims a free slot (or one whose owner died) for sandbox id.  ENOSPC when
  * every slot is held by a live owner. */
-int metrics_claim(struct metrics_map *m, const char *id, struct metrics_writer *w, struct capsa_error **err);
+int metrics_slot_claim(struct metrics_map *m, const char *id, struct metrics_writer *w, struct capsa_error **err);
 /* Publishes a sample (v[MV_COUNT]) and flags under the seqlock. */
-void metrics_publish(struct metrics_writer *w, const uint64_t *v, uint64_t flags);
+void metrics_slot_publish(struct metrics_writer *w, const uint64_t *v, uint64_t flags);
 /* Marks the slot free and drops its lock.  Idempotent. */
-void metrics_release(struct metrics_writer *w);
+void metrics_slot_release(struct metrics_writer *w);
 
 /* Copies slot i if it is live: 1; 0 when it is free, its owner is dead or
  * it is being written too often to copy (retried a bounded number of
