@@ -37,7 +37,7 @@ static void test_claim_release(void)
 	ok(stat(p, &stt) == 0 && stt.st_size == METRICS_HEADER_SIZE + 3 * METRICS_SLOT_SIZE, "its size");
 	ok(metrics_map_open_ro(p, &r, &err) == 0 && r.slot_count == 3, "open it read-only");
 	struct metrics_writer mw;
-	ok(metrics_claim(&w, "sandbox-one", &mw, &err) == 0 && mw.slot == 0 && mw.generation == 1,
+	ok(metrics_slot_claim(&w, "sandbox-one", &mw, &err) == 0 && mw.slot == 0 && mw.generation == 1,
 	   "first claim: slot 0, generation 1");
 	struct metrics_snapshot s;
 	ok(metrics_find(&r, "sandbox-one", &s) == 1 && s.v[MV_CPU_USAGE_NS] == 0, "claimed slot is found, zeroed");
@@ -45,17 +45,17 @@ static void test_claim_release(void)
 	sample(v, 0);
 	v[MV_CPU_USAGE_NS] = 12345;
 	v[MV_MEM_LIMIT] = UINT64_MAX;
-	metrics_publish(&mw, v, METRICS_F_DISK_OWN);
+	metrics_slot_publish(&mw, v, METRICS_F_DISK_OWN);
 	ok(metrics_find(&r, "sandbox-one", &s) == 1 && s.v[MV_CPU_USAGE_NS] == 12345 &&
 		   s.v[MV_MEM_LIMIT] == UINT64_MAX && s.flags == METRICS_F_DISK_OWN && s.generation == 1,
 	   "published sample is read back");
 	ok(metrics_find(&r, "sandbox-two", &s) == 0, "unknown id not found");
 	ok(metrics_find(&r, "sandbox-on", &s) == 0, "a prefix of an id does not match");
 	is_int(metrics_hwm(&r), 1, "high-water mark");
-	metrics_release(&mw);
+	metrics_slot_release(&mw);
 	ok(metrics_find(&r, "sandbox-one", &s) == 0, "released slot is not found");
 	ok(metrics_reread(&r, 0, 1, &s) == 0, "reread of the released generation fails");
-	metrics_release(&mw);
+	metrics_slot_release(&mw);
 	ok(1, "release is idempotent");
 
 	/* the slot is reused with a new generation: a reader that followed
@@ -63,11 +63,11 @@ static void test_claim_release(void)
 	struct metrics_map w2 = METRICS_MAP_INIT;
 	ok(metrics_map_open_rw(p, 99, &w2, &err) == 0 && w2.slot_count == 3, "second writer opens the existing file");
 	struct metrics_writer mw2;
-	ok(metrics_claim(&w2, "sandbox-two", &mw2, &err) == 0 && mw2.slot == 0 && mw2.generation == 2,
+	ok(metrics_slot_claim(&w2, "sandbox-two", &mw2, &err) == 0 && mw2.slot == 0 && mw2.generation == 2,
 	   "slot 0 reused with generation 2");
 	ok(metrics_reread(&r, 0, 1, &s) == 0, "old generation not misread");
 	ok(metrics_reread(&r, 0, 2, &s) == 1 && strcmp(s.id, "sandbox-two") == 0, "new generation read");
-	metrics_release(&mw2);
+	metrics_slot_release(&mw2);
 	metrics_map_close(&w2);
 	metrics_map_close(&w);
 	metrics_map_close(&r);
@@ -83,19 +83,19 @@ static void test_full(void)
 	for (int i = 0; i < 2; i++) {
 		char id[16];
 		snprintf(id, sizeof(id), "sb-%d", i);
-		ok(metrics_map_open_rw(p, 2, &w[i], &err) == 0 && metrics_claim(&w[i], id, &mw[i], &err) == 0 &&
+		ok(metrics_map_open_rw(p, 2, &w[i], &err) == 0 && metrics_slot_claim(&w[i], id, &mw[i], &err) == 0 &&
 			   mw[i].slot == (uint32_t)i,
 		   "claim %d of 2", i);
 	}
 	ok(metrics_map_open_rw(p, 2, &w[2], &err) == 0, "third writer opens");
-	int rc = metrics_claim(&w[2], "sb-2", &mw[2], &err);
+	int rc = metrics_slot_claim(&w[2], "sb-2", &mw[2], &err);
 	ok(rc < 0 && err && err->code == ENOSPC && strstr(err->msg, p) && strstr(err->msg, "full"), "full registry: %s",
 	   err ? err->msg : "");
 	capsa_error_free(err);
 	err = NULL;
-	metrics_release(&mw[1]);
-	ok(metrics_claim(&w[2], "sb-2", &mw[2], &err) == 0 && mw[2].slot == 1, "a released slot is claimed again");
-	ok(metrics_claim(&w[0], "", &mw[0], &err) < 0 && err && err->code == EINVAL, "empty id refused");
+	metrics_slot_release(&mw[1]);
+	ok(metrics_slot_claim(&w[2], "sb-2", &mw[2], &err) == 0 && mw[2].slot == 1, "a released slot is claimed again");
+	ok(metrics_slot_claim(&w[0], "", &mw[0], &err) < 0 && err && err->code == EINVAL, "empty id refused");
 	capsa_error_free(err);
 	for (int i = 0; i < 3; i++)
 		metrics_map_close(&w[i]);
@@ -116,9 +116,9 @@ static void test_dead_owner(void)
 		struct metrics_writer mw;
 		uint64_t v[MV_COUNT];
 		sample(v, 7);
-		if (metrics_map_open_rw(p, 4, &w, NULL) < 0 || metrics_claim(&w, "doomed", &mw, NULL) < 0)
+		if (metrics_map_open_rw(p, 4, &w, NULL) < 0 || metrics_slot_claim(&w, "doomed", &mw, NULL) < 0)
 			_exit(1);
-		metrics_publish(&mw, v, 0);
+		metrics_slot_publish(&mw, v, 0);
 		if (write(sync[1], "x", 1) != 1)
 			_exit(1);
 		pause(); /* killed with its slot held */
@@ -138,7 +138,7 @@ static void test_dead_owner(void)
 	ok(metrics_read(&r, 0, &s) == 0, "nor when read by index");
 	struct metrics_map w = METRICS_MAP_INIT;
 	struct metrics_writer mw;
-	ok(metrics_map_open_rw(p, 4, &w, &err) == 0 && metrics_claim(&w, "heir", &mw, &err) == 0 && mw.slot == 0 &&
+	ok(metrics_map_open_rw(p, 4, &w, &err) == 0 && metrics_slot_claim(&w, "heir", &mw, &err) == 0 && mw.slot == 0 &&
 		   mw.generation == 2,
 	   "the dead owner's slot is recovered with a new generation");
 	ok(metrics_find(&r, "heir", &s) == 1 && s.v[MV_PIDS] == 0, "and starts from zero");
@@ -154,13 +154,13 @@ static void test_torn(void)
 	struct metrics_map w, r;
 	struct metrics_writer mw;
 	struct capsa_error *err = NULL;
-	ok(metrics_map_open_rw(p, 2, &w, &err) == 0 && metrics_claim(&w, "busy", &mw, &err) == 0, "claim");
+	ok(metrics_map_open_rw(p, 2, &w, &err) == 0 && metrics_slot_claim(&w, "busy", &mw, &err) == 0, "claim");
 	pid_t pid = fork();
 	if (pid == 0) {
 		uint64_t v[MV_COUNT];
 		for (uint64_t k = 1;; k++) {
 			sample(v, k);
-			metrics_publish(&mw, v, k);
+			metrics_slot_publish(&mw, v, k);
 		}
 	}
 	ok(metrics_map_open_ro(p, &r, &err) == 0, "reader");
@@ -187,7 +187,7 @@ static void test_torn(void)
 	ok(reads > 100, "reads succeeded under a concurrent writer");
 	ok(distinct > 1, "the writer made progress while read");
 	is_int(torn, 0, "no torn sample");
-	metrics_release(&mw);
+	metrics_slot_release(&mw);
 	metrics_map_close(&w);
 	metrics_map_close(&r);
 }
