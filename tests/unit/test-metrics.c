@@ -255,16 +255,16 @@ static void test_corrupt(void)
 	metrics_map_close(&w);
 	ok(truncate(q, METRICS_HEADER_SIZE + 3 * METRICS_SLOT_SIZE) == 0, "truncate");
 	expect_bad(q, "truncated registry", "truncated");
-	ok(metrics_map_open_rw(q, 8, &w, &err) < 0 && err && strstr(err->msg, "truncated"),
-	   "a writer refuses it too: %s", err ? err->msg : "");
+	int rc = metrics_map_open_rw(q, 8, &w, &err);
+	ok(rc < 0 && err && strstr(err->msg, "truncated"), "a writer refuses it too: %s", err ? err->msg : "");
 	capsa_error_free(err);
 	err = NULL;
 	ok(metrics_map_open_rw(p, 0, &w, &err) < 0, "a writer refuses a corrupt file");
 	capsa_error_free(err);
 	err = NULL;
 	_cleanup_free_ char *z = reg_path("zero");
-	ok(metrics_map_open_rw(z, 0, &w, &err) < 0 && err && err->code == EINVAL, "zero slots refused: %s",
-	   err ? err->msg : "");
+	rc = metrics_map_open_rw(z, 0, &w, &err);
+	ok(rc < 0 && err && err->code == EINVAL, "zero slots refused: %s", err ? err->msg : "");
 	capsa_error_free(err);
 }
 
