@@ -16,6 +16,7 @@ CLI_CMD(image);
 CLI_CMD(run);
 CLI_CMD(exec);
 CLI_CMD(ps);
+CLI_CMD(stats);
 CLI_CMD(inspect);
 CLI_CMD(logs);
 CLI_CMD(stop);
@@ -55,6 +56,7 @@ CLI_CMD(template);
 	CMD("events", cmd_events, "print sandbox events and follow new ones") \
 	CMD("ps", cmd_ps, "list sandboxes") \
 	CMD("inspect", cmd_inspect, "show a sandbox as JSON") \
+	CMD("stats", cmd_stats, "show sandboxes' resource usage, refreshed every second") \
 	CMD("logs", cmd_logs, "show the output of a sandbox's main process") \
 	CMD("stop", cmd_stop, "stop sandboxes (TERM, grace period, KILL)") \
 	CMD("kill", cmd_kill, "send a signal to sandboxes' main processes") \

@@ -533,24 +533,15 @@ struct splice {
 	int cfd, tfd;
 	struct half up, down; /* client -> tunnel, tunnel -> client */
 	char sandbox[65];
-	uint64_t rx, tx;
 	void (*done)(void *);
 	void *done_arg;
 	bool closing;
 	struct splice *next;
 };
 
-static void splice_count(struct splice *s)
-{
-	if (s->rx || s->tx)
-		metrics_tunnel(&s->hub->srv->metrics, s->sandbox, s->rx, s->tx);
-	s->rx = s->tx = 0;
-}
-
 static void splice_free(void *p)
 {
 	struct splice *s = p;
-	splice_count(s);
 	close(s->tfd);
 	/* the client side belongs to whoever gave it (an HTTP upgrade) */
 	if (s->done)
@@ -575,8 +566,10 @@ static void splice_close(struct splice *s)
 	ev_defer(&s->hub->loop, splice_free, s);
 }
 
-/* Moves what it can in one direction; false when the splice must end. */
-static bool half_pump(struct half *h, uint64_t *count)
+/* Moves what it can in one direction; false when the splice must end.
+ * (The bytes are counted by the sandbox's supervisor, which relays the
+ * other end of the tunnel: docs/metrics.md.) */
+static bool half_pump(struct half *h)
 {
 	for (;;) {
 		if (h->off < h->len) {
@@ -584,7 +577,6 @@ static bool half_pump(struct half *h, uint64_t *count)
 			if (w < 0)
 				return errno == EAGAIN || errno == EINTR;
 			h->off += (size_t)w;
-			*count += (uint64_t)w;
 			continue;
 		}
 		h->off = h->len = 0;
@@ -608,8 +600,7 @@ static bool half_pump(struct half *h, uint64_t *count)
 
 static void splice_update(struct splice *s)
 {
-	bool ok = half_pump(&s->up, &s->rx) && half_pump(&s->down, &s->tx);
-	splice_count(s);
+	bool ok = half_pump(&s->up) && half_pump(&s->down);
 	if (!ok || (s->up.shut && s->down.shut)) {
 		splice_close(s);
 		return;

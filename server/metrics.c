@@ -1,13 +1,14 @@
 /* metrics.c: Prometheus text exposition for GET /metrics (metrics.h).
  * Counters and histograms are atomics the request path bumps without
- * locks; gauges are read from the library when the page is rendered. */
+ * locks; gauges are read from the library when the page is rendered, the
+ * per-sandbox ones from the metrics registry (docs/metrics.md). */
 #include <jansson.h>
 #include <string.h>
 
 #include "capsa/admission.h"
 #include "capsa/sandbox.h"
-#include "capsa/tunnel.h"
 #include "metrics.h"
+#include "sandbox/stats.h"
 #include "util/util.h"
 
 /* seconds */
@@ -17,13 +18,11 @@ static const double bounds[METRICS_BUCKETS - 1] = { 0.001, 0.0025, 0.005, 0.01, 
 void metrics_init(struct metrics *m)
 {
 	memset(m, 0, sizeof(*m));
-	pthread_mutex_init(&m->mu, NULL);
 }
 
 void metrics_release(struct metrics *m)
 {
-	free(m->tunnels);
-	pthread_mutex_destroy(&m->mu);
+	(void)m; /* nothing held: the per-sandbox figures live in the registry */
 }
 
 void metrics_observe(struct histogram *h, int64_t ns)
@@ -35,24 +34,6 @@ void metrics_observe(struct histogram *h, int64_t ns)
 	atomic_fetch_add(&h->buckets[i], 1);
 	atomic_fetch_add(&h->count, 1);
 	atomic_fetch_add(&h->sum_ns, (uint64_t)(ns > 0 ? ns : 0));
-}
-
-void metrics_tunnel(struct metrics *m, const char *sandbox_id, uint64_t rx, uint64_t tx)
-{
-	pthread_mutex_lock(&m->mu);
-	struct tunnel_bytes *t = NULL;
-	for (size_t i = 0; i < m->n_tunnels && !t; i++)
-		if (strcmp(m->tunnels[i].id, sandbox_id) == 0)
-			t = &m->tunnels[i];
-	if (!t) {
-		m->tunnels = xrealloc(m->tunnels, (m->n_tunnels + 1) * sizeof(*m->tunnels));
-		t = &m->tunnels[m->n_tunnels++];
-		memset(t, 0, sizeof(*t));
-		snprintf(t->id, sizeof(t->id), "%s", sandbox_id);
-	}
-	t->rx += rx;
-	t->tx += tx;
-	pthread_mutex_unlock(&m->mu);
 }
 
 static void counter(struct buf *o, const char *name, const char *help, uint64_t v)
@@ -97,7 +78,7 @@ static void ledger(struct buf *o, struct capsa_ctx *ctx, const struct capsa_capa
 		    (long long)u.sandboxes);
 }
 
-static void sandboxes(struct buf *o, struct capsa_ctx *ctx, struct metrics *m)
+static void sandboxes(struct buf *o, struct capsa_ctx *ctx)
 {
 	_cleanup_free_ char *list = capsa_sandbox_list(ctx, true, NULL);
 	json_t *arr = list ? json_loads(list, 0, NULL) : NULL;
@@ -115,66 +96,58 @@ static void sandboxes(struct buf *o, struct capsa_ctx *ctx, struct metrics *m)
 	for (size_t k = 0; k < ARRAY_SIZE(states); k++)
 		buf_appendf(o, "capsa_sandboxes{state=\"%s\"} %zu\n", states[k], counts[k]);
 
-	struct buf cpu = BUF_INIT, mem = BUF_INIT, pids = BUF_INIT, rx = BUF_INIT, tx = BUF_INIT;
+	/* per sandbox: the latest sample its supervisor published in the
+	 * registry (docs/metrics.md), without asking any supervisor */
+	struct metrics_map reg;
+	if (sandbox_metrics_open(ctx, &reg, NULL) < 0)
+		reg = (struct metrics_map)METRICS_MAP_INIT;
+	static const struct {
+		const char *name, *type, *help;
+		enum metrics_value v;
+		double scale;
+	} g[] = {
+		{ "capsa_sandbox_cpu_seconds_total", "counter", "CPU time used by a running sandbox.", MV_CPU_USAGE_NS,
+		  1e-9 },
+		{ "capsa_sandbox_memory_bytes", "gauge", "Memory charged to a running sandbox.", MV_MEM_USAGE, 1 },
+		{ "capsa_sandbox_memory_limit_bytes", "gauge", "Memory limit of a running sandbox (absent: none).",
+		  MV_MEM_LIMIT, 1 },
+		{ "capsa_sandbox_pids", "gauge", "Processes in a running sandbox.", MV_PIDS, 1 },
+		{ "capsa_sandbox_block_read_bytes_total", "counter", "Block I/O bytes read by a running sandbox.",
+		  MV_IO_READ, 1 },
+		{ "capsa_sandbox_block_write_bytes_total", "counter", "Block I/O bytes written by a running sandbox.",
+		  MV_IO_WRITE, 1 },
+		{ "capsa_sandbox_tunnel_rx_bytes_total", "counter",
+		  "Bytes from clients into a sandbox through its tunnels and published ports.", MV_NET_RX, 1 },
+		{ "capsa_sandbox_tunnel_tx_bytes_total", "counter",
+		  "Bytes from a sandbox to clients through its tunnels and published ports.", MV_NET_TX, 1 },
+		{ "capsa_sandbox_disk_used_bytes", "gauge", "Bytes used on a sandbox's own disk (--disk).", MV_DISK_USED,
+		  1 },
+	};
+	struct buf body[ARRAY_SIZE(g)];
+	for (size_t k = 0; k < ARRAY_SIZE(g); k++)
+		body[k] = (struct buf)BUF_INIT;
 	json_array_foreach(arr, i, e) {
 		const char *st = json_string_value(json_object_get(e, "state"));
 		const char *id = json_string_value(json_object_get(e, "id"));
 		const char *name = json_string_value(json_object_get(e, "name"));
-		if (!st || !id || !name || strcmp(st, "exited") == 0)
+		struct metrics_snapshot s;
+		if (!st || !id || !name || strcmp(st, "exited") == 0 || metrics_find(&reg, id, &s) != 1)
 			continue;
-		struct capsa_sandbox_stats s;
-		if (capsa_sandbox_stats(ctx, id, &s, NULL) < 0)
-			continue;
-		buf_appendf(&cpu, "capsa_sandbox_cpu_seconds_total{id=\"%s\",name=\"%s\"} %.6f\n", id, name,
-			    (double)s.cpu_usage_ns / 1e9);
-		buf_appendf(&mem, "capsa_sandbox_memory_bytes{id=\"%s\",name=\"%s\"} %llu\n", id, name,
-			    (unsigned long long)s.memory_current);
-		buf_appendf(&pids, "capsa_sandbox_pids{id=\"%s\",name=\"%s\"} %llu\n", id, name,
-			    (unsigned long long)s.pids_current);
-		/* tunnels: published ports (the supervisor counts) plus the
-		 * API's upgrade tunnels (the hub counts) */
-		uint64_t r = 0, t = 0;
-		struct capsa_port_info *pv = NULL;
-		size_t pn = 0;
-		if (capsa_port_list(ctx, id, &pv, &pn, NULL) == 0)
-			for (size_t k = 0; k < pn; k++) {
-				r += pv[k].rx_bytes;
-				t += pv[k].tx_bytes;
-			}
-		free(pv);
-		pthread_mutex_lock(&m->mu);
-		for (size_t k = 0; k < m->n_tunnels; k++)
-			if (strcmp(m->tunnels[k].id, id) == 0) {
-				r += m->tunnels[k].rx;
-				t += m->tunnels[k].tx;
-			}
-		pthread_mutex_unlock(&m->mu);
-		buf_appendf(&rx, "capsa_sandbox_tunnel_rx_bytes_total{id=\"%s\",name=\"%s\"} %llu\n", id, name,
-			    (unsigned long long)r);
-		buf_appendf(&tx, "capsa_sandbox_tunnel_tx_bytes_total{id=\"%s\",name=\"%s\"} %llu\n", id, name,
-			    (unsigned long long)t);
+		for (size_t k = 0; k < ARRAY_SIZE(g); k++) {
+			uint64_t v = s.v[g[k].v];
+			if (v == UINT64_MAX || (g[k].v == MV_DISK_USED && !(s.flags & METRICS_F_DISK_OWN)))
+				continue;
+			buf_appendf(&body[k], "%s{id=\"%s\",name=\"%s\"} %.9g\n", g[k].name, id, name,
+				    (double)v * g[k].scale);
+		}
 	}
 	json_decref(arr);
-	buf_appendf(o, "# HELP capsa_sandbox_cpu_seconds_total CPU time used by a running sandbox.\n"
-		       "# TYPE capsa_sandbox_cpu_seconds_total counter\n%s",
-		    buf_cstr(&cpu));
-	buf_appendf(o, "# HELP capsa_sandbox_memory_bytes Memory charged to a running sandbox.\n"
-		       "# TYPE capsa_sandbox_memory_bytes gauge\n%s",
-		    buf_cstr(&mem));
-	buf_appendf(o, "# HELP capsa_sandbox_pids Processes in a running sandbox.\n# TYPE capsa_sandbox_pids gauge\n%s",
-		    buf_cstr(&pids));
-	buf_release(&cpu);
-	buf_release(&mem);
-	buf_release(&pids);
-
-	buf_appendf(o, "# HELP capsa_sandbox_tunnel_rx_bytes_total Bytes from clients into a sandbox through its "
-		       "tunnels and published ports.\n# TYPE capsa_sandbox_tunnel_rx_bytes_total counter\n%s",
-		    buf_cstr(&rx));
-	buf_appendf(o, "# HELP capsa_sandbox_tunnel_tx_bytes_total Bytes from a sandbox to clients through its "
-		       "tunnels and published ports.\n# TYPE capsa_sandbox_tunnel_tx_bytes_total counter\n%s",
-		    buf_cstr(&tx));
-	buf_release(&rx);
-	buf_release(&tx);
+	metrics_map_close(&reg);
+	for (size_t k = 0; k < ARRAY_SIZE(g); k++) {
+		buf_appendf(o, "# HELP %s %s\n# TYPE %s %s\n%s", g[k].name, g[k].help, g[k].name, g[k].type,
+			    buf_cstr(&body[k]));
+		buf_release(&body[k]);
+	}
 }
 
 int metrics_render(struct metrics *m, struct capsa_ctx *ctx, const struct capsa_capacity *cap, struct buf *out,
@@ -193,6 +166,6 @@ int metrics_render(struct metrics *m, struct capsa_ctx *ctx, const struct capsa_
 	histogram(out, "capsa_exec_duration_seconds",
 		  "Time from an exec request to its first output (streaming) or its exit (one-shot).", &m->exec_seconds);
 	ledger(out, ctx, cap);
-	sandboxes(out, ctx, m);
+	sandboxes(out, ctx);
 	return 0;
 }

@@ -1,6 +1,6 @@
 /* metrics.h: the server's own counters and latency histograms, rendered
  * with the library's gauges (sandboxes by state, ledger, per-sandbox
- * cgroup usage) as Prometheus text at GET /metrics. */
+ * usage from the metrics registry) as Prometheus text at GET /metrics. */
 #ifndef CAPSA_SERVER_METRICS_H
 #define CAPSA_SERVER_METRICS_H
 
@@ -19,11 +19,6 @@ struct histogram {
 	atomic_uint_least64_t sum_ns;
 };
 
-struct tunnel_bytes {
-	char id[65];
-	uint64_t rx, tx;
-};
-
 struct metrics {
 	atomic_uint_least64_t requests;
 	atomic_uint_least64_t errors;	    /* responses with status >= 400 */
@@ -33,16 +28,11 @@ struct metrics {
 	atomic_uint_least64_t exec_errors;
 	struct histogram create_seconds;
 	struct histogram exec_seconds;
-	pthread_mutex_t mu;		    /* tunnels */
-	struct tunnel_bytes *tunnels;
-	size_t n_tunnels;
 };
 
 void metrics_init(struct metrics *m);
 void metrics_release(struct metrics *m);
 void metrics_observe(struct histogram *h, int64_t ns);
-/* Adds bytes moved through a tunnel of a sandbox. */
-void metrics_tunnel(struct metrics *m, const char *sandbox_id, uint64_t rx, uint64_t tx);
 /* The whole exposition (text format 0.0.4) into out. */
 struct capsa_capacity;
 int metrics_render(struct metrics *m, struct capsa_ctx *ctx, const struct capsa_capacity *cap, struct buf *out,

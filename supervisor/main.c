@@ -690,6 +690,7 @@ static __attribute__((noreturn)) void sandbox_ended(int status)
 {
 	trace_mark("sup: agent exited");
 	sup.state = SUP_ENDING;
+	sup_metrics_stop();
 	/* The agent flushed everything before exiting: read the rest. */
 	if (sup.agent.fd >= 0) {
 		fd_set_nonblock(sup.agent.fd, false);
@@ -770,6 +771,7 @@ static int on_spec(void *ctx, struct proto_conn *c, const struct proto_hdr *h, c
 static __attribute__((noreturn)) void fail_start(struct client *creator, struct capsa_error *err)
 {
 	logmsg("%s", err->msg);
+	sup_metrics_stop();
 	if (creator) {
 		struct buf b = BUF_INIT;
 		proto_error_encode(&b, err->code, err->msg);
@@ -867,6 +869,7 @@ int main(int argc, char **argv)
 		error_wrap(&err, "create sandbox %s", sup.spec.name ? sup.spec.name : sup.spec.id);
 		fail_start(sup.creator, err);
 	}
+	sup_metrics_start();
 	/* tunnels and clients need descriptors */
 	struct rlimit nofile;
 	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {

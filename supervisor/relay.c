@@ -105,6 +105,10 @@ static void pump(struct relay *r, int i)
 			ssize_t n = splice(from, NULL, h->pw, NULL, RELAY_PIPE - h->queued, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (n > 0) {
 				h->queued += (size_t)n;
+				if (i == 0)
+					sup_net_rx += (uint64_t)n;
+				else
+					sup_net_tx += (uint64_t)n;
 				if (r->l) {
 					if (i == 0)
 						r->l->port.rx += (uint64_t)n;

@@ -236,6 +236,13 @@ void tunnel_ports_request(struct client *c, const struct proto_hdr *h);
 void tunnel_publish_request(struct client *c, const struct proto_hdr *h, const uint8_t *payload);
 void tunnels_client_left(struct client *c);
 
+/* metrics.c: the sandbox's slot in the metrics registry (docs/metrics.md),
+ * sampled every second */
+/* tunnel bytes into and out of the sandbox, every tunnel and port */
+extern uint64_t sup_net_rx, sup_net_tx;
+void sup_metrics_start(void);
+void sup_metrics_stop(void);
+
 /* relay.c */
 /* Splices between a host socket and a sandbox socket (both taken over). */
 int relay_start(int host_fd, int sandbox_fd, struct listener *l);

@@ -137,6 +137,7 @@ static void pump_in(struct tunnel *t)
 		ssize_t r = proto_conn_queue_read(&sup.agent, P_DATA, CH_STDIN, t->agent_stream, t->fd, want);
 		if (r > 0) {
 			t->credit -= (uint32_t)r;
+			sup_net_rx += (uint64_t)r;
 			if (t->l)
 				t->l->port.rx += (uint64_t)r;
 			sup_touch();
@@ -253,6 +254,7 @@ static void opened_direct(struct tunnel *t)
  * credited back once written. */
 static void data_from_agent(struct tunnel *t, const uint8_t *payload, size_t n)
 {
+	sup_net_tx += n;
 	if (t->l)
 		t->l->port.tx += n;
 	sup_touch();

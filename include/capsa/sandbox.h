@@ -163,7 +163,8 @@ int capsa_sandbox_reconcile(struct capsa_ctx *ctx, struct capsa_error **err);
  * (run by the supervisor as its last act; idempotent). */
 int capsa_sandbox_finalize(struct capsa_ctx *ctx, const char *id, struct capsa_error **err);
 
-/* Resource usage of a running sandbox, read from its cgroup. */
+/* Resource usage of a running sandbox: its latest sample in the metrics
+ * registry (docs/metrics.md), or its cgroup when it has no slot. */
 struct capsa_sandbox_stats {
 	uint64_t cpu_usage_ns;
 	uint64_t memory_current, memory_limit; /* limit: UINT64_MAX when none */

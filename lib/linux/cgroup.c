@@ -151,13 +151,29 @@ int cg_writef(int dirfd, const char *file, struct capsa_error **err, const char 
 	return cg_write(dirfd, file, v, err);
 }
 
+/* Most cgroup files are a few bytes and read every second by the metrics
+ * sampler: read through a stack buffer, so the buffer grows to the content
+ * and not to a 64 KiB read chunk (an mmap and munmap per file in musl). */
 int cg_read(int dirfd, const char *file, struct buf *b)
 {
 	_cleanup_close_ int fd = openat(dirfd, file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -1;
-	if (read_all(fd, b, 1u << 20) < 0)
-		return -1;
+	char chunk[4096];
+	for (;;) {
+		ssize_t r = read(fd, chunk, sizeof(chunk));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		if (b->len + (size_t)r > (1u << 20)) {
+			errno = EFBIG;
+			return -1;
+		}
+		buf_append(b, chunk, (size_t)r);
+	}
 	buf_cstr(b);
 	return 0;
 }

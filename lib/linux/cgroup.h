@@ -77,6 +77,9 @@ int linux_cgroup_fd(struct linux_cgroup *cg);
  * memory.oom_control oom_kill). */
 int linux_cgroup_oom_kills(struct linux_cgroup *cg, uint64_t *out);
 int linux_cgroup_stats(struct linux_cgroup *cg, struct linux_cgroup_stats *out);
+/* Reclaimable page cache in the memory usage (memory.stat inactive_file;
+ * cgroup-stats.c). */
+int linux_cgroup_inactive_file(struct linux_cgroup *cg, uint64_t *out);
 /* Freezer (v1 freezer.state, v2 cgroup.freeze), waiting until the state is
  * reached. */
 int linux_cgroup_freeze(struct linux_cgroup *cg, bool frozen, struct capsa_error **err);

@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+import metrics_reg
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("CAPSA_BUILD", os.path.join(REPO, "build"))
 IMAGES = os.path.join(REPO, "tests", "images", "out")
@@ -109,6 +111,9 @@ class Capsa:
                 if d == "names":  # the name index: only its entries count
                     for n in os.listdir(os.path.join(rt, d)):
                         found.append("runtime dir " + os.path.join(rt, d, n))
+                elif d == "metrics":  # the registry stays: only live slots count
+                    for sl in metrics_reg.live_slots(rt):
+                        found.append(f"runtime dir metrics slot {sl['slot']} ({sl['id'][:12]})")
                 elif d not in ("capsa.sock", "capsa.token"):
                     found.append("runtime dir " + os.path.join(rt, d))
         return found

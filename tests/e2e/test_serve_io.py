@@ -286,9 +286,17 @@ def test_ports_publish_and_tunnel(srv, store):
                   "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode())
         assert s.recv(100).startswith(b"HTTP/1.1 502 ")
         s.close()
-        metrics = srv.get("/metrics").body.decode()
-        line = [l for l in metrics.splitlines() if l.startswith("capsa_sandbox_tunnel_tx_bytes_total") and sb in l]
-        assert line and float(line[0].split()[-1]) > 0
+        # the supervisor counts the bytes and publishes them with its next
+        # sample (once a second, docs/metrics.md)
+        deadline = time.time() + 15
+        while True:
+            metrics = srv.get("/metrics").body.decode()
+            line = [l for l in metrics.splitlines()
+                    if l.startswith("capsa_sandbox_tunnel_tx_bytes_total") and sb in l]
+            if (line and float(line[0].split()[-1]) > 0) or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert line and float(line[0].split()[-1]) > 0, line
     finally:
         srv.request("DELETE", f"/v1/sandboxes/{sb}?force=true")
 

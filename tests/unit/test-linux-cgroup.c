@@ -242,6 +242,10 @@ int main(void)
 	ok(s.memory_current > 0, "memory usage in stats (%llu)", (unsigned long long)s.memory_current);
 	ok(s.pids_current == 1 && s.pids_limit == 64, "pids in stats (%llu/%llu)", (unsigned long long)s.pids_current,
 	   (unsigned long long)s.pids_limit);
+	uint64_t cache = UINT64_MAX;
+	int irc = linux_cgroup_inactive_file(cg, &cache);
+	ok(irc == 0 && cache <= s.memory_current,
+	   "inactive file pages read, within the usage (%llu)", (unsigned long long)cache);
 
 	/* freeze / thaw */
 	ok(linux_cgroup_freeze(cg, true, &err) == 0 && linux_cgroup_frozen(cg), "frozen: %s", err ? err->msg : "ok");
