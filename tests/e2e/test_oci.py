@@ -345,12 +345,18 @@ def test_hooks_get_the_state_on_stdin(rt, bundle):
     rt.ok("start", "h1")
     with open(os.path.join(out, "poststart.json")) as f:
         assert json.load(f)["status"] == "running"
-    deadline = time.time() + 5
+    # the startContainer hook runs in the container after start returns:
+    # wait until its cat has written the whole state, not just created the file
+    deadline = time.time() + 10
     inside = os.path.join(b, "rootfs", "hook-startContainer.json")
-    while not os.path.exists(inside) and time.time() < deadline:
-        time.sleep(0.05)
-    with open(inside) as f:
-        assert json.load(f)["pid"] == pid, "startContainer ran in the container's root"
+    st = None
+    while st is None and time.time() < deadline:
+        try:
+            with open(inside) as f:
+                st = json.load(f)
+        except (OSError, ValueError):
+            time.sleep(0.05)
+    assert st is not None and st["pid"] == pid, "startContainer ran in the container's root"
     rt.ok("delete", "--force", "h1")
     with open(os.path.join(out, "poststop.json")) as f:
         assert json.load(f)["status"] == "stopped"
