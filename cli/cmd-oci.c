@@ -58,7 +58,11 @@ static const char oci_usage[] =
 	"  resume    thaw a paused container\n"
 	"  update    change a container's memory, cpu and pids limits\n"
 	"  features  print what this runtime implements as JSON\n"
-	"  spec      write a default config.json\n";
+	"  spec      write a default config.json\n"
+	"\n"
+	"Environment:\n"
+	"  CAPSA_OCI_CGROUP_PARENT  cgroup for containers whose config has no cgroupsPath\n"
+	"                           (default capsa-oci: /capsa-oci/ID)\n";
 
 static void log_line(const char *level, const char *msg)
 {

@@ -54,7 +54,8 @@ int oci_proc_start_time(pid_t pid, uint64_t *out);
 /* The container's init, alive and the same process the record names. */
 bool oci_init_alive(const struct oci_state *st);
 /* Cgroup name from a config's cgroupsPath (systemd "slice:prefix:name"
- * expanded into a path), or "/capsa-oci/<id>" when empty.  Caller frees. */
+ * expanded into a path), or "/capsa-oci/<id>" when empty ($CAPSA_OCI_CGROUP_PARENT
+ * replaces capsa-oci).  Caller frees. */
 char *oci_cgroup_name(const struct oci_global *g, const char *cgroups_path, const char *id, struct capsa_error **err);
 
 /* Runs hooks in order with state on stdin, each bounded by its timeout:

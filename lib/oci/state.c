@@ -286,8 +286,14 @@ static char *systemd_path(const char *spec, struct capsa_error **err)
 
 char *oci_cgroup_name(const struct oci_global *g, const char *cgroups_path, const char *id, struct capsa_error **err)
 {
-	if (!cgroups_path || !*cgroups_path)
-		return xasprintf("/capsa-oci/%s", id);
+	if (!cgroups_path || !*cgroups_path) {
+		/* the parent is configurable so that two users of one host (two
+		 * test runs) cannot share a container's cgroup by its id */
+		const char *parent = getenv("CAPSA_OCI_CGROUP_PARENT");
+		if (!parent || !*parent || strchr(parent, '/') || strcmp(parent, "..") == 0 || strcmp(parent, ".") == 0)
+			parent = "capsa-oci";
+		return xasprintf("/%s/%s", parent, id);
+	}
 	if (g->systemd_cgroup || (cgroups_path[0] != '/' && strchr(cgroups_path, ':')))
 		return systemd_path(cgroups_path, err);
 	/* relative paths: below the root of each hierarchy, as crun does */

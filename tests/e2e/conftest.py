@@ -179,12 +179,15 @@ def store(session_store):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """Remove this run's (empty) cgroup parents."""
+    """Remove this run's (empty) cgroup parents: the sandboxes' and the OCI
+    runtime's (oci_env sets CAPSA_OCI_CGROUP_PARENT)."""
     base = "/sys/fs/cgroup"
+    parents = [CGROUP_PARENT, os.environ.get("CAPSA_OCI_CGROUP_PARENT")]
     for h in [base] + [os.path.join(base, d) for d in os.listdir(base)]:
-        c = os.path.join(h, CGROUP_PARENT)
-        if os.path.isdir(c):
-            try:
-                os.rmdir(c)
-            except OSError:
-                pass
+        for parent in filter(None, parents):
+            c = os.path.join(h, parent)
+            if os.path.isdir(c):
+                try:
+                    os.rmdir(c)
+                except OSError:
+                    pass

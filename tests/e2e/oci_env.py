@@ -10,7 +10,10 @@ import time
 
 from conftest import BUILD, image_path
 
-CGROUP_PARENT = "capsa-oci"
+# each run its own default cgroup parent: two runs on one host (or a
+# leftover of an earlier one) never share a container's cgroup by its id
+CGROUP_PARENT = f"capsa-oci-e2e-{os.getpid()}"
+os.environ["CAPSA_OCI_CGROUP_PARENT"] = CGROUP_PARENT
 
 
 def runc_bin():
