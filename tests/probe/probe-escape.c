@@ -244,6 +244,30 @@ static int probe_ptys(const char *n)
 	return 0;
 }
 
+/* empty files until the filesystem (or the memory they are charged to)
+ * runs out */
+static int probe_inodes(const char *dir, const char *n)
+{
+	long want = atol(n), made = 0;
+	mkdir(dir, 0755);
+	int d = open(dir, O_RDONLY | O_DIRECTORY);
+	if (d < 0)
+		return report(-1);
+	for (long i = 0; i < want; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "%lx", i);
+		int fd = openat(d, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0)
+			break;
+		close(fd);
+		made++;
+	}
+	printf("inodes %ld%s\n", made, made < want ? " stopped" : "");
+	if (made < want)
+		return report(-1);
+	return report(0);
+}
+
 /* the descriptors of a process and where they lead */
 static int probe_fdlinks(const char *pid)
 {
@@ -273,8 +297,23 @@ static int probe_settime(void)
 	return report(clock_settime(CLOCK_REALTIME, &ts));
 }
 
+static int escape_probe_one(const char *w, int argc, char **argv);
+
+/* "... hold": keep what the probe made (descriptors, ptys) until killed */
 int escape_probe(const char *w, int argc, char **argv);
 int escape_probe(const char *w, int argc, char **argv)
+{
+	bool hold = argc > 2 && !strcmp(argv[argc - 1], "hold");
+	int r = escape_probe_one(w, hold ? argc - 1 : argc, argv);
+	if (hold && r != -2) {
+		fflush(stdout);
+		for (;;)
+			pause();
+	}
+	return r;
+}
+
+static int escape_probe_one(const char *w, int argc, char **argv)
 {
 	const char *a1 = argc > 2 ? argv[2] : "", *a2 = argc > 3 ? argv[3] : "", *a3 = argc > 4 ? argv[4] : "";
 	if (!strcmp(w, "mountfs"))
@@ -325,6 +364,8 @@ int escape_probe(const char *w, int argc, char **argv)
 		return probe_connect(a1, a2);
 	if (!strcmp(w, "ptys"))
 		return probe_ptys(a1);
+	if (!strcmp(w, "inodes"))
+		return probe_inodes(a1, a2);
 	if (!strcmp(w, "fdlinks"))
 		return probe_fdlinks(a1);
 	if (!strcmp(w, "openw"))

@@ -13,8 +13,10 @@
  *   finit_module | delete_module | kexec_file | shocker | vm_readv1 |
  *   mem1 | exe_write PATH | memfd_exe1 | chroot_escape PATH | setns_all |
  *   unshare FLAGNAME | dev c|b MAJ MIN | tiocsti | tioclinux |
- *   raw_inet | packet_ifaces | connect PORT [ADDR] | openw PATH | ptys N | fdlinks PID |
+ *   raw_inet | packet_ifaces | connect PORT [ADDR] | openw PATH |
+ *   inodes DIR N | ptys N | fdlinks PID |
  * *   sethostname | settime | swapon | acct | pivot | userns_regain
+ * A last argument "hold" keeps what the probe made until it is killed.
  * Multi-line probes print their facts first and the verdict ("ok" or
  * "denied ...") on the last line.
  */
@@ -23,6 +25,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,6 +149,11 @@ int main(int argc, char **argv)
 			kids[made++] = p;
 		}
 		printf("forked %d\n", made);
+		if (argc > 3 && !strcmp(argv[3], "hold")) {
+			fflush(stdout);
+			for (;;)
+				pause();
+		}
 		for (int i = 0; i < made; i++) {
 			kill(kids[i], SIGKILL);
 			waitpid(kids[i], NULL, 0);
@@ -160,6 +168,11 @@ int main(int argc, char **argv)
 			made++;
 		}
 		printf("opened %d\n", made);
+		if (argc > 3 && !strcmp(argv[3], "hold")) {
+			fflush(stdout);
+			for (;;)
+				pause();
+		}
 		return 0;
 	}
 	int r = escape_probe(w, argc, argv);
