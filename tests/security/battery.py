@@ -16,6 +16,10 @@ _spec.loader.exec_module(e2e)
 BUILD = e2e.BUILD
 PROBE_DIR = os.path.join(BUILD, "tests")
 capsa_bin = e2e.capsa_bin
+# CAPSA_BATTERY_OPTS: extra `capsa run` options for the attacker sandboxes,
+# to run the whole battery under another configuration (e.g. "--userns
+# auto" or "--userns host"); the assertions hold in every one.
+EXTRA = os.environ.get("CAPSA_BATTERY_OPTS", "").split()
 
 
 def uniq(prefix="sec"):

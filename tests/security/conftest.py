@@ -4,7 +4,7 @@ with capsa-probe mounted at /probe, a neighbour, and a check around every
 test that the host is unchanged."""
 import pytest
 
-from battery import PROBE_DIR, assert_same_host, e2e, host_state, uniq
+from battery import EXTRA, PROBE_DIR, assert_same_host, e2e, host_state, uniq
 
 # the e2e harness's fixtures, by reference
 tmpdir_capsa = e2e.tmpdir_capsa
@@ -16,7 +16,7 @@ pytest_sessionfinish = e2e.pytest_sessionfinish
 
 def _start(c, image="busybox", *opts):
     name = uniq("box")
-    c.ok("run", "-d", "--name", name, "-v", f"{PROBE_DIR}:/probe:ro", *opts, image, "sleep", "1000000")
+    c.ok("run", "-d", "--name", name, "-v", f"{PROBE_DIR}:/probe:ro", *EXTRA, *opts, image, "sleep", "1000000")
     return name
 
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from battery import PROBE_DIR, capsa_bin, e2e, host_can_fork, probe_args, uniq
+from battery import EXTRA, PROBE_DIR, capsa_bin, e2e, host_can_fork, probe_args, uniq
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def attacker(store):
 
     def start(*opts, cmd):
         name = uniq("attacker")
-        store.ok("run", "-d", "--name", name, "-v", f"{PROBE_DIR}:/probe:ro", *opts, "busybox", *cmd)
+        store.ok("run", "-d", "--name", name, "-v", f"{PROBE_DIR}:/probe:ro", *EXTRA, *opts, "busybox", *cmd)
         made.append(name)
         return name
     yield start

@@ -141,3 +141,20 @@ def test_kernel_info_masked(store, box):
     out = sh(store, box, "for f in /proc/kcore /proc/keys /proc/timer_list /proc/sched_debug; do "
                          "test -e $f && wc -c < $f; done; ls /sys/firmware | wc -l")
     assert all(x.strip() == "0" for x in out.split()), out
+
+
+DEBIAN_PROBES = ["mountfs proc /tmp/p", "mountfs sysfs /tmp/s", "mountfs cgroup2 /tmp/c", "bindroot /tmp/r",
+                 "init_module", "finit_module", "kexec", "reboot", "shocker", "keyctl", "add_key", "bpf", "perf",
+                 "userfaultfd", "io_uring", "ptrace1", "vm_readv1", "mem1", "memfd_exe1", "unshare user",
+                 "unshare mnt", "userns_regain", "setns_all", "dev b 8 0", "dev c 1 11", "sethostname", "settime"]
+
+
+def test_attempts_from_debian(store, debbox):
+    """The same attempts from a Debian root filesystem (glibc, util-linux,
+    a full /etc): nothing about the image changes the outcome."""
+    script = "; ".join(f"echo \"== {p}\"; /probe/capsa-probe {p}" for p in DEBIAN_PROBES)
+    out = sh(store, debbox, script)
+    for part in out.split("== ")[1:]:
+        what, _, rest = part.partition("\n")
+        assert_denied(rest, what)
+    assert out.count("== ") == len(DEBIAN_PROBES)
