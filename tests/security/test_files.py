@@ -44,13 +44,28 @@ def test_files_read_through_symlink_to_host_file(store, box):
             assert r.stdout != host and b"root:" in r.stdout  # the sandbox's own shadow
 
 
-@pytest.mark.parametrize("path", ["/proc/1/root/etc/shadow", "/proc/self/root/etc/shadow",
-                                  "/proc/1/cwd/etc/shadow", "/proc/self/fd/4/etc/shadow"])
+MAGIC = ["/proc/1/root/etc/shadow", "/proc/self/root/etc/shadow", "/proc/1/cwd/etc/shadow",
+         "/proc/self/fd/4/etc/shadow"]
+
+
+@pytest.mark.parametrize("path", MAGIC)
 def test_files_magic_links_refused(store, box, path):
     host = open("/etc/shadow", "rb").read()
     r = store.run("files", "read", box, path)
     assert r.stdout != host
     assert r.returncode != 0 or b"root:" in r.stdout
+
+
+@pytest.mark.parametrize("path", MAGIC)
+def test_cp_through_magic_links(store, box, path, tmp_path):
+    """`capsa cp` out of /proc/<pid>/root and friends: refused, or the
+    sandbox's own file, never the host's."""
+    host = open("/etc/shadow", "rb").read()
+    r = store.run("cp", f"{box}:{path}", tmp_path / "out")
+    if r.returncode == 0:
+        assert (tmp_path / "out").read_bytes() != host
+    else:
+        assert path in r.err or "shadow" in r.err, r.err
 
 
 def test_cp_out_of_symlink_to_host_dir(store, box, tmp_path):

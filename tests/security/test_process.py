@@ -173,10 +173,16 @@ def test_agent_fds_inside_and_from_the_host(attempt, store, box):
 
 # --- the terminal ---------------------------------------------------------------------------
 
-def test_tiocsti_from_exec_it(store, box):
+@pytest.mark.parametrize("how", ["exec", "run"])
+def test_tiocsti_from_exec_it(store, box, how):
     """Keystrokes pushed with TIOCSTI land in the sandbox's own pty, never
     in the user's terminal: no descriptor of the host's terminal is inside."""
-    t = Term(capsa_bin(), ["exec", "-it", box, *probe_args("tiocsti")], store.env)
+    if how == "exec":
+        args = ["exec", "-it", box, *probe_args("tiocsti")]
+    else:
+        args = ["run", "--rm", "-it", "-v", f"{os.path.join(BUILD, 'tests')}:/probe:ro", "busybox",
+                *probe_args("tiocsti")]
+    t = Term(capsa_bin(), args, store.env)
     try:
         out = t.expect(r"(?s).*?(ok|denied \w+)\r*\n", timeout=30).group(0).decode(errors="replace")
         assert t.wait(timeout=30) == 0
