@@ -297,6 +297,31 @@ static int probe_settime(void)
 	return report(clock_settime(CLOCK_REALTIME, &ts));
 }
 
+/* steal a descriptor of the agent through a pidfd */
+static int probe_pidfd_getfd1(void)
+{
+	int pfd = (int)syscall(SYS_pidfd_open, 1, 0);
+	if (pfd < 0)
+		return report(-1);
+	for (int fd = 0; fd < 64; fd++) {
+		int got = (int)syscall(SYS_pidfd_getfd, pfd, fd, 0);
+		if (got >= 0) {
+			printf("got agent fd %d\n", fd);
+			return report(got);
+		}
+		if (errno != EBADF)
+			return report(-1);
+	}
+	errno = EBADF;
+	return report(-1);
+}
+
+static int probe_sched_fifo(void)
+{
+	struct sched_param p = { .sched_priority = 1 };
+	return report(sched_setscheduler(0, SCHED_FIFO, &p));
+}
+
 static int escape_probe_one(const char *w, int argc, char **argv);
 
 /* "... hold": keep what the probe made (descriptors, ptys) until killed */
@@ -368,6 +393,18 @@ static int escape_probe_one(const char *w, int argc, char **argv)
 		return probe_inodes(a1, a2);
 	if (!strcmp(w, "fdlinks"))
 		return probe_fdlinks(a1);
+	if (!strcmp(w, "fsopen"))
+		return report(syscall(SYS_fsopen, "proc", 0));
+	if (!strcmp(w, "open_tree"))
+		return report(syscall(SYS_open_tree, AT_FDCWD, "/", 1 /* OPEN_TREE_CLONE */ | 0x8000 /* AT_RECURSIVE */));
+	if (!strcmp(w, "pidfd_getfd1"))
+		return probe_pidfd_getfd1();
+	if (!strcmp(w, "sched_fifo"))
+		return probe_sched_fifo();
+	if (!strcmp(w, "syslog"))
+		return report(syscall(SYS_syslog, 3 /* SYSLOG_ACTION_READ_ALL */, (char[64]){ 0 }, 64));
+	if (!strcmp(w, "ioprio_rt"))
+		return report(syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, (1 << 13) | 0 /* RT class */));
 	if (!strcmp(w, "openw"))
 		return report(open(a1, O_WRONLY | O_NOCTTY));
 	if (!strcmp(w, "sethostname"))

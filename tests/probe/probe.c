@@ -14,7 +14,8 @@
  *   mem1 | exe_write PATH | memfd_exe1 | chroot_escape PATH | setns_all |
  *   unshare FLAGNAME | dev c|b MAJ MIN | tiocsti | tioclinux |
  *   raw_inet | packet_ifaces | connect PORT [ADDR] | openw PATH |
- *   inodes DIR N | ptys N | fdlinks PID |
+ *   inodes DIR N | fsopen | open_tree | pidfd_getfd1 | sched_fifo | syslog |
+ *   ioprio_rt | ptys N | fdlinks PID |
  * *   sethostname | settime | swapon | acct | pivot | userns_regain
  * A last argument "hold" keeps what the probe made until it is killed.
  * Multi-line probes print their facts first and the verdict ("ok" or

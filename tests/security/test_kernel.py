@@ -127,6 +127,28 @@ def test_privileged_syscall(attempt, what):
     assert_denied(attempt(what), what)
 
 
+@pytest.mark.parametrize("what", ["fsopen", "open_tree"])
+def test_new_mount_api(attempt, what):
+    """fsopen/fsmount and open_tree/move_mount, the mount API beside mount(2)."""
+    assert_denied(attempt(what), what)
+
+
+@pytest.mark.parametrize("what", ["sched_fifo", "ioprio_rt"])
+def test_realtime_priority(attempt, what):
+    """A realtime scheduling or I/O class would let a sandbox starve the host."""
+    assert_denied(attempt(what), what)
+
+
+def test_kernel_log_read(attempt):
+    assert_denied(attempt("syslog"), "syslog(READ_ALL)")
+
+
+def test_oom_score_adj_lowered(store, box):
+    """A sandbox must not make itself the last process the OOM killer picks."""
+    out = sh(store, box, "echo -1000 > /proc/self/oom_score_adj && echo LOWERED; cat /proc/self/oom_score_adj")
+    assert "LOWERED" not in out, out
+
+
 @pytest.mark.parametrize("what", ["keyctl", "add_key", "bpf", "perf", "userfaultfd", "io_uring"])
 def test_dangerous_kernel_interface(attempt, what):
     """Blocked by the seccomp profile (docker's default set)."""

@@ -46,9 +46,10 @@ def agent_pid(store, box):
 
 # --- the agent -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("what", ["ptrace1", "vm_readv1", "mem1"])
+@pytest.mark.parametrize("what", ["ptrace1", "vm_readv1", "mem1", "pidfd_getfd1"])
 def test_agent_memory(attempt, what):
-    """ptrace, process_vm_readv and /proc/1/mem of the agent."""
+    """ptrace, process_vm_readv, /proc/1/mem of the agent, and stealing its
+    descriptors with pidfd_getfd."""
     assert_denied(attempt(what), what)
 
 
