@@ -20,6 +20,14 @@ def _start(c, image="busybox", *opts):
     return name
 
 
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left(session_store):
+    """After the battery (every attacker removed): no mount, cgroup, process
+    or sandbox directory of it is left on the host."""
+    yield
+    session_store.assert_clean(timeout=15)
+
+
 @pytest.fixture(scope="module")
 def box(session_store):
     """An attacker sandbox (busybox) shared by a module's attempts."""
