@@ -5,6 +5,7 @@ symlink (or renaming it away) while the host copies: the host must never
 read or write outside the sandbox."""
 import os
 import re
+import shutil
 import subprocess
 import uuid
 
@@ -138,3 +139,26 @@ def test_race_directory_flipped_to_symlink(store, box, tmp_path, marker):
 def test_race_rename_swap(store, box, tmp_path, marker):
     _race(store, box, tmp_path, "ln -sfn / link; mv -T d d.old; mv -T link d; mv -T d link; mv -T d.old d",
           marker)
+
+
+@pytest.fixture
+def host_victim():
+    """A host file an escaping rm or mv through the file API would touch."""
+    d = f"/var/tmp/capsa-victim-{uuid.uuid4().hex[:12]}"
+    os.makedirs(d)
+    with open(os.path.join(d, "keep"), "w") as f:
+        f.write("host\n")
+    yield d
+    with open(os.path.join(d, "keep")) as f:
+        assert f.read() == "host\n"
+    assert sorted(os.listdir(d)) == ["keep"], os.listdir(d)
+    shutil.rmtree(d)
+
+
+def test_files_rm_and_mv_through_symlink_to_root(store, box, host_victim):
+    sh(store, box, "mkdir -p /data && ln -sfn / /data/up && ln -sfn ../../../../../ /data/dots")
+    for link in ("/data/up", "/data/dots", "/proc/1/root", "/proc/self/cwd"):
+        store.run("files", "rm", box, f"{link}{host_victim}/keep")
+        store.run("files", "mv", box, f"{link}{host_victim}/keep", f"{link}{host_victim}/moved")
+        store.run("files", "mv", box, "/etc/hostname", f"{link}{host_victim}/planted")
+        store.run("files", "mkdir", box, f"{link}{host_victim}/made")
