@@ -35,13 +35,16 @@ EACH=$((SECS / ${#TARGETS[@]}))
 [ -d build-fuzz ] || CC=clang meson setup build-fuzz -Dfuzz=true -Dwerror=false -Db_sanitize=address,undefined \
 	-Db_lundef=false -Dc_args="-fsanitize=fuzzer-no-link -Wno-format-nonliteral"
 ninja -C build-fuzz "${TARGETS[@]/#/fuzz/}"
-mkdir -p build-fuzz/crashes
+B=$(pwd)/build-fuzz
+S=$(pwd)/fuzz/corpus
+mkdir -p "$B/crashes" "$B/logs"
 rc=0
 for t in "${TARGETS[@]}"; do
-	mkdir -p "build-fuzz/corpus/${t#fuzz-}"
-	echo "=== $t for ${EACH}s"
-	ASAN_OPTIONS=detect_leaks=1 "build-fuzz/fuzz/$t" -max_total_time="$EACH" -timeout=10 -rss_limit_mb=2048 \
-		-max_len=1048576 -jobs="$(nproc)" -workers="$(nproc)" -artifact_prefix=build-fuzz/crashes/"$t"- \
-		"build-fuzz/corpus/${t#fuzz-}" "fuzz/corpus/${t#fuzz-}" || rc=1
+	mkdir -p "$B/corpus/${t#fuzz-}"
+	echo "=== $t for ${EACH}s (job logs in build-fuzz/logs/)"
+	# the jobs write fuzz-N.log into the current directory
+	(cd "$B/logs" && ASAN_OPTIONS=detect_leaks=1 "$B/fuzz/$t" -max_total_time="$EACH" -timeout=10 \
+		-rss_limit_mb=2048 -max_len=1048576 -jobs="$(nproc)" -workers="$(nproc)" \
+		-artifact_prefix="$B/crashes/$t-" "$B/corpus/${t#fuzz-}" "$S/${t#fuzz-}") || rc=1
 done
 exit $rc
