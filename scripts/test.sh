@@ -40,6 +40,14 @@ CAPSA_BUILD=$REPO/build-asan ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_e
 	/usr/bin/python3 -m pytest -q -p no:cacheprovider -m "not slow" --junitxml="$LOGS/e2e-asan.xml" \
 	tests/e2e ${E2E_ARGS:-} 2>&1 | tail -n 40
 
+step "escape battery (optimized build)"
+CAPSA_BUILD=$REPO/build /usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml="$LOGS/security.xml" \
+	tests/security 2>&1 | tail -n 40
+step "escape battery (asan/ubsan build)"
+CAPSA_BUILD=$REPO/build-asan ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml="$LOGS/security-asan.xml" \
+	tests/security 2>&1 | tail -n 40
+
 if [ -x fuzz/smoke.sh ]; then
 	step "fuzz smoke"
 	fuzz/smoke.sh "$LOGS/fuzz.json" 2>&1 | tail -n 20
