@@ -48,6 +48,9 @@ CAPSA_BUILD=$REPO/build-asan ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_e
 	/usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml="$LOGS/security-asan.xml" \
 	tests/security 2>&1 | tail -n 40
 
+step "valgrind (capsa-core and capsa-full for a sandbox's life)"
+scripts/valgrind.sh "$LOGS/valgrind.json" 2>&1 | tail -n 25
+
 if [ -x fuzz/smoke.sh ]; then
 	step "fuzz smoke"
 	fuzz/smoke.sh "$LOGS/fuzz.json" 2>&1 | tail -n 20
