@@ -5,9 +5,12 @@ import hashlib
 import importlib.util
 import os
 import subprocess
+import sys
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# the e2e conftest imports its sibling modules (metrics_reg, ...)
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 _spec = importlib.util.spec_from_file_location("capsa_e2e_conftest",
                                                os.path.join(HERE, "..", "e2e", "conftest.py"))
 e2e = importlib.util.module_from_spec(_spec)
