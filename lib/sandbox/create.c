@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -520,6 +521,27 @@ static void undo(struct capsa_ctx *ctx, const char *id, const char *name, bool r
 	rm_rf_at(AT_FDCWD, rdir, NULL);
 }
 
+/* A supervisor that refused to start still writes its exit file and tears
+ * down its cgroup (and its --disk mount) after telling us: wait until it is
+ * gone (its end of the socket closes) before undoing, or its late files
+ * would outlive the undo. */
+static void wait_supervisor_gone(int fd)
+{
+	int64_t deadline = now_ms() + 5000;
+	char sink[4096];
+	while (fd >= 0 && now_ms() < deadline) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int r = poll(&p, 1, (int)(deadline - now_ms()));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return;
+		ssize_t n = read(fd, sink, sizeof(sink));
+		if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+			return;
+	}
+}
+
 static int make_dirs(const struct proto_sandbox *s, struct capsa_error **err)
 {
 	if (s->disk_image) {
@@ -666,8 +688,10 @@ finished:
 		exit_from_proto(exit_out, &e);
 	rc = 0;
 out:
-	if (rc < 0 && (row || created_dirs))
+	if (rc < 0 && (row || created_dirs)) {
+		wait_supervisor_gone(conn.fd);
 		undo(ctx, id, name, row);
+	}
 	free(ss.msg);
 	proto_exit_release(&e);
 	proto_conn_release(&conn, true);
