@@ -15,10 +15,12 @@
 #define LOOPDISK_IMAGE "disk.img"
 #define LOOPDISK_MOUNT "disk"
 
-/* Creates image (which must not exist) as a sparse file of size bytes and
- * formats it ext4 (no journal, lazy inode tables: milliseconds, no data
- * written beyond the metadata).  On failure the image is removed. */
-int loopdisk_create(const char *image, int64_t size, struct capsa_error **err);
+/* Creates image (which must not exist) as a sparse file of size bytes
+ * formatted ext4 (no journal, lazy inode tables; ~0.6 MiB of metadata per
+ * GiB written).  With template_dir, the formatted image is made once per
+ * size there and copied (extents only), which is ~10x faster than mkfs.
+ * On failure the image is removed. */
+int loopdisk_create(const char *image, int64_t size, const char *template_dir, struct capsa_error **err);
 
 /* Attaches image to a free loop device with autoclear and mounts it on
  * target (nosuid, nodev); then makes target/upper and target/work.  The loop

@@ -552,7 +552,8 @@ static int make_dirs(const struct proto_sandbox *s, struct capsa_error **err)
 		if (mkdir(s->disk_mount, 0700) < 0 || mkdir(logs, 0700) < 0 || mkdir(s->rootfs, 0700) < 0)
 			return error_sys(err, errno, "create the directories of %s", s->sandbox_dir);
 		trace_mark("run: mkfs");
-		if (loopdisk_create(s->disk_image, s->disk_size, err) < 0)
+		_cleanup_free_ char *templates = xasprintf("%s/disk-templates", s->root_dir);
+		if (loopdisk_create(s->disk_image, s->disk_size, templates, err) < 0)
 			return error_wrap(err, "--disk");
 		return 0;
 	}

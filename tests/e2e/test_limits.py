@@ -296,3 +296,24 @@ def test_run_bad_limits(store):
         err = store.run("run", "--rm", *args, "busybox", "true")
         assert err.returncode != 0 and why in err.err, (args, err.err)
     store.assert_clean()
+
+
+def test_disks_are_separate(store):
+    """Two sandboxes with the same --disk size (their images are copies of
+    one formatted template) at once: each has its own filesystem."""
+    a, b = uniq(), uniq()
+    store.ok("run", "-d", "--name", a, "--disk", "16m", "busybox", "sleep", "600")
+    store.ok("run", "-d", "--name", b, "--disk", "16m", "busybox", "sleep", "600")
+    try:
+        store.ok("exec", a, "sh", "-c", "echo A > /mine && dd if=/dev/zero of=/fill bs=1M count=8 2>/dev/null")
+        assert store.run("exec", b, "cat", "/mine").returncode != 0
+        used = [int(store.ok("exec", n, "df", "-k", "/").splitlines()[-1].split()[2]) for n in (a, b)]
+        assert used[0] >= 8 * 1024 > used[1], used
+        ids = [inspect(store, n)["id"] for n in (a, b)]
+        images = [os.path.join(store.root, "sandboxes", i, "disk.img") for i in ids]
+        assert all(loops_backed_by(p) for p in images)
+    finally:
+        store.ok("rm", "-f", a, b)
+    for p in images:
+        wait_no_loop(p)
+    store.assert_clean()
