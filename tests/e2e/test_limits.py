@@ -317,3 +317,34 @@ def test_disks_are_separate(store):
     for p in images:
         wait_no_loop(p)
     store.assert_clean()
+
+
+# --- the API: a default disk from the server's configuration ---------------------
+
+def test_serve_default_disk(store):
+    from serve_env import Serve
+    store.fail("serve", "--default-disk", "1m", match="--default-disk")
+    s = Serve(store, "--default-disk", "32m")
+    try:
+        a = s.ok("POST", "/v1/sandboxes", {"image": "busybox"}, status=201)
+        b = s.ok("POST", "/v1/sandboxes", {"image": "busybox", "limits": {"disk": "64m"}}, status=201)
+        s.error("POST", "/v1/sandboxes", {"image": "busybox", "limits": {"disk": "1m"}}, status=400,
+                match="16 MiB")
+        for sb, size in ((a, 32), (b, 64)):
+            assert inspect(store, sb["id"])["config"]["disk"] == size << 20
+            df = store.ok("exec", sb["id"], "df", "-k", "/").splitlines()[-1].split()
+            assert int(df[1]) <= size * 1024
+        if "debian" in store.ok("image", "ls"):
+            e = s.ok("POST", "/v2/sandboxes", {"templateID": "base", "timeout": 60}, status=201)
+            try:
+                sid = e["sandboxID"]
+                store.ok("exec", sid, "dd", "if=/dev/zero", "of=/f", "bs=1M", "count=4")
+                m = s.ok("GET", f"/sandboxes/{sid}/metrics")[0]
+                assert m["diskTotal"] <= 32 << 20 and m["diskUsed"] >= 4 << 20, m
+            finally:
+                s.request("DELETE", f"/sandboxes/{e['sandboxID']}")
+        for sb in (a, b):
+            s.request("DELETE", f"/v1/sandboxes/{sb['id']}?force=1")
+    finally:
+        s.stop()
+    store.assert_clean()
