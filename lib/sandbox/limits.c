@@ -105,7 +105,7 @@ static void recorded(json_t *cfg, struct linux_cgroup_limits *l)
 	l->memory_swap = l->memory;
 	l->cpu_period_us = CPU_PERIOD_US;
 	l->cpu_quota_us = cpus > 0 ? (int64_t)(cpus * CPU_PERIOD_US + 0.5) : 0;
-	l->pids = pids > 0 ? pids : CAPSA_MAX_PIDS;
+	l->pids = pids > 0 ? pids : INT64_MAX;
 }
 
 static void wanted(const struct capsa_limits_update *u, const struct linux_cgroup_limits *old,
@@ -122,7 +122,7 @@ static void wanted(const struct capsa_limits_update *u, const struct linux_cgrou
 		l->cpu_quota_us = u->cpus_milli * CPU_PERIOD_US / 1000;
 	}
 	if (u->pids != 0)
-		l->pids = u->pids > 0 ? u->pids : CAPSA_MAX_PIDS;
+		l->pids = u->pids > 0 ? u->pids : INT64_MAX;
 	(void)old;
 }
 

@@ -241,6 +241,9 @@ def test_update_running(store):
         # one at a time leaves the others
         store.ok("update", "--pids-limit", "60", name)
         assert mem_limit(sid) == str(128 << 20) and cgroup_file(sid, "pids", "pids.max") == "60"
+        store.ok("update", "--pids-limit", "-1", name)
+        assert cgroup_file(sid, "pids", "pids.max") == "max"
+        assert inspect(store, name)["config"]["pidsLimit"] == 0
     finally:
         store.ok("rm", "-f", name)
     store.assert_clean()
