@@ -357,3 +357,26 @@ def test_serve_default_disk(store):
     finally:
         s.stop()
     store.assert_clean()
+
+
+def test_disk_inode_exhaustion_stays_inside(store):
+    """Files without data (a builtin's redirection, no fork) until the image's
+    own inode table is full: ENOSPC inside, the host's inodes untouched."""
+    name = uniq()
+    store.ok("run", "-d", "--name", name, "--disk", "16m", "busybox", "sleep", "600")
+    try:
+        out = store.ok("exec", name, "sh", "-c",
+                       "mkdir /many; i=0; while echo -n > /many/f$i 2>/dev/null; do i=$((i+1)); done; echo $i; "
+                       "df -i / | tail -1", timeout=300)
+        n = int(out.splitlines()[0])
+        inodes = int(out.splitlines()[1].split()[1])
+        assert 0 < n <= inodes, out
+        # on the host, the sandbox is still a handful of inodes (counting the
+        # host's free inodes would count whatever else runs on the machine)
+        sid = inspect(store, name)["id"]
+        assert sum(len(d) + len(f) for _, d, f in os.walk(os.path.join(store.root, "sandboxes", sid))) < 50
+        store.ok("exec", name, "rm", "-rf", "/many")
+        store.ok("exec", name, "sh", "-c", "echo ok > /again")
+    finally:
+        store.ok("rm", "-f", name)
+    store.assert_clean()
