@@ -37,8 +37,10 @@ static const char run_usage[] =
 	"                             mount a tmpfs\n"
 	"  -m, --memory SIZE          memory limit (e.g. 64m, 1g); swap is disabled\n"
 	"      --cpus N               cpu limit in cpus (e.g. 0.5)\n"
-	"      --pids-limit N         maximum number of processes\n"
-	"      --shm-size SIZE        size of /dev/shm (default 64m)\n"
+	"      --pids-limit N         maximum number of processes (default 4096, -1: none)\n"
+	"      --shm-size SIZE        size of /dev/shm (default 64m, charged to --memory)\n"
+	"      --disk SIZE            bound the writable layer: an ext4 image of SIZE\n"
+	"                             (at least 16m); writes past it fail with ENOSPC\n"
 	"      --hostname NAME        hostname inside the sandbox\n"
 	"      --read-only            mount the root filesystem read-only\n"
 	"      --cap-add CAP          add a capability (or ALL)\n"
@@ -79,6 +81,7 @@ static const char run_usage[] =
 enum {
 	O_RM = 256, O_NAME, O_ENV_FILE, O_ENTRYPOINT, O_TMPFS, O_CPUS, O_PIDS, O_SHM, O_HOSTNAME, O_READONLY,
 	O_CAP_ADD, O_CAP_DROP, O_SECOPT, O_ULIMIT, O_STOPSIG, O_IDLE, O_TIMEOUT, O_LOGOPT, O_DETACH_KEYS,
+	O_DISK,
 };
 
 static const struct option run_options[] = {
@@ -97,6 +100,7 @@ static const struct option run_options[] = {
 	{ "cpus", required_argument, NULL, O_CPUS },
 	{ "pids-limit", required_argument, NULL, O_PIDS },
 	{ "shm-size", required_argument, NULL, O_SHM },
+	{ "disk", required_argument, NULL, O_DISK },
 	{ "hostname", required_argument, NULL, O_HOSTNAME },
 	{ "read-only", no_argument, NULL, O_READONLY },
 	{ "cap-add", required_argument, NULL, O_CAP_ADD },
@@ -174,9 +178,15 @@ static int parse(struct cli *cli, struct run_args *a, int argc, char **argv)
 			if (parse_int64(optarg, -1, 1 << 22, &v) < 0 || v == 0)
 				return cli_usage_error(cli, "invalid --pids-limit '%s': expected a positive number (-1: unlimited)",
 						       optarg);
-			o->pids = v < 0 ? 0 : v;
+			o->pids = v;
 			break;
 		}
+		case O_DISK:
+			if (parse_size(optarg, &o->disk, &err) < 0)
+				rc = error_wrap(&err, "--disk");
+			else if (o->disk == 0)
+				return cli_usage_error(cli, "invalid --disk '%s': must be positive", optarg);
+			break;
 		case O_SHM:
 			if (parse_size(optarg, &o->shm_size, &err) < 0)
 				rc = error_wrap(&err, "--shm-size");

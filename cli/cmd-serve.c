@@ -33,6 +33,7 @@ static const char serve_usage[] =
 	"      --min-free-disk SIZE   refuse creates (507) below this much free space on the\n"
 	"                             store's filesystem (default 1g; 0: no guard)\n"
 	"      --default-memory SIZE  memory limit of API sandboxes that ask for none (512m)\n"
+	"      --default-disk SIZE    --disk of API sandboxes that ask for none (none)\n"
 	"      --e2b-timeout DUR      lifetime of E2B sandboxes created without one (300s)\n"
 	"\n"
 	"Limits:\n"
@@ -51,7 +52,7 @@ static const char serve_usage[] =
 	"    E2B_API_KEY=$(cat /var/lib/capsa/api-token) node my-agent.js\n";
 
 enum {
-	O_SOCKET = 256, O_LISTEN, O_TOKEN, O_CAP_CPUS, O_CAP_MEM, O_CAP_DISK, O_MIN_FREE, O_DEF_MEM, O_E2B_TIMEOUT,
+	O_SOCKET = 256, O_LISTEN, O_TOKEN, O_CAP_CPUS, O_CAP_MEM, O_CAP_DISK, O_MIN_FREE, O_DEF_MEM, O_DEF_DISK, O_E2B_TIMEOUT,
 	O_WORKERS, O_MAX_BODY, O_MAX_UPLOAD, O_CONN_TIMEOUT, O_MAX_CONN, O_MAX_STREAMS,
 };
 
@@ -97,6 +98,7 @@ CLI_CMD(serve)
 		{ "capacity-disk", required_argument, NULL, O_CAP_DISK },
 		{ "min-free-disk", required_argument, NULL, O_MIN_FREE },
 		{ "default-memory", required_argument, NULL, O_DEF_MEM },
+		{ "default-disk", required_argument, NULL, O_DEF_DISK },
 		{ "e2b-timeout", required_argument, NULL, O_E2B_TIMEOUT },
 		{ "workers", required_argument, NULL, O_WORKERS },
 		{ "max-body", required_argument, NULL, O_MAX_BODY },
@@ -138,6 +140,11 @@ CLI_CMD(serve)
 		case O_MIN_FREE:
 			rc = size_opt(cli, "min-free-disk", optarg, &o.capacity.min_free_disk);
 			o.capacity_set[3] = true;
+			break;
+		case O_DEF_DISK:
+			rc = size_opt(cli, "default-disk", optarg, &o.default_disk);
+			if (rc == 0 && o.default_disk > 0 && o.default_disk < (16LL << 20))
+				rc = cli_usage_error(cli, "--default-disk %s: the minimum is 16m", optarg);
 			break;
 		case O_DEF_MEM:
 			rc = size_opt(cli, "default-memory", optarg, &o.default_memory);

@@ -337,23 +337,47 @@ CLI_CMD(touch)
 }
 
 static const char update_usage[] =
-	"Usage: capsa update [--timeout DUR] [--idle-timeout DUR] SANDBOX...\n"
+	"Usage: capsa update [--timeout DUR] [--idle-timeout DUR] [--memory SIZE] [--cpus N]\n"
+	"                    [--pids-limit N] SANDBOX...\n"
 	"\n"
-	"Change a running sandbox's timeouts: --timeout sets its maximum lifetime to\n"
-	"DUR from now (0: none), --idle-timeout its idle timeout (0: none).\n";
+	"Change a running sandbox's timeouts and limits: --timeout sets its maximum\n"
+	"lifetime to DUR from now (0: none), --idle-timeout its idle timeout (0: none);\n"
+	"--memory, --cpus and --pids-limit (-1: none) its cgroup limits, all or none:\n"
+	"if one cannot be applied, the old ones stay.  `inspect` shows the new ones.\n";
 
 CLI_CMD(update)
 {
-	enum { O_TIMEOUT = 256, O_IDLE };
+	enum { O_TIMEOUT = 256, O_IDLE, O_MEMORY, O_CPUS, O_PIDS };
 	static const struct option opts[] = {
 		{ "timeout", required_argument, NULL, O_TIMEOUT }, { "idle-timeout", required_argument, NULL, O_IDLE },
+		{ "memory", required_argument, NULL, O_MEMORY }, { "cpus", required_argument, NULL, O_CPUS },
+		{ "pids-limit", required_argument, NULL, O_PIDS },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	struct capsa_sandbox_update u = { -1, -1 };
+	struct capsa_limits_update lim = { 0 };
 	struct capsa_error *err = NULL;
 	int c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hm:", opts, NULL)) != -1) {
 		switch (c) {
+		case 'm':
+		case O_MEMORY:
+			if (parse_size(optarg, &lim.memory, &err) < 0 || lim.memory == 0) {
+				if (!err)
+					error_set(&err, EINVAL, "invalid size '%s': must be positive", optarg);
+				error_wrap(&err, "--memory");
+				return cli_fail(cli, err);
+			}
+			break;
+		case O_CPUS:
+			if (opt_cpus(optarg, &lim.cpus_milli, &err) < 0)
+				return cli_fail(cli, err);
+			break;
+		case O_PIDS:
+			if (parse_int64(optarg, -1, 1 << 22, &lim.pids) < 0 || lim.pids == 0)
+				return cli_usage_error(cli, "invalid --pids-limit '%s': expected a positive number (-1: none)",
+						       optarg);
+			break;
 		case O_TIMEOUT:
 			if (parse_duration_ms(optarg, &u.timeout_ms, &err) < 0) {
 				error_wrap(&err, "--timeout");
@@ -370,13 +394,18 @@ CLI_CMD(update)
 		default: return cli_usage_error(cli, "unknown option");
 		}
 	}
-	if (u.timeout_ms < 0 && u.idle_timeout_ms < 0)
-		return cli_usage_error(cli, "nothing to update: give --timeout or --idle-timeout");
+	bool limits = lim.memory || lim.cpus_milli || lim.pids;
+	if (u.timeout_ms < 0 && u.idle_timeout_ms < 0 && !limits)
+		return cli_usage_error(cli, "nothing to update: give --timeout, --idle-timeout, --memory, --cpus or "
+					    "--pids-limit");
 	if (optind >= argc)
 		return cli_usage_error(cli, "requires at least one SANDBOX");
 	int rc = 0;
 	for (int i = optind; i < argc; i++) {
-		if (capsa_sandbox_update(cli_ctx(cli), argv[i], &u, &err) < 0)
+		if (limits && capsa_sandbox_set_limits(cli_ctx(cli), argv[i], &lim, &err) < 0)
+			rc = cli_fail(cli, err);
+		else if ((u.timeout_ms >= 0 || u.idle_timeout_ms >= 0) &&
+			 capsa_sandbox_update(cli_ctx(cli), argv[i], &u, &err) < 0)
 			rc = cli_fail(cli, err);
 		else
 			printf("%s\n", argv[i]);

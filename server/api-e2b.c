@@ -165,7 +165,7 @@ static void create_sandbox(struct http_req *r, struct capsa_ctx *ctx)
 	o.labels = labels;
 	o.memory = t.memory;
 	o.cpus_milli = t.cpus_milli;
-	o.disk = t.disk;
+	o.disk = t.disk > 0 ? t.disk : r->srv->o.default_disk;
 	o.timeout_ms = timeout;
 	o.auto_remove = true;
 	if (api_create_sandbox(r, ctx, &o, &id) < 0)
@@ -444,11 +444,15 @@ static void sandbox_metrics(struct http_req *r, struct capsa_ctx *ctx)
 	format_rfc3339(now_ms(), ts, sizeof(ts));
 	uint64_t mem_total = st.memory_limit != UINT64_MAX && st.memory_limit ? st.memory_limit
 						: (uint64_t)r->srv->capacity.memory;
+	/* a --disk sandbox's own count; without one, nothing is measured */
+	uint64_t disk_used = 0, disk_total = 0;
+	capsa_sandbox_disk_usage(ctx, r->param[0], &disk_used, &disk_total, NULL);
+	if (!disk_total)
+		disk_total = (uint64_t)json_integer_value(json_object_get(e2b, "diskSizeMB")) << 20;
 	json_t *sample = json_pack("{s:s, s:I, s:i, s:f, s:I, s:I, s:I, s:I}", "timestamp", ts, "timestampUnix",
 				   (json_int_t)(now_ms() / 1000), "cpuCount", cpus, "cpuUsedPct", pct, "memUsed",
 				   (json_int_t)st.memory_current, "memTotal", (json_int_t)mem_total, "diskUsed",
-				   (json_int_t)0, "diskTotal",
-				   (json_int_t)json_integer_value(json_object_get(e2b, "diskSizeMB")) << 20);
+				   (json_int_t)disk_used, "diskTotal", (json_int_t)disk_total);
 	json_decref(e2b);
 	json_decref(s);
 	json_t *arr = json_array();

@@ -118,7 +118,7 @@ static void create_sandbox(struct http_req *r, struct capsa_ctx *ctx)
 	if (o.cpus_milli < 0)
 		o.cpus_milli = 0;
 	if (o.disk < 0)
-		o.disk = 0;
+		o.disk = r->srv->o.default_disk;
 	if (entry) {
 		o.entrypoint = entry;
 		o.entrypoint_set = true;

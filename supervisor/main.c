@@ -245,8 +245,11 @@ static struct linux_mount *build_mounts(size_t *n_out, char **paths, char *shm_o
 	size_t n = nd + 3 + sup.spec.n_mounts;
 	struct linux_mount *m = xcalloc(n, sizeof(*m));
 	size_t i = 0;
-	for (; i < nd; i++)
+	for (; i < nd; i++) {
 		m[i] = defs[i];
+		if (strcmp(m[i].target, "/dev/pts") == 0)
+			m[i].data = sup_devpts_data();
+	}
 	static const char *const etc[] = { "/etc/hostname", "/etc/hosts", "/etc/resolv.conf" };
 	for (int k = 0; k < 3; k++, i++)
 		m[i] = (struct linux_mount){ .source = paths[k], .target = etc[k], .bind = true, .file = true,
@@ -265,6 +268,8 @@ static int create_sandbox(struct capsa_error **err)
 {
 	struct proto_sandbox *s = &sup.spec;
 	trace_mark("sup: create");
+	if (sup_disk_mount(err) < 0)
+		return -1;
 	if (write_etc_files(err) < 0)
 		return -1;
 	_cleanup_close_ int memfd = linux_sealed_memfd(s->agent_path, "capsa-agent", err);
@@ -721,6 +726,7 @@ static __attribute__((noreturn)) void sandbox_ended(int status)
 		}
 	}
 	trace_mark("sup: cgroup removed");
+	sup_disk_release();
 	write_exit_file(&e);
 	logw_close(&sup.log);
 	struct buf b = BUF_INIT;

@@ -187,6 +187,12 @@ struct sup {
 
 extern struct sup sup;
 
+/* limits.c */
+#define SUP_PTY_MAX_DEFAULT 256
+int sup_disk_mount(struct capsa_error **err);
+void sup_disk_release(void);
+const char *sup_devpts_data(void);
+
 /* clients.c */
 void client_accept(struct ev_loop *l, struct ev_io *io, uint32_t revents);
 struct client *client_add(int fd, bool creator);

@@ -47,7 +47,7 @@ struct capsa_sandbox_opts {
 	char **labels;		   /* KEY=VALUE */
 	int64_t memory;		   /* bytes, 0: none */
 	int64_t cpus_milli;	   /* 1000 = one cpu, 0: none */
-	int64_t pids;		   /* 0: none */
+	int64_t pids;		   /* 0: the default (4096), -1: none */
 	int64_t shm_size;	   /* 0: 64 MiB */
 	bool readonly;		   /* read-only root filesystem */
 	const struct capsa_mount *mounts;
@@ -66,9 +66,9 @@ struct capsa_sandbox_opts {
 	size_t n_ports;
 	int64_t log_max_size;	   /* bytes per log file, 0: 16 MiB */
 	int log_max_files;	   /* rotated files kept, 0: 4 */
-	int64_t disk;		   /* bytes reserved in the capacity ledger for the
-				      sandbox's writable layer (accounted, not
-				      enforced; see capsa/admission.h), 0: none */
+	int64_t disk;		   /* bytes: the sandbox's writable layer lives in
+				      an ext4 image of this size (`--disk`), and
+				      the capacity ledger reserves it; 0: none */
 };
 
 /* Standard streams for an attached process: the library pumps between these
@@ -140,6 +140,25 @@ struct capsa_sandbox_update {
 /* Changes a running sandbox's timeouts. */
 int capsa_sandbox_update(struct capsa_ctx *ctx, const char *sandbox, const struct capsa_sandbox_update *u,
 			 struct capsa_error **err);
+
+/* New cgroup limits for a running sandbox (`capsa update --memory --cpus
+ * --pids-limit`).  0: unchanged; pids -1: none.  All values are checked
+ * before anything is written, a refused write puts back the old limits, and
+ * the new ones are recorded (inspect's config).  ESRCH when it is not
+ * running. */
+struct capsa_limits_update {
+	int64_t memory;	    /* bytes */
+	int64_t cpus_milli;
+	int64_t pids;
+};
+int capsa_sandbox_set_limits(struct capsa_ctx *ctx, const char *sandbox, const struct capsa_limits_update *u,
+			     struct capsa_error **err);
+
+/* Bytes used and the size of a sandbox's `--disk` image (both 0 without
+ * one): the filesystem's own count while it runs, the image's allocated
+ * blocks otherwise.  Reads no supervisor. */
+int capsa_sandbox_disk_usage(struct capsa_ctx *ctx, const char *sandbox, uint64_t *used, uint64_t *limit,
+			     struct capsa_error **err);
 
 /* SIGTERM (or the stop signal), timeout_ms of grace, then SIGKILL of the
  * whole sandbox; waits for the end.  Idempotent. */

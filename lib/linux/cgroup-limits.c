@@ -136,7 +136,9 @@ int linux_cgroup_set_limits(struct linux_cgroup *cg, const struct linux_cgroup_l
 		if (fd < 0)
 			return error_set(err, ENOTSUP, "cgroup %s: pids limit: no pids controller is available",
 					 cg->path);
-		if (cg_writef(fd, "pids.max", err, "%lld", (long long)l->pids) < 0)
+		/* INT64_MAX: no limit (an update that lifts one) */
+		if (l->pids == INT64_MAX ? cg_write(fd, "pids.max", "max", err) < 0
+					 : cg_writef(fd, "pids.max", err, "%lld", (long long)l->pids) < 0)
 			return error_wrap(err, "cgroup %s", cg->path);
 	}
 	const char *sets[][2] = { { "cpuset.cpus", l->cpuset_cpus }, { "cpuset.mems", l->cpuset_mems } };

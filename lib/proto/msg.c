@@ -367,6 +367,10 @@ int proto_sandbox_encode(struct buf *b, const struct proto_sandbox *s)
 	for (size_t i = 0; i < s->n_ports; i++)
 		proto_port_encode(b, T_PUBLISH, &s->ports[i]);
 	tlv_put_flag(b, T_FRAMED, s->framed);
+	tlv_put_str(b, T_DISK_IMAGE, s->disk_image);
+	tlv_put_str(b, T_DISK_MOUNT, s->disk_mount);
+	tlv_put_i64(b, T_DISK_SIZE, s->disk_size);
+	tlv_put_i64(b, T_PTY_MAX, s->pty_max);
 	return 0;
 }
 
@@ -425,6 +429,10 @@ int proto_sandbox_decode(const uint8_t *p, size_t n, struct proto_sandbox *s, co
 		case T_IDLE_TIMEOUT_MS: bad = tlv_i64(val, len, &s->idle_timeout_ms); break;
 		case T_DEADLINE_MS: bad = tlv_i64(val, len, &s->deadline_ms); break;
 		case T_FRAMED: s->framed = true; break;
+		case T_DISK_IMAGE: bad = get_str(&s->disk_image, val, len); break;
+		case T_DISK_MOUNT: bad = get_str(&s->disk_mount, val, len); break;
+		case T_DISK_SIZE: bad = tlv_i64(val, len, &s->disk_size); break;
+		case T_PTY_MAX: bad = tlv_i64(val, len, &s->pty_max); break;
 		case T_PUBLISH:
 			if (s->n_ports >= PROTO_MAX_PORTS)
 				DECODE_FAIL("too many published ports");
@@ -472,6 +480,8 @@ void proto_sandbox_release(struct proto_sandbox *s)
 	proto_proc_release(&s->proc);
 	free(s->agent_path);
 	free(s->capsa_path);
+	free(s->disk_image);
+	free(s->disk_mount);
 	for (size_t i = 0; i < s->n_ports; i++)
 		proto_port_release(&s->ports[i]);
 	free(s->ports);

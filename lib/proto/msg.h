@@ -102,6 +102,10 @@ struct proto_sandbox {
 	int64_t idle_timeout_ms, deadline_ms;
 	struct proto_port *ports;
 	size_t n_ports;
+	char *disk_image, *disk_mount; /* --disk: the ext4 image and where the
+					* supervisor mounts it (upper and work in it) */
+	int64_t disk_size;
+	int64_t pty_max;		/* devpts max= (0: the default) */
 	bool framed;	/* no descriptor passing: stdio and tunnels in frames (a test hook,
 			 * and what a VM agent gets) */
 };

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "capsa/tunnel.h"
 #include "image/image.h"
 #include "linux/caps.h"
+#include "linux/loopdisk.h"
 #include "linux/seccomp-profile.h"
 #include "ledger.h"
 #include "sandbox.h"
@@ -158,7 +160,8 @@ static char *config_json(const struct capsa_sandbox_opts *o, const struct proto_
 	json_object_set_new(c, "hostname", json_string(s->hostname));
 	json_object_set_new(c, "memory", json_integer(o->memory));
 	json_object_set_new(c, "cpus", json_real((double)o->cpus_milli / 1000.0));
-	json_object_set_new(c, "pidsLimit", json_integer(o->pids));
+	json_object_set_new(c, "pidsLimit", json_integer(s->cg_pids));
+	json_object_set_new(c, "shmSize", json_integer(s->shm_size > 0 ? s->shm_size : 64LL << 20));
 	json_object_set_new(c, "disk", json_integer(o->disk));
 	json_object_set_new(c, "readOnly", json_boolean(o->readonly));
 	json_object_set_new(c, "tty", json_boolean(o->tty));
@@ -204,6 +207,22 @@ static char *labels_json(char **labels, struct capsa_error **err)
 	return s;
 }
 
+/* docker's (25+) descriptor limit unless --ulimit nofile says otherwise:
+ * 1024 soft, so select() users work and a runaway is bounded, 524288 hard
+ * (or the host's, if lower: raising it needs CAP_SYS_RESOURCE). */
+static void default_nofile(const struct capsa_sandbox_opts *o, struct proto_proc *p)
+{
+	for (size_t i = 0; i < o->n_rlimits; i++)
+		if (o->rlimits[i].resource == RLIMIT_NOFILE)
+			return;
+	struct rlimit cur;
+	uint64_t hard = 524288;
+	if (getrlimit(RLIMIT_NOFILE, &cur) == 0 && cur.rlim_max < hard)
+		hard = cur.rlim_max;
+	if (p->n_rlimits < PROTO_MAX_RLIMITS)
+		p->rlimits[p->n_rlimits++] = (struct proto_rlimit){ RLIMIT_NOFILE, hard < 1024 ? hard : 1024, hard };
+}
+
 /* Everything the supervisor needs, from the options and the image. */
 static int build_spec(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *o, const struct image *img,
 		      const char *id, const char *name, struct proto_sandbox *s, struct capsa_error **err)
@@ -215,8 +234,15 @@ static int build_spec(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *o,
 	s->run_dir = sandbox_run_dir(ctx, id);
 	s->sandbox_dir = sandbox_dir(ctx, id);
 	s->rootfs = xasprintf("%s/rootfs", s->run_dir);
-	_cleanup_free_ char *upper = xasprintf("%s/upper", s->sandbox_dir);
-	_cleanup_free_ char *work = xasprintf("%s/work", s->sandbox_dir);
+	if (o->disk > 0) {
+		/* upper and work live in the disk image (loopdisk.c) */
+		s->disk_image = xasprintf("%s/" LOOPDISK_IMAGE, s->sandbox_dir);
+		s->disk_mount = xasprintf("%s/" LOOPDISK_MOUNT, s->sandbox_dir);
+		s->disk_size = o->disk;
+	}
+	const char *top = s->disk_mount ? s->disk_mount : s->sandbox_dir;
+	_cleanup_free_ char *upper = xasprintf("%s/upper", top);
+	_cleanup_free_ char *work = xasprintf("%s/work", top);
 	if (image_overlay_options(ctx, img, upper, work, &s->overlay_data, &s->overlay_dir, err) < 0)
 		return -1;
 	s->readonly = o->readonly;
@@ -235,7 +261,7 @@ static int build_spec(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *o,
 		s->cg_cpu_period = CPU_PERIOD_US;
 		s->cg_cpu_quota = o->cpus_milli * CPU_PERIOD_US / 1000;
 	}
-	s->cg_pids = o->pids;
+	s->cg_pids = o->pids > 0 ? o->pids : o->pids < 0 ? 0 : CAPSA_DEFAULT_PIDS;
 
 	struct proto_proc *p = &s->proc;
 	p->umask = -1;
@@ -294,6 +320,7 @@ static int build_spec(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *o,
 		p->rlimits[p->n_rlimits++] = (struct proto_rlimit){ o->rlimits[i].resource, o->rlimits[i].soft,
 								    o->rlimits[i].hard };
 	}
+	default_nofile(o, p);
 	p->tty = o->tty;
 	p->open_stdin = o->interactive;
 	int stop = o->stop_signal;
@@ -330,12 +357,9 @@ static int validate(const struct capsa_sandbox_opts *o, struct capsa_error **err
 				 o->name);
 	if (o->hostname && (strlen(o->hostname) == 0 || strlen(o->hostname) > 64))
 		return error_set(err, EINVAL, "invalid hostname '%.100s': 1-64 characters", o->hostname);
-	if (o->memory < 0 || (o->memory > 0 && o->memory < (6 << 20)))
-		return error_set(err, EINVAL, "invalid memory limit %lld: the minimum is 6 MiB", (long long)o->memory);
-	if (o->cpus_milli < 0)
-		return error_set(err, EINVAL, "invalid cpu limit: must be positive");
-	if (o->pids < 0)
-		return error_set(err, EINVAL, "invalid pids limit %lld: must be positive", (long long)o->pids);
+	if (o->pids < -1 || o->pids > CAPSA_MAX_PIDS)
+		return error_set(err, EINVAL, "invalid pids limit %lld: expected 1-%d, or -1 for none", (long long)o->pids,
+				 CAPSA_MAX_PIDS);
 	if (o->timeout_ms < 0 || o->idle_timeout_ms < 0)
 		return error_set(err, EINVAL, "invalid timeout: must be positive");
 	if (o->n_ports > PROTO_MAX_PORTS)
@@ -346,8 +370,6 @@ static int validate(const struct capsa_sandbox_opts *o, struct capsa_error **err
 	if (o->log_max_size < 0 || (o->log_max_size > 0 && o->log_max_size < 4096) || o->log_max_files < 0 ||
 	    o->log_max_files > 64)
 		return error_set(err, EINVAL, "invalid log rotation: max size at least 4k, 1-64 files");
-	if (o->disk < 0)
-		return error_set(err, EINVAL, "invalid disk reservation %lld: must be positive", (long long)o->disk);
 	return 0;
 }
 
@@ -499,8 +521,42 @@ static void undo(struct capsa_ctx *ctx, const char *id, const char *name, bool r
 	rm_rf_at(AT_FDCWD, rdir, NULL);
 }
 
+/* A supervisor that refused to start still writes its exit file and tears
+ * down its cgroup (and its --disk mount) after telling us: wait until it is
+ * gone (its end of the socket closes) before undoing, or its late files
+ * would outlive the undo. */
+static void wait_supervisor_gone(int fd)
+{
+	int64_t deadline = now_ms() + 5000;
+	char sink[4096];
+	while (fd >= 0 && now_ms() < deadline) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int r = poll(&p, 1, (int)(deadline - now_ms()));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return;
+		ssize_t n = read(fd, sink, sizeof(sink));
+		if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+			return;
+	}
+}
+
 static int make_dirs(const struct proto_sandbox *s, struct capsa_error **err)
 {
+	if (s->disk_image) {
+		/* the upper and work dirs are made in the image once mounted */
+		if (mkdir(s->sandbox_dir, 0700) < 0)
+			return error_sys(err, errno, "create %s", s->sandbox_dir);
+		_cleanup_free_ char *logs = xasprintf("%s/logs", s->sandbox_dir);
+		if (mkdir(s->disk_mount, 0700) < 0 || mkdir(logs, 0700) < 0 || mkdir(s->rootfs, 0700) < 0)
+			return error_sys(err, errno, "create the directories of %s", s->sandbox_dir);
+		trace_mark("run: mkfs");
+		_cleanup_free_ char *templates = xasprintf("%s/disk-templates", s->root_dir);
+		if (loopdisk_create(s->disk_image, s->disk_size, templates, err) < 0)
+			return error_wrap(err, "--disk");
+		return 0;
+	}
 	const char *dirs[] = { s->sandbox_dir, NULL, NULL, NULL };
 	_cleanup_free_ char *upper = xasprintf("%s/upper", s->sandbox_dir);
 	_cleanup_free_ char *work = xasprintf("%s/work", s->sandbox_dir);
@@ -523,7 +579,7 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 				   struct capsa_error **err)
 {
 	trace_mark("run: start");
-	if (validate(o, err) < 0 || ledger_check_disk(ctx, err) < 0)
+	if (validate(o, err) < 0 || sandbox_limits_validate(ctx, o, err) < 0 || ledger_check_disk(ctx, err) < 0)
 		return -1;
 	struct image *img = NULL;
 	if (!ctx_db(ctx, err))
@@ -633,8 +689,10 @@ finished:
 		exit_from_proto(exit_out, &e);
 	rc = 0;
 out:
-	if (rc < 0 && (row || created_dirs))
+	if (rc < 0 && (row || created_dirs)) {
+		wait_supervisor_gone(conn.fd);
 		undo(ctx, id, name, row);
+	}
 	free(ss.msg);
 	proto_exit_release(&e);
 	proto_conn_release(&conn, true);

@@ -5,6 +5,7 @@
  * credit. */
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,6 +21,7 @@
 struct capsa_files {
 	struct proto_conn c;
 	char *name;
+	int64_t disk; /* --disk, to say so when it is full */
 	uint32_t next_stream;
 };
 
@@ -61,6 +63,9 @@ CAPSA_EXPORT int capsa_files_open(struct capsa_ctx *ctx, const char *sandbox, st
 	}
 	f->name = xstrdup(r.name);
 	f->next_stream = 1;
+	json_t *cfg = json_loads(r.config ? r.config : "{}", 0, NULL);
+	f->disk = cfg ? json_integer_value(json_object_get(cfg, "disk")) : 0;
+	json_decref(cfg);
 	sb_row_release(&r);
 	*out = f;
 	return 0;
@@ -196,7 +201,11 @@ static int op_run(struct capsa_files *f, struct op *o, const struct proto_fileop
 		return -1;
 	}
 	if (o->failed) {
-		error_set(err, o->code ? o->code : EIO, "sandbox %s: %s", f->name, o->msg ? o->msg : "failed");
+		if (o->code == ENOSPC && f->disk > 0)
+			error_set(err, ENOSPC, "no space left on device in sandbox %s (--disk %lldM): %s", f->name,
+				  (long long)(f->disk >> 20), o->msg ? o->msg : "failed");
+		else
+			error_set(err, o->code ? o->code : EIO, "sandbox %s: %s", f->name, o->msg ? o->msg : "failed");
 		return -1;
 	}
 	return 0;

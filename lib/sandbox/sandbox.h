@@ -28,6 +28,12 @@ struct sb_row {
 };
 
 void sb_row_release(struct sb_row *r);
+
+/* limits.c */
+#define CAPSA_DEFAULT_PIDS 4096
+#define CAPSA_MAX_PIDS (1 << 22)
+int sandbox_limits_validate(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *o, struct capsa_error **err);
+int sandbox_limits_check_update(const struct capsa_limits_update *u, struct capsa_error **err);
 /* By full id, unique id prefix (>= 4 characters) or name.  ENOENT when
  * none matches: "no such sandbox: 'x'". */
 int sandbox_lookup(struct capsa_ctx *ctx, const char *ref, struct sb_row *out, struct capsa_error **err);

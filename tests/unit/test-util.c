@@ -34,6 +34,19 @@ static void test_sizes(void)
 	err = NULL;
 	ok(parse_size("", &v, &err) < 0, "empty refused");
 	capsa_error_free(err);
+	/* the edges: 63 bits, and what strtoull/strtod would have let through */
+	err = NULL;
+	ok(parse_size("8388607t", &v, &err) == 0 && v == 8388607LL << 40, "8388607t fits in 63 bits");
+	ok(parse_size("9223372036854775807", &v, &err) == 0 && v == INT64_MAX, "INT64_MAX bytes");
+	static const char *const bad[] = { "8388608t", "9223372036854775808", "8388608.5t", "1.5.5m", " 5m",
+					   "5 m",      "0x10",		     "1e3",	  "-0",	    "+5m",
+					   "5mm",      "10Q",		     ".",	  "m" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err = NULL;
+		int r = parse_size(bad[i], &v, &err);
+		ok(r < 0 && err && strstr(err->msg, bad[i]), "'%s' refused, named: %s", bad[i], err ? err->msg : "");
+		capsa_error_free(err);
+	}
 }
 
 static void test_durations(void)
