@@ -280,6 +280,7 @@ static void put_mount(struct buf *b, const struct proto_mount *m)
 	tlv_put_flag(b, T_M_BIND, m->bind);
 	tlv_put_flag(b, T_M_RECURSIVE, m->recursive);
 	tlv_put_flag(b, T_M_FILE, m->file);
+	tlv_put_flag(b, T_M_IDMAP, m->idmap);
 	tlv_end(b, mark);
 }
 
@@ -303,6 +304,7 @@ static int get_mount(const uint8_t *p, size_t n, struct proto_mount *m)
 		case T_M_BIND: m->bind = true; break;
 		case T_M_RECURSIVE: m->recursive = true; break;
 		case T_M_FILE: m->file = true; break;
+		case T_M_IDMAP: m->idmap = true; break;
 		default: break;
 		}
 		if (bad)
@@ -350,6 +352,11 @@ int proto_sandbox_encode(struct buf *b, const struct proto_sandbox *s)
 	for (size_t i = 0; i < s->n_ports; i++)
 		proto_port_encode(b, T_PUBLISH, &s->ports[i]);
 	tlv_put_flag(b, T_FRAMED, s->framed);
+	if (s->userns_count) {
+		tlv_put_u64(b, T_USERNS_UID, s->userns_uid);
+		tlv_put_u64(b, T_USERNS_GID, s->userns_gid);
+		tlv_put_u64(b, T_USERNS_COUNT, s->userns_count);
+	}
 	return 0;
 }
 
@@ -408,6 +415,9 @@ int proto_sandbox_decode(const uint8_t *p, size_t n, struct proto_sandbox *s, co
 		case T_IDLE_TIMEOUT_MS: bad = tlv_i64(val, len, &s->idle_timeout_ms); break;
 		case T_DEADLINE_MS: bad = tlv_i64(val, len, &s->deadline_ms); break;
 		case T_FRAMED: s->framed = true; break;
+		case T_USERNS_UID: bad = tlv_u64(val, len, &s->userns_uid); break;
+		case T_USERNS_GID: bad = tlv_u64(val, len, &s->userns_gid); break;
+		case T_USERNS_COUNT: bad = tlv_u64(val, len, &s->userns_count); break;
 		case T_PUBLISH:
 			if (s->n_ports >= PROTO_MAX_PORTS)
 				DECODE_FAIL("too many published ports");
@@ -425,6 +435,11 @@ int proto_sandbox_decode(const uint8_t *p, size_t n, struct proto_sandbox *s, co
 		DECODE_FAIL("truncated sandbox spec");
 	if (!s->id || !s->run_dir || !s->rootfs || !s->proc.argv || !s->agent_path)
 		DECODE_FAIL("sandbox spec lacks id, run dir, rootfs, command or agent");
+	/* a map must not reach host root nor wrap around */
+	if (s->userns_count && (s->userns_count > UINT32_MAX || s->userns_uid == 0 || s->userns_gid == 0 ||
+				s->userns_uid + s->userns_count > UINT32_MAX ||
+				s->userns_gid + s->userns_count > UINT32_MAX))
+		DECODE_FAIL("bad user namespace range");
 	return 0;
 fail:
 	proto_sandbox_release(s);

@@ -79,6 +79,7 @@ struct proto_mount {
 	char *source, *target, *fstype, *data;
 	uint64_t flags, propagation;
 	bool bind, recursive, file;
+	bool idmap;	/* bind: idmapped in a user namespace (explicit) */
 };
 
 struct proto_sandbox {
@@ -102,6 +103,7 @@ struct proto_sandbox {
 	int64_t idle_timeout_ms, deadline_ms;
 	struct proto_port *ports;
 	size_t n_ports;
+	uint64_t userns_uid, userns_gid, userns_count; /* count 0: no user namespace */
 	bool framed;	/* no descriptor passing: stdio and tunnels in frames (a test hook,
 			 * and what a VM agent gets) */
 };

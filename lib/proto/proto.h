@@ -139,6 +139,9 @@ enum proto_tag {
 	T_OP, T_PATH, T_PATH2, T_MODE, T_FLAGS, T_DEPTH, T_MAX, T_SIZE, T_TYPE, T_UID, T_GID, T_OWNER,
 	T_GROUPNAME, T_MTIME, T_LINK, T_EVENT, T_IS_DIR, T_CREATED,
 	T_PORT, T_HOST_IP, T_HOST_PORT, T_COUNT, T_RX, T_TX, T_PUBLISH, T_FRAMED,
+
+	/* user namespaces (sandbox spec, 230 on) */
+	T_USERNS_UID = 230, T_USERNS_GID, T_USERNS_COUNT, T_M_IDMAP,
 };
 
 struct proto_hdr {

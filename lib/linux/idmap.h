@@ -1,0 +1,25 @@
+/* idmap.h: a sandbox's user namespace and idmapped image layers (idmap.c
+ * says in which order).  libc only. */
+#ifndef CAPSA_LINUX_IDMAP_H
+#define CAPSA_LINUX_IDMAP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/error.h"
+
+/* A new user namespace mapping 0..count-1 to uid.. and gid.. on the host;
+ * returns an fd to it (the creating child is gone). */
+int linux_userns_open(uint32_t uid, uint32_t gid, uint32_t count, struct capsa_error **err);
+/* In the caller's own mount namespace: mounts an idmapped view of every
+ * lowerdir named in overlay_data (relative to layer_dir) over itself. */
+int linux_idmap_layers(int userns_fd, const char *layer_dir, const char *overlay_data, struct capsa_error **err);
+/* In the caller's own mount namespace: mounts an idmapped view of the
+ * mount at path (with its submounts when recursive) over it. */
+int linux_idmap_path(int userns_fd, const char *path, bool recursive, struct capsa_error **err);
+/* setns into the namespace and become its root. */
+int linux_userns_enter(int userns_fd, struct capsa_error **err);
+/* CAPSA_TEST_NO_IDMAP set: behave as a kernel without idmapped mounts. */
+bool linux_idmap_forced_off(void);
+
+#endif
