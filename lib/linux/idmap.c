@@ -110,6 +110,30 @@ bool linux_idmap_forced_off(void)
 	return v && *v && strcmp(v, "0") != 0;
 }
 
+char *linux_overlay_lowers(const char *overlay_data)
+{
+	const char *l = overlay_data ? strstr(overlay_data, "lowerdir=") : NULL;
+	if (!l || (l != overlay_data && l[-1] != ','))
+		return NULL;
+	l += strlen("lowerdir=");
+	return xstrndup(l, strcspn(l, ","));
+}
+
+bool linux_idmap_probe(int userns_fd, const char *layer_dir, const char *overlay_data)
+{
+	_cleanup_free_ char *list = linux_overlay_lowers(overlay_data);
+	if (!list || linux_idmap_forced_off())
+		return false;
+	char *colon = strchr(list, ':');
+	if (colon)
+		*colon = '\0';
+	/* a detached clone, idmapped and dropped: nothing is ever attached */
+	_cleanup_close_ int dir = open(layer_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int t = dir < 0 ? -1 : (int)syscall(SYS_open_tree, dir, list, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns_fd };
+	return t >= 0 && syscall(SYS_mount_setattr, t, "", AT_EMPTY_PATH, &attr, sizeof(attr)) == 0;
+}
+
 /* One layer: an idmapped clone of dir/name mounted over it. */
 static int idmap_one(int dir, const char *name, int userns_fd, struct capsa_error **err)
 {
@@ -137,12 +161,9 @@ int linux_idmap_layers(int userns_fd, const char *layer_dir, const char *overlay
 	/* nothing mounted below may propagate to the host */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return error_sys(err, errno, "make / private");
-	const char *l = overlay_data ? strstr(overlay_data, "lowerdir=") : NULL;
-	if (!l || (l != overlay_data && l[-1] != ','))
+	_cleanup_free_ char *list = linux_overlay_lowers(overlay_data);
+	if (!list)
 		return error_set(err, EINVAL, "overlay options without lowerdir");
-	l += strlen("lowerdir=");
-	size_t n = strcspn(l, ",");
-	_cleanup_free_ char *list = xstrndup(l, n);
 	_cleanup_close_ int dir = open(layer_dir ? layer_dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0)
 		return error_sys(err, errno, "open %s", layer_dir ? layer_dir : "/");

@@ -19,6 +19,17 @@ int linux_idmap_layers(int userns_fd, const char *layer_dir, const char *overlay
 int linux_idmap_path(int userns_fd, const char *path, bool recursive, struct capsa_error **err);
 /* setns into the namespace and become its root. */
 int linux_userns_enter(int userns_fd, struct capsa_error **err);
+/* The lowerdir list of overlay options ("a:b:c"), or NULL. */
+char *linux_overlay_lowers(const char *overlay_data);
+/* Whether the first layer of overlay_data can be idmapped (a detached
+ * clone, never attached). */
+bool linux_idmap_probe(int userns_fd, const char *layer_dir, const char *overlay_data);
+/* The fallback (idmap-copy.c): copies of the layers named in overlay_data
+ * with owners shifted into the block, cached under
+ * <store_root>/layers-shifted/<uid>-<gid>; *dir_out gets that directory,
+ * to be used as the overlay's layer directory. */
+int linux_idmap_copy_layers(const char *store_root, const char *layer_dir, const char *overlay_data, uint32_t uid,
+			    uint32_t gid, uint32_t count, char **dir_out, struct capsa_error **err);
 /* CAPSA_TEST_NO_IDMAP set: behave as a kernel without idmapped mounts. */
 bool linux_idmap_forced_off(void);
 

@@ -107,6 +107,9 @@ static int build_mounts(const struct capsa_sandbox_opts *o, struct proto_sandbox
 			if (!m->source || m->source[0] != '/')
 				return error_set(err, EINVAL, "bind mount source '%s': must be an absolute host path",
 						 m->source ? m->source : "");
+			if (m->idmap && o->userns == CAPSA_USERNS_HOST)
+				return error_set(err, EINVAL, "volume '%s': idmap needs a user namespace (not --userns host)",
+						 m->source);
 			struct stat st;
 			if (stat(m->source, &st) < 0)
 				return error_sys(err, errno, "bind mount source '%s'", m->source);
@@ -120,9 +123,6 @@ static int build_mounts(const struct capsa_sandbox_opts *o, struct proto_sandbox
 			pm->flags = m->readonly ? MS_RDONLY : 0;
 			pm->propagation = MS_PRIVATE | MS_REC;
 			pm->idmap = m->idmap;
-			if (m->idmap && o->userns == CAPSA_USERNS_HOST)
-				return error_set(err, EINVAL, "volume '%s': idmap needs a user namespace (not --userns host)",
-						 m->source);
 		}
 		pm->target = xstrdup(m->target);
 		s->n_mounts++;

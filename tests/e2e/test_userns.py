@@ -177,15 +177,34 @@ def test_bad_userns_value(store):
     store.fail("run", "--rm", "--userns", "private", "busybox", "true", match="'private'")
 
 
-def test_without_idmapped_mounts_a_clear_error_and_nothing_left(capsa, tmp_path):
+def test_without_idmapped_mounts_layers_are_shifted_copies(capsa, tmp_path):
+    """The fallback (forced with CAPSA_TEST_NO_IDMAP): copies of the layers
+    owned by the block, cached per block; the shared layers untouched."""
     capsa.ok("image", "import", os.path.join(IMAGES, "busybox-oci.tar"), "--name", "busybox:latest", timeout=300)
     env = {"CAPSA_TEST_NO_IDMAP": "1"}
-    err = capsa.fail("run", "--rm", "busybox", "true", env=env, match="idmap")
-    assert "--userns host" in err
+    out = capsa.ok("run", "--rm", "busybox", "sh", "-c",
+                   "cat /proc/self/uid_map; ls -ln /etc/passwd; echo x > /etc/new && echo wrote", env=env)
+    lines = out.splitlines()
+    base = int(lines[0].split()[1])
+    assert lines[1].split()[2:4] == ["0", "0"] and lines[2] == "wrote"
+    shifted = os.path.join(capsa.root, "layers-shifted", f"{base}-{base}")
+    copies = os.listdir(shifted)
+    assert copies and not [c for c in copies if c.startswith(".")]
+    for c in copies:
+        st = os.lstat(os.path.join(shifted, c, "bin", "busybox"))
+        assert (st.st_uid, st.st_gid) == (base, base)
+        assert os.lstat(os.path.join(capsa.root, "layers", c, "bin", "busybox")).st_uid == 0
+    made = os.stat(os.path.join(shifted, copies[0]))
+    # the next sandbox with the block uses the cache as it is
+    capsa.ok("run", "--rm", "busybox", "true", env=env)
+    assert os.stat(os.path.join(shifted, copies[0])).st_ino == made.st_ino
+    # an explicitly idmapped volume cannot be had there: a clear error, nothing left
+    vol = tmp_path / "v"
+    vol.mkdir()
+    err = capsa.fail("run", "--rm", "-v", f"{vol}:/v:idmap", "busybox", "true", env=env, match=str(vol))
+    assert "idmap" in err
     assert capsa.ok("ps", "-a", "-q") == ""
     capsa.assert_clean()
-    # --userns host needs none
-    assert capsa.ok("run", "--rm", "--userns", "host", "busybox", "echo", "ok", env=env) == "ok\n"
 
 
 def test_root_inside_cannot_write_host_owned_files_through_a_volume(store, tmp_path):
@@ -223,3 +242,21 @@ def test_non_root_user_gets_a_plain_rootless_error():
                         "busybox", "true"], capture_output=True, env=env, cwd="/", timeout=60)
     assert p.returncode == 125
     assert b"rootless mode is not supported yet" in p.stderr
+
+
+def test_idmapped_volumes(store, tmp_path):
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    (vol / "f").write_text("host\n")
+    os.chmod(tmp_path, 0o700)
+    # read-only: host root's files read as root's, even below a 0700 directory
+    out = store.ok("run", "--rm", "-v", f"{tmp_path}:/t:ro", "busybox", "sh", "-c",
+                   "ls -ln /t/vol/f; cat /t/vol/f; touch /t/vol/g 2>/dev/null || echo ro")
+    assert out.splitlines()[0].split()[2:4] == ["0", "0"] and "host" in out and "ro" in out
+    # :idmap asks for writes as the host's owners
+    out = store.ok("run", "--rm", "-v", f"{vol}:/v:rw,idmap", "busybox", "sh", "-c",
+                   "echo more >> /v/f && touch /v/new && ls -ln /v/new")
+    assert out.split()[2:4] == ["0", "0"]
+    assert os.stat(vol / "new").st_uid == 0 and (vol / "f").read_text() == "host\nmore\n"
+    store.fail("run", "--rm", "--userns", "host", "-v", f"{vol}:/v:idmap", "busybox", "true", match="idmap")
+    store.fail("run", "--rm", "-v", f"{vol}:/v:bogus", "busybox", "true", match="bogus")
