@@ -194,7 +194,7 @@ extern int sup_userns_fd;
 bool sup_userns_on(void);
 int sup_userns_prepare(struct capsa_error **err);
 void sup_userns_adjust_mounts(struct linux_mount *m, size_t n, char ***owned);
-int sup_userns_child_layers(const struct linux_rootfs *r, struct capsa_error **err);
+int sup_userns_child_layers(struct linux_rootfs *r, struct capsa_error **err);
 int sup_userns_child_volumes(struct capsa_error **err);
 int sup_userns_before_pivot(void *unused, struct capsa_error **err);
 int sup_userns_child_enter(struct capsa_error **err);

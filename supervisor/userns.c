@@ -24,7 +24,6 @@
 #include "util/str.h"
 
 int sup_userns_fd = -1;
-static bool sup_userns_shifted; /* the layers are shifted copies: no idmap */
 
 static void logmsg_userns(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logmsg_userns(const char *fmt, ...)
@@ -53,20 +52,7 @@ int sup_userns_prepare(struct capsa_error **err)
 		if (fchownat(sup.run_fd, files[i], uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
 			return error_sys(err, errno, "give %s/%s to the user namespace", sup.spec.run_dir, files[i]);
 	sup_userns_fd = linux_userns_open((uint32_t)uid, (uint32_t)gid, (uint32_t)sup.spec.userns_count, err);
-	if (sup_userns_fd < 0)
-		return -1;
-	if (!sup.spec.overlay_data || linux_idmap_probe(sup_userns_fd, sup.spec.overlay_dir, sup.spec.overlay_data))
-		return 0;
-	/* no idmapped layers here: the overlay takes shifted copies instead */
-	char *dir = NULL;
-	if (linux_idmap_copy_layers(sup.spec.root_dir, sup.spec.overlay_dir, sup.spec.overlay_data, (uint32_t)uid,
-				    (uint32_t)gid, (uint32_t)sup.spec.userns_count, &dir, err) < 0)
-		return -1;
-	logmsg_userns("layers cannot be idmapped here: using shifted copies in %s", dir);
-	free(sup.spec.overlay_dir);
-	sup.spec.overlay_dir = dir;
-	sup_userns_shifted = true;
-	return 0;
+	return sup_userns_fd < 0 ? -1 : 0;
 }
 
 /* The sandbox's tmpfs mounts (/dev, /dev/shm, --tmpfs) belong to root
@@ -104,12 +90,28 @@ void sup_userns_adjust_mounts(struct linux_mount *m, size_t n, char ***owned)
 	}
 }
 
-/* In the child, own mount namespace, before the root is built. */
-int sup_userns_child_layers(const struct linux_rootfs *r, struct capsa_error **err)
+/* In the child, own mount namespace, before the root is built: idmapped
+ * views of the layers, or where they cannot be had, shifted copies (the
+ * child is still host root, and its log is the supervisor's). */
+int sup_userns_child_layers(struct linux_rootfs *r, struct capsa_error **err)
 {
-	if (sup_userns_fd < 0 || !r->overlay_data || sup_userns_shifted)
+	if (sup_userns_fd < 0 || !r->overlay_data)
 		return 0;
-	return linux_idmap_layers(sup_userns_fd, r->overlay_dir, r->overlay_data, err);
+	struct capsa_error *e = NULL;
+	if (linux_idmap_layers(sup_userns_fd, r->overlay_dir, r->overlay_data, &e) == 0)
+		return 0;
+	if (e->code != ENOTSUP) {
+		error_move(err, &e);
+		return -1;
+	}
+	logmsg_userns("%s: using copies of the layers with shifted owners", e->msg);
+	capsa_error_free(e);
+	char *dir = NULL;
+	if (linux_idmap_copy_layers(sup.spec.root_dir, r->overlay_dir, r->overlay_data, (uint32_t)sup.spec.userns_uid,
+				    (uint32_t)sup.spec.userns_gid, (uint32_t)sup.spec.userns_count, &dir, err) < 0)
+		return -1;
+	r->overlay_dir = dir; /* the child's copy of the spec: it execs soon */
+	return 0;
 }
 
 /* Volumes: an explicit idmap must work; a read-only volume is idmapped

@@ -119,23 +119,9 @@ char *linux_overlay_lowers(const char *overlay_data)
 	return xstrndup(l, strcspn(l, ","));
 }
 
-bool linux_idmap_probe(int userns_fd, const char *layer_dir, const char *overlay_data)
-{
-	_cleanup_free_ char *list = linux_overlay_lowers(overlay_data);
-	if (!list || linux_idmap_forced_off())
-		return false;
-	char *colon = strchr(list, ':');
-	if (colon)
-		*colon = '\0';
-	/* a detached clone, idmapped and dropped: nothing is ever attached */
-	_cleanup_close_ int dir = open(layer_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	_cleanup_close_ int t = dir < 0 ? -1 : (int)syscall(SYS_open_tree, dir, list, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-	struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns_fd };
-	return t >= 0 && syscall(SYS_mount_setattr, t, "", AT_EMPTY_PATH, &attr, sizeof(attr)) == 0;
-}
-
-/* One layer: an idmapped clone of dir/name mounted over it. */
-static int idmap_one(int dir, const char *name, int userns_fd, struct capsa_error **err)
+/* An idmapped clone of dir/name, detached; -1 with err if it cannot be
+ * had (ENOTSUP: the kernel or the filesystem cannot idmap). */
+static int idmap_clone(int dir, const char *name, int userns_fd, struct capsa_error **err)
 {
 	_cleanup_close_ int t = (int)syscall(SYS_open_tree, dir, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
 	if (t < 0)
@@ -145,15 +131,11 @@ static int idmap_one(int dir, const char *name, int userns_fd, struct capsa_erro
 	if (off || syscall(SYS_mount_setattr, t, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0) {
 		int e = off ? EINVAL : errno;
 		if (e == EINVAL || e == ENOSYS || e == EPERM || e == EOPNOTSUPP)
-			return error_set(err, ENOTSUP,
-					 "layer %s: this kernel or filesystem cannot idmap the mount (%s): user "
-					 "namespaces need idmapped mounts (Linux 5.19+); run with --userns host",
+			return error_set(err, ENOTSUP, "layer %s: this kernel or filesystem cannot idmap the mount (%s)",
 					 name, off ? "turned off by CAPSA_TEST_NO_IDMAP" : strerror(e));
 		return error_sys(err, e, "layer %s: idmap", name);
 	}
-	if (syscall(SYS_move_mount, t, "", dir, name, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-		return error_sys(err, errno, "layer %s: mount idmapped view", name);
-	return 0;
+	return steal_fd(&t);
 }
 
 int linux_idmap_layers(int userns_fd, const char *layer_dir, const char *overlay_data, struct capsa_error **err)
@@ -167,12 +149,29 @@ int linux_idmap_layers(int userns_fd, const char *layer_dir, const char *overlay
 	_cleanup_close_ int dir = open(layer_dir ? layer_dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0)
 		return error_sys(err, errno, "open %s", layer_dir ? layer_dir : "/");
-	char *save = NULL;
-	for (char *name = strtok_r(list, ":", &save); name; name = strtok_r(NULL, ":", &save)) {
-		if (idmap_one(dir, name, userns_fd, err) < 0)
-			return error_wrap(err, "idmap image layers");
+	/* every clone first, then every mount: a layer that cannot be
+	 * idmapped leaves the layer directories as they are (the caller may
+	 * fall back to copies of them).  An attached clone's fd closes
+	 * without an unmount (which would wait for an RCU grace period). */
+	char **names = strv_split(list, ':');
+	size_t n = strv_len(names);
+	int *fds = xcalloc(n ? n : 1, sizeof(int));
+	int rc = 0;
+	size_t made = 0;
+	for (; made < n && rc == 0; made++) {
+		fds[made] = idmap_clone(dir, names[made], userns_fd, err);
+		if (fds[made] < 0)
+			rc = -1;
 	}
-	return 0;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (syscall(SYS_move_mount, fds[i], "", dir, names[i], MOVE_MOUNT_F_EMPTY_PATH) < 0)
+			rc = error_sys(err, errno, "layer %s: mount idmapped view", names[i]);
+	for (size_t i = 0; i < made; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(fds);
+	strv_free(names);
+	return rc < 0 ? error_wrap(err, "idmap image layers") : 0;
 }
 
 int linux_idmap_path(int userns_fd, const char *path, bool recursive, struct capsa_error **err)

@@ -12,7 +12,8 @@
  * returns an fd to it (the creating child is gone). */
 int linux_userns_open(uint32_t uid, uint32_t gid, uint32_t count, struct capsa_error **err);
 /* In the caller's own mount namespace: mounts an idmapped view of every
- * lowerdir named in overlay_data (relative to layer_dir) over itself. */
+ * lowerdir named in overlay_data (relative to layer_dir) over itself; all
+ * or none (an error with code ENOTSUP: the layers cannot be idmapped). */
 int linux_idmap_layers(int userns_fd, const char *layer_dir, const char *overlay_data, struct capsa_error **err);
 /* In the caller's own mount namespace: mounts an idmapped view of the
  * mount at path (with its submounts when recursive) over it. */
@@ -21,9 +22,6 @@ int linux_idmap_path(int userns_fd, const char *path, bool recursive, struct cap
 int linux_userns_enter(int userns_fd, struct capsa_error **err);
 /* The lowerdir list of overlay options ("a:b:c"), or NULL. */
 char *linux_overlay_lowers(const char *overlay_data);
-/* Whether the first layer of overlay_data can be idmapped (a detached
- * clone, never attached). */
-bool linux_idmap_probe(int userns_fd, const char *layer_dir, const char *overlay_data);
 /* The fallback (idmap-copy.c): copies of the layers named in overlay_data
  * with owners shifted into the block, cached under
  * <store_root>/layers-shifted/<uid>-<gid>; *dir_out gets that directory,
