@@ -789,13 +789,9 @@ static int on_spec(void *ctx, struct proto_conn *c, const struct proto_hdr *h, c
 static __attribute__((noreturn)) void fail_start(struct client *creator, struct capsa_error *err)
 {
 	logmsg("%s", err->msg);
-	if (creator) {
-		struct buf b = BUF_INIT;
-		proto_error_encode(&b, err->code, err->msg);
-		proto_conn_queue(&creator->conn, P_ERROR, 0, 0, b.data, b.len);
-		proto_conn_flush_all(&creator->conn, 2000);
-		buf_release(&b);
-	}
+	/* Everything we leave is in place before the creator hears of it: it
+	 * removes the runtime directory at once, and an exit file written
+	 * after that would keep the directory alive. */
 	if (sup.cg) {
 		linux_cgroup_kill_all(sup.cg, NULL);
 		linux_cgroup_destroy(sup.cg, NULL);
@@ -804,6 +800,13 @@ static __attribute__((noreturn)) void fail_start(struct client *creator, struct 
 		struct proto_exit e = { .exit_code = 125, .code = err->code, .message = err->msg,
 					.reason = (char *)"start_failed", .finished_at = now_ms() };
 		write_exit_file(&e);
+	}
+	if (creator) {
+		struct buf b = BUF_INIT;
+		proto_error_encode(&b, err->code, err->msg);
+		proto_conn_queue(&creator->conn, P_ERROR, 0, 0, b.data, b.len);
+		proto_conn_flush_all(&creator->conn, 2000);
+		buf_release(&b);
 	}
 	_exit(1);
 }
