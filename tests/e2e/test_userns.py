@@ -260,3 +260,24 @@ def test_idmapped_volumes(store, tmp_path):
     assert os.stat(vol / "new").st_uid == 0 and (vol / "f").read_text() == "host\nmore\n"
     store.fail("run", "--rm", "--userns", "host", "-v", f"{vol}:/v:idmap", "busybox", "true", match="idmap")
     store.fail("run", "--rm", "-v", f"{vol}:/v:bogus", "busybox", "true", match="bogus")
+
+
+def test_native_api_userns_field(store):
+    from serve_env import Serve
+    srv = Serve(store)
+    try:
+        ids = []
+        for mode, want in (("host", "0"), ("auto", None), (None, None)):
+            body = {"image": "busybox", "name": uniq("api")}
+            if mode:
+                body["userns"] = mode
+            sid = srv.ok("POST", "/v1/sandboxes", body, status=201)["id"]
+            ids.append(sid)
+            outside = idmap(store, sid)[1]
+            assert outside == 0 if want == "0" else outside >= BLOCK
+        r = srv.request("POST", "/v1/sandboxes", {"image": "busybox", "userns": "private"})
+        assert r.status == 400 and b"userns" in r.body
+    finally:
+        for sid in ids:
+            srv.request("DELETE", f"/v1/sandboxes/{sid}?force=true")
+        srv.stop()
