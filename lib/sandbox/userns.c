@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <pwd.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -300,6 +301,20 @@ out:
 	subid_file_release(&uf);
 	subid_file_release(&gf);
 	return rc;
+}
+
+json_t *sandbox_userns_json(struct capsa_ctx *ctx, const char *id)
+{
+	struct store *db = ctx_db(ctx, NULL);
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	if (!db || store_prepare(db, "SELECT uid_start, gid_start, count FROM userns_ranges WHERE sandbox_id=?", &st,
+				 NULL) < 0)
+		return NULL;
+	store_bind_text(st, 1, id);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return NULL;
+	return json_pack("{s:I, s:I, s:I}", "uid", (json_int_t)sqlite3_column_int64(st, 0), "gid",
+			 (json_int_t)sqlite3_column_int64(st, 1), "size", (json_int_t)sqlite3_column_int64(st, 2));
 }
 
 int sandbox_userns_own_dirs(const struct proto_sandbox *s, struct capsa_error **err)
