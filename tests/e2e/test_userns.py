@@ -79,7 +79,7 @@ def test_image_files_owned_by_root_inside_and_layers_untouched(store):
 
 
 def test_shadow_reads_0_0_inside(store):
-    # busybox has no /etc/shadow: make one in a layer-owned directory view
+    # (busybox has no /etc/shadow: its image files are all root's)
     out = store.ok("run", "--rm", "busybox", "ls", "-ln", "/etc/passwd", "/bin/busybox")
     for line in out.splitlines():
         f = line.split()
