@@ -31,8 +31,10 @@ static const char run_usage[] =
 	"                             /etc/passwd and /etc/group) or number\n"
 	"      --entrypoint CMD       replace the image's Entrypoint ('' clears it)\n"
 	"  -l, --label KEY=VALUE      attach a label\n"
-	"  -v, --volume HOST:PATH[:ro]\n"
-	"                             bind-mount a host directory or file\n"
+	"  -v, --volume HOST:PATH[:ro|rw][,idmap]\n"
+	"                             bind-mount a host directory or file; with a user\n"
+	"                             namespace, ro volumes and idmap ones show host\n"
+	"                             ids as root's inside (idmap: writable as them)\n"
 	"      --tmpfs PATH[:size=SIZE,mode=MODE,ro]\n"
 	"                             mount a tmpfs\n"
 	"  -m, --memory SIZE          memory limit (e.g. 64m, 1g); swap is disabled\n"
@@ -43,6 +45,9 @@ static const char run_usage[] =
 	"                             (at least 16m); writes past it fail with ENOSPC\n"
 	"      --hostname NAME        hostname inside the sandbox\n"
 	"      --read-only            mount the root filesystem read-only\n"
+	"      --userns auto|host     auto (default): root inside is a block of 65536\n"
+	"                             unprivileged host ids of the capsa user's\n"
+	"                             /etc/subuid and /etc/subgid ranges; host: none\n"
 	"      --cap-add CAP          add a capability (or ALL)\n"
 	"      --cap-drop CAP         drop a capability (or ALL)\n"
 	"      --security-opt OPT     seccomp=PROFILE.json, seccomp=unconfined,\n"
@@ -82,6 +87,7 @@ enum {
 	O_RM = 256, O_NAME, O_ENV_FILE, O_ENTRYPOINT, O_TMPFS, O_CPUS, O_PIDS, O_SHM, O_HOSTNAME, O_READONLY,
 	O_CAP_ADD, O_CAP_DROP, O_SECOPT, O_ULIMIT, O_STOPSIG, O_IDLE, O_TIMEOUT, O_LOGOPT, O_DETACH_KEYS,
 	O_DISK,
+	O_USERNS = 400,
 };
 
 static const struct option run_options[] = {
@@ -113,6 +119,7 @@ static const struct option run_options[] = {
 	{ "publish", required_argument, NULL, 'p' },
 	{ "log-opt", required_argument, NULL, O_LOGOPT },
 	{ "detach-keys", required_argument, NULL, O_DETACH_KEYS },
+	{ "userns", required_argument, NULL, O_USERNS },
 	{ "interactive", no_argument, NULL, 'i' },
 	{ "tty", no_argument, NULL, 't' },
 	{ "help", no_argument, NULL, 'h' },
@@ -193,6 +200,14 @@ static int parse(struct cli *cli, struct run_args *a, int argc, char **argv)
 			break;
 		case O_HOSTNAME: o->hostname = optarg; break;
 		case O_READONLY: o->readonly = true; break;
+		case O_USERNS:
+			if (strcmp(optarg, "auto") == 0)
+				o->userns = CAPSA_USERNS_AUTO;
+			else if (strcmp(optarg, "host") == 0)
+				o->userns = CAPSA_USERNS_HOST;
+			else
+				return cli_usage_error(cli, "invalid --userns '%s': expected auto or host", optarg);
+			break;
 		case O_CAP_ADD: o->cap_add = strv_push(o->cap_add, optarg); break;
 		case O_CAP_DROP: o->cap_drop = strv_push(o->cap_drop, optarg); break;
 		case O_SECOPT:
@@ -297,6 +312,13 @@ CLI_CMD(run)
 	struct capsa_error *err = NULL;
 	char *id = NULL;
 	int rc;
+	if (geteuid() != 0) {
+		/* before the store is opened: the default one is root's */
+		error_set(&err, ENOTSUP, "rootless mode is not supported yet: capsa run needs root (uid %u is not); "
+			  "see docs/security.md", (unsigned)geteuid());
+		run_args_release(&a);
+		return cli_fail(cli, err);
+	}
 	if (a.detach) {
 		rc = capsa_sandbox_run(cli_ctx(cli), o, NULL, &id, NULL, &err);
 		run_args_release(&a);

@@ -37,6 +37,9 @@ static const char main_usage[] =
 	"  CAPSA_ROOT, CAPSA_RUN_ROOT   defaults for --root and --run-root\n"
 	"  CAPSA_CGROUP_PARENT          cgroup under which sandboxes are created\n"
 	"                               (default capsa: <hierarchy>/capsa/<id>)\n"
+	"  CAPSA_SUBUID_FILE, CAPSA_SUBGID_FILE\n"
+	"                               where the capsa user's subordinate ids are\n"
+	"                               (default /etc/subuid, /etc/subgid)\n"
 	"\n"
 	"Commands:\n";
 

@@ -58,6 +58,23 @@ int opt_env_file(char ***env, const char *path, struct capsa_error **err)
 	return rc;
 }
 
+/* "ro", "rw", "idmap", comma-separated */
+static int volume_options(struct capsa_mount *m, const char *opts)
+{
+	char **v = strv_split(opts, ',');
+	int rc = 0;
+	for (char **o = v; *o; o++) {
+		if (strcmp(*o, "ro") == 0)
+			m->readonly = true;
+		else if (strcmp(*o, "idmap") == 0)
+			m->idmap = true;
+		else if (strcmp(*o, "rw") != 0)
+			rc = -1;
+	}
+	strv_free(v);
+	return rc;
+}
+
 int opt_volume(struct capsa_mount *m, const char *arg, struct capsa_error **err)
 {
 	memset(m, 0, sizeof(*m));
@@ -65,13 +82,12 @@ int opt_volume(struct capsa_mount *m, const char *arg, struct capsa_error **err)
 	size_t n = strv_len(parts);
 	int rc = 0;
 	if (n < 2 || n > 3 || !*parts[0] || !*parts[1]) {
-		rc = error_set(err, EINVAL, "invalid volume '%s': expected HOSTDIR:PATH[:ro|rw]", arg);
-	} else if (n == 3 && strcmp(parts[2], "ro") != 0 && strcmp(parts[2], "rw") != 0) {
-		rc = error_set(err, EINVAL, "invalid volume '%s': unknown option '%s' (ro or rw)", arg, parts[2]);
+		rc = error_set(err, EINVAL, "invalid volume '%s': expected HOSTDIR:PATH[:ro|rw][,idmap]", arg);
+	} else if (n == 3 && volume_options(m, parts[2]) < 0) {
+		rc = error_set(err, EINVAL, "invalid volume '%s': unknown option in '%s' (ro, rw, idmap)", arg, parts[2]);
 	} else {
 		m->source = parts[0];
 		m->target = parts[1];
-		m->readonly = n == 3 && strcmp(parts[2], "ro") == 0;
 		parts[0] = parts[1] = NULL;
 	}
 	/* the strings now belong to m (the CLI frees them at exit) */

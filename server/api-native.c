@@ -85,6 +85,7 @@ static void create_sandbox(struct http_req *r, struct capsa_ctx *ctx)
 	o.idle_timeout_ms = jdec_duration_ms(&d, "idleTimeout", 0);
 	o.auto_remove = jdec_bool(&d, "autoRemove", false);
 	o.readonly = jdec_bool(&d, "readOnly", false);
+	const char *userns = jdec_str(&d, "userns", false);
 	json_t *limits = jdec_obj(&d, "limits");
 	jdec_init(&lim, limits, "limits.");
 	o.memory = jdec_size(&lim, "memory", -1);
@@ -95,6 +96,11 @@ static void create_sandbox(struct http_req *r, struct capsa_ctx *ctx)
 		http_reply_error(r, 400, "invalid_argument", "%s", d.failed ? d.err : lim.err);
 		goto out;
 	}
+	if (userns && strcmp(userns, "auto") != 0 && strcmp(userns, "host") != 0) {
+		http_reply_error(r, 400, "invalid_argument", "userns: '%.64s' is neither auto nor host", userns);
+		goto out;
+	}
+	o.userns = userns && strcmp(userns, "host") == 0 ? CAPSA_USERNS_HOST : CAPSA_USERNS_AUTO;
 	if (!o.image == !tmpl) {
 		http_reply_error(r, 400, "invalid_argument", "give either 'image' or 'template'");
 		goto out;

@@ -11,7 +11,9 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/mount.h>
+#include <unistd.h>
 
 #include "linux/loopdisk.h"
 #include "supervisor.h"
@@ -33,6 +35,13 @@ int sup_disk_mount(struct capsa_error **err)
 	if (loopdisk_mount(s->disk_image, s->disk_mount, err) < 0)
 		return error_wrap(err, "--disk");
 	disk_mounted = true;
+	if (s->userns_count) {
+		/* the writable layer's root is the sandbox's /: root inside owns it */
+		char upper[PATH_MAX];
+		snprintf(upper, sizeof(upper), "%s/upper", s->disk_mount);
+		if (chown(upper, (uid_t)s->userns_uid, (gid_t)s->userns_gid) < 0)
+			return error_sys(err, errno, "--disk: give %s to the user namespace", upper);
+	}
 	return 0;
 }
 

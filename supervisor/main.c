@@ -167,6 +167,13 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 		child_fail(a->sync, "set hostname", NULL, errno);
 	if (loopback_up() < 0)
 		child_fail(a->sync, "bring up loopback", NULL, errno);
+	/* root inside a user namespace lacks CAP_NET_BIND_SERVICE over this
+	 * network namespace (the host's user namespace owns it): let every
+	 * user bind low ports, as docker does */
+	if (sup_userns_on() && linux_sysctl_set("net.ipv4.ip_unprivileged_port_start", "0", &err) < 0)
+		child_fail(a->sync, "allow low ports", err, 0);
+	if (sup_userns_child_layers(&a->rootfs, &err) < 0 || sup_userns_child_volumes(&err) < 0)
+		child_fail(a->sync, "set up rootfs", err, 0);
 	if (linux_rootfs_setup(&a->rootfs, &err) < 0)
 		child_fail(a->sync, "set up rootfs", err, 0);
 	/* stdio of the agent: the sandbox's own /dev/null, never a host file
@@ -174,6 +181,11 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
 		child_fail(a->sync, "open /dev/null", NULL, errno);
+	/* Last of the host-root steps: from here on root inside is the
+	 * namespace's (entering resets the bounding set and the parent death
+	 * signal, so this comes before both). */
+	if (sup_userns_child_enter(&err) < 0)
+		child_fail(a->sync, "user namespace", err, 0);
 	/* If the supervisor dies, so does the sandbox (and its mounts). */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		child_fail(a->sync, "set parent death signal", NULL, errno);
@@ -270,7 +282,7 @@ static int create_sandbox(struct capsa_error **err)
 	trace_mark("sup: create");
 	if (sup_disk_mount(err) < 0)
 		return -1;
-	if (write_etc_files(err) < 0)
+	if (write_etc_files(err) < 0 || sup_userns_prepare(err) < 0)
 		return -1;
 	_cleanup_close_ int memfd = linux_sealed_memfd(s->agent_path, "capsa-agent", err);
 	if (memfd < 0)
@@ -301,6 +313,8 @@ static int create_sandbox(struct capsa_error **err)
 						 (long long)(s->shm_size > 0 ? s->shm_size : 64LL << 20));
 	size_t n_mounts;
 	struct linux_mount *mounts = build_mounts(&n_mounts, paths, shm_opt);
+	char **owned = NULL;
+	sup_userns_adjust_mounts(mounts, n_mounts, &owned);
 	int cgfd = sup.cg ? linux_cgroup_fd(sup.cg) : -1;
 	struct child_args a = {
 		.sync = sync[1],
@@ -317,6 +331,7 @@ static int create_sandbox(struct capsa_error **err)
 			.default_devices = true,
 			.masked_paths = linux_default_masked_paths,
 			.readonly_paths = linux_default_readonly_paths,
+			.before_pivot = sup_userns_on() ? sup_userns_before_pivot : NULL,
 		},
 	};
 	uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
@@ -328,6 +343,8 @@ static int create_sandbox(struct capsa_error **err)
 		for (int i = 0; i < 3; i++)
 			free(paths[i]);
 		free(mounts);
+		strv_free(owned);
+		sup_userns_release();
 		return error_sys(err, e, "clone sandbox");
 	}
 	if (pid == 0)
@@ -338,6 +355,8 @@ static int create_sandbox(struct capsa_error **err)
 	for (int i = 0; i < 3; i++)
 		free(paths[i]);
 	free(mounts);
+	strv_free(owned);
+	sup_userns_release();
 	sup.init_pid = pid;
 	int rc = 0;
 	if (sup.cg && cgfd < 0 && linux_cgroup_add_pid(sup.cg, pid, err) < 0)
@@ -778,13 +797,9 @@ static __attribute__((noreturn)) void fail_start(struct client *creator, struct 
 {
 	logmsg("%s", err->msg);
 	sup_metrics_stop();
-	if (creator) {
-		struct buf b = BUF_INIT;
-		proto_error_encode(&b, err->code, err->msg);
-		proto_conn_queue(&creator->conn, P_ERROR, 0, 0, b.data, b.len);
-		proto_conn_flush_all(&creator->conn, 2000);
-		buf_release(&b);
-	}
+	/* Everything we leave is in place before the creator hears of it: it
+	 * removes the runtime directory at once, and an exit file written
+	 * after that would keep the directory alive. */
 	if (sup.cg) {
 		linux_cgroup_kill_all(sup.cg, NULL);
 		linux_cgroup_destroy(sup.cg, NULL);
@@ -793,6 +808,13 @@ static __attribute__((noreturn)) void fail_start(struct client *creator, struct 
 		struct proto_exit e = { .exit_code = 125, .code = err->code, .message = err->msg,
 					.reason = (char *)"start_failed", .finished_at = now_ms() };
 		write_exit_file(&e);
+	}
+	if (creator) {
+		struct buf b = BUF_INIT;
+		proto_error_encode(&b, err->code, err->msg);
+		proto_conn_queue(&creator->conn, P_ERROR, 0, 0, b.data, b.len);
+		proto_conn_flush_all(&creator->conn, 2000);
+		buf_release(&b);
 	}
 	_exit(1);
 }

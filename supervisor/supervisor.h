@@ -193,6 +193,19 @@ int sup_disk_mount(struct capsa_error **err);
 void sup_disk_release(void);
 const char *sup_devpts_data(void);
 
+/* userns.c: the sandbox's user namespace (spec userns_count > 0) */
+struct linux_mount;
+struct linux_rootfs;
+extern int sup_userns_fd;
+bool sup_userns_on(void);
+int sup_userns_prepare(struct capsa_error **err);
+void sup_userns_adjust_mounts(struct linux_mount *m, size_t n, char ***owned);
+int sup_userns_child_layers(struct linux_rootfs *r, struct capsa_error **err);
+int sup_userns_child_volumes(struct capsa_error **err);
+int sup_userns_before_pivot(void *unused, struct capsa_error **err);
+int sup_userns_child_enter(struct capsa_error **err);
+void sup_userns_release(void);
+
 /* clients.c */
 void client_accept(struct ev_loop *l, struct ev_io *io, uint32_t revents);
 struct client *client_add(int fd, bool creator);

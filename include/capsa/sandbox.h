@@ -25,9 +25,15 @@ struct capsa_mount {
 	bool tmpfs;
 	int64_t tmpfs_size;  /* bytes, 0: default (half of memory limit or 64 MiB) */
 	int tmpfs_mode;      /* 0: 1777 */
+	bool idmap;	     /* bind: seen through the user namespace's id map, so
+				host root's files are root's inside (writable when
+				rw); read-only binds always are, where the
+				filesystem allows it */
 };
 
 struct capsa_port; /* capsa/tunnel.h */
+
+enum { CAPSA_USERNS_AUTO = 0, CAPSA_USERNS_HOST = 1 };
 
 struct capsa_rlimit {
 	int resource; /* RLIMIT_* */
@@ -50,6 +56,9 @@ struct capsa_sandbox_opts {
 	int64_t pids;		   /* 0: the default (4096), -1: none */
 	int64_t shm_size;	   /* 0: 64 MiB */
 	bool readonly;		   /* read-only root filesystem */
+	int userns;		   /* CAPSA_USERNS_AUTO (0): a user namespace mapping
+				      root to a block of the capsa user's subordinate
+				      ids; CAPSA_USERNS_HOST: none */
 	const struct capsa_mount *mounts;
 	size_t n_mounts;
 	char **cap_add, **cap_drop; /* names or "ALL" */

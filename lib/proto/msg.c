@@ -297,6 +297,7 @@ static void put_mount(struct buf *b, const struct proto_mount *m)
 	tlv_put_flag(b, T_M_BIND, m->bind);
 	tlv_put_flag(b, T_M_RECURSIVE, m->recursive);
 	tlv_put_flag(b, T_M_FILE, m->file);
+	tlv_put_flag(b, T_M_IDMAP, m->idmap);
 	tlv_end(b, mark);
 }
 
@@ -320,6 +321,7 @@ static int get_mount(const uint8_t *p, size_t n, struct proto_mount *m)
 		case T_M_BIND: m->bind = true; break;
 		case T_M_RECURSIVE: m->recursive = true; break;
 		case T_M_FILE: m->file = true; break;
+		case T_M_IDMAP: m->idmap = true; break;
 		default: break;
 		}
 		if (bad)
@@ -371,6 +373,11 @@ int proto_sandbox_encode(struct buf *b, const struct proto_sandbox *s)
 	tlv_put_str(b, T_DISK_MOUNT, s->disk_mount);
 	tlv_put_i64(b, T_DISK_SIZE, s->disk_size);
 	tlv_put_i64(b, T_PTY_MAX, s->pty_max);
+	if (s->userns_count) {
+		tlv_put_u64(b, T_USERNS_UID, s->userns_uid);
+		tlv_put_u64(b, T_USERNS_GID, s->userns_gid);
+		tlv_put_u64(b, T_USERNS_COUNT, s->userns_count);
+	}
 	return 0;
 }
 
@@ -433,6 +440,9 @@ int proto_sandbox_decode(const uint8_t *p, size_t n, struct proto_sandbox *s, co
 		case T_DISK_MOUNT: bad = get_str(&s->disk_mount, val, len); break;
 		case T_DISK_SIZE: bad = tlv_i64(val, len, &s->disk_size); break;
 		case T_PTY_MAX: bad = tlv_i64(val, len, &s->pty_max); break;
+		case T_USERNS_UID: bad = tlv_u64(val, len, &s->userns_uid); break;
+		case T_USERNS_GID: bad = tlv_u64(val, len, &s->userns_gid); break;
+		case T_USERNS_COUNT: bad = tlv_u64(val, len, &s->userns_count); break;
 		case T_PUBLISH:
 			if (s->n_ports >= PROTO_MAX_PORTS)
 				DECODE_FAIL("too many published ports");
@@ -450,6 +460,11 @@ int proto_sandbox_decode(const uint8_t *p, size_t n, struct proto_sandbox *s, co
 		DECODE_FAIL("truncated sandbox spec");
 	if (!s->id || !s->run_dir || !s->rootfs || !s->proc.argv || !s->agent_path)
 		DECODE_FAIL("sandbox spec lacks id, run dir, rootfs, command or agent");
+	/* a map must not reach host root nor wrap around */
+	if (s->userns_count && (s->userns_count > UINT32_MAX || s->userns_uid == 0 || s->userns_gid == 0 ||
+				s->userns_uid + s->userns_count > UINT32_MAX ||
+				s->userns_gid + s->userns_count > UINT32_MAX))
+		DECODE_FAIL("bad user namespace range");
 	return 0;
 fail:
 	proto_sandbox_release(s);

@@ -79,6 +79,7 @@ struct proto_mount {
 	char *source, *target, *fstype, *data;
 	uint64_t flags, propagation;
 	bool bind, recursive, file;
+	bool idmap;	/* bind: idmapped in a user namespace (explicit) */
 };
 
 struct proto_sandbox {
@@ -106,6 +107,7 @@ struct proto_sandbox {
 					* supervisor mounts it (upper and work in it) */
 	int64_t disk_size;
 	int64_t pty_max;		/* devpts max= (0: the default) */
+	uint64_t userns_uid, userns_gid, userns_count; /* count 0: no user namespace */
 	bool framed;	/* no descriptor passing: stdio and tunnels in frames (a test hook,
 			 * and what a VM agent gets) */
 };

@@ -142,6 +142,8 @@ enum proto_tag {
 
 	/* sandbox limits (230 on) */
 	T_DISK_IMAGE = 230, T_DISK_MOUNT, T_DISK_SIZE, T_PTY_MAX,
+	/* user namespaces (sandbox spec, 240 on) */
+	T_USERNS_UID = 240, T_USERNS_GID, T_USERNS_COUNT, T_M_IDMAP,
 };
 
 struct proto_hdr {

@@ -26,6 +26,7 @@
 #include "linux/seccomp-profile.h"
 #include "ledger.h"
 #include "sandbox.h"
+#include "userns.h"
 #include "util/fs.h"
 #include "util/paths.h"
 #include "util/trace.h"
@@ -108,6 +109,9 @@ static int build_mounts(const struct capsa_sandbox_opts *o, struct proto_sandbox
 			if (!m->source || m->source[0] != '/')
 				return error_set(err, EINVAL, "bind mount source '%s': must be an absolute host path",
 						 m->source ? m->source : "");
+			if (m->idmap && o->userns == CAPSA_USERNS_HOST)
+				return error_set(err, EINVAL, "volume '%s': idmap needs a user namespace (not --userns host)",
+						 m->source);
 			struct stat st;
 			if (stat(m->source, &st) < 0)
 				return error_sys(err, errno, "bind mount source '%s'", m->source);
@@ -120,6 +124,7 @@ static int build_mounts(const struct capsa_sandbox_opts *o, struct proto_sandbox
 			pm->file = !S_ISDIR(st.st_mode);
 			pm->flags = m->readonly ? MS_RDONLY : 0;
 			pm->propagation = MS_PRIVATE | MS_REC;
+			pm->idmap = m->idmap;
 		}
 		pm->target = xstrdup(m->target);
 		s->n_mounts++;
@@ -183,6 +188,7 @@ static char *config_json(const struct capsa_sandbox_opts *o, const struct proto_
 						       o->ports[i].host_port, "port", o->ports[i].port));
 	json_object_set_new(c, "ports", ports);
 	json_object_set_new(c, "idleTimeoutMs", json_integer(o->idle_timeout_ms));
+	json_object_set_new(c, "userns", json_string(o->userns == CAPSA_USERNS_HOST ? "host" : "auto"));
 	json_object_set_new(c, "timeoutMs", json_integer(o->timeout_ms));
 	char *out = json_dumps(c, JSON_COMPACT);
 	json_decref(c);
@@ -351,6 +357,13 @@ static int validate(const struct capsa_sandbox_opts *o, struct capsa_error **err
 {
 	if (!o->image || !*o->image)
 		return error_set(err, EINVAL, "no image given");
+	if (o->userns != CAPSA_USERNS_AUTO && o->userns != CAPSA_USERNS_HOST)
+		return error_set(err, EINVAL, "invalid user namespace mode %d", o->userns);
+	if (geteuid() != 0)
+		return error_set(err, ENOTSUP,
+				 "rootless mode is not supported yet: capsa run needs root (uid %u is not); see "
+				 "docs/security.md",
+				 (unsigned)geteuid());
 	if (o->name && !sandbox_name_valid(o->name))
 		return error_set(err, EINVAL,
 				 "invalid sandbox name '%.200s': use 1-128 of [a-zA-Z0-9_.-], starting with a letter or digit",
@@ -626,7 +639,9 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 	row = true;
 	runindex_add(ctx->run_fd, name, id);
 	trace_mark("run: row inserted");
-	if (make_dirs(&spec, err) < 0)
+	if (o->userns == CAPSA_USERNS_AUTO && sandbox_userns_alloc(ctx, id, &spec, err) < 0)
+		goto out;
+	if (make_dirs(&spec, err) < 0 || sandbox_userns_own_dirs(&spec, err) < 0)
 		goto out;
 	trace_mark("run: dirs made");
 	spec.creator_finalizes = stdio != NULL;

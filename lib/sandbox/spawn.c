@@ -34,7 +34,11 @@ int supervisor_spawn(struct capsa_ctx *ctx, int lock_fd, struct proto_conn *conn
 	/* a minimal environment; CAPSA_TRACE passes through for timing work */
 	const char *trace = getenv("CAPSA_TRACE");
 	_cleanup_free_ char *trace_env = trace ? xasprintf("CAPSA_TRACE=%s", trace) : NULL;
-	char *envp[] = { (char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin", trace_env, NULL };
+	/* ...and so does the test knob that makes idmapped mounts fail */
+	const char *noidmap = getenv("CAPSA_TEST_NO_IDMAP");
+	_cleanup_free_ char *noidmap_env = noidmap ? xasprintf("CAPSA_TEST_NO_IDMAP=%s", noidmap) : NULL;
+	char *envp[] = { (char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin", trace_env ? trace_env : noidmap_env,
+			 trace_env ? noidmap_env : NULL, NULL };
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);

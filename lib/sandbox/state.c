@@ -20,6 +20,7 @@
 #include "ledger.h"
 #include "linux/cgroup.h"
 #include "sandbox.h"
+#include "userns.h"
 #include "util/fs.h"
 #include "util/trace.h"
 
@@ -520,6 +521,9 @@ CAPSA_EXPORT char *capsa_sandbox_inspect(struct capsa_ctx *ctx, const char *sand
 	json_t *o = row_json(&r, true);
 	_cleanup_free_ char *dir = sandbox_dir(ctx, r.id);
 	json_object_set_new(o, "logPath", json_sprintf("%s/logs/main.log", dir));
+	json_t *userns = sandbox_userns_json(ctx, r.id);
+	if (userns)
+		json_object_set_new(o, "userns", userns);
 	char *s = json_dumps(o, JSON_INDENT(2));
 	json_decref(o);
 	sb_row_release(&r);

@@ -96,6 +96,13 @@ static const char *const migrations[] = {
 	"ALTER TABLE templates ADD COLUMN cpus_milli INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE templates ADD COLUMN memory INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE templates ADD COLUMN disk INTEGER NOT NULL DEFAULT 0;",
+	/* 3: the block of subordinate ids each sandbox's user namespace maps
+	 * (lib/sandbox/userns.c); released with the sandbox's row. */
+	"CREATE TABLE userns_ranges("
+	"  sandbox_id TEXT PRIMARY KEY REFERENCES sandboxes(id) ON DELETE CASCADE,"
+	"  uid_start INTEGER NOT NULL UNIQUE,"
+	"  gid_start INTEGER NOT NULL UNIQUE,"
+	"  count INTEGER NOT NULL);",
 };
 
 const int store_schema_version = (int)ARRAY_SIZE(migrations);

@@ -126,6 +126,30 @@ static void test_sandbox(void)
 	proto_sandbox_release(&t);
 	ok(proto_sandbox_decode((uint8_t *)b.data, 10, &t, &why) < 0, "truncated spec refused");
 	buf_release(&b);
+	/* a user namespace block, an idmapped volume */
+	m.idmap = true;
+	s.userns_uid = 131072;
+	s.userns_gid = 196608;
+	s.userns_count = 65536;
+	proto_sandbox_encode(&b, &s);
+	ok(proto_sandbox_decode((uint8_t *)b.data, b.len, &t, &why) == 0 && t.userns_uid == 131072 &&
+		   t.userns_gid == 196608 && t.userns_count == 65536 && t.mounts[0].idmap,
+	   "user namespace block and idmapped volume");
+	proto_sandbox_release(&t);
+	buf_release(&b);
+	/* a block that would map host root, or wrap, is refused */
+	static const uint64_t bad[][3] = { { 0, 1000, 65536 }, { 1000, 0, 65536 }, { 0xffff0000ULL, 1000, 65536 },
+					   { 1000, 1000, 1ULL << 33 } };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		s.userns_uid = bad[i][0];
+		s.userns_gid = bad[i][1];
+		s.userns_count = bad[i][2];
+		proto_sandbox_encode(&b, &s);
+		why = NULL;
+		ok(proto_sandbox_decode((uint8_t *)b.data, b.len, &t, &why) < 0 && why && strstr(why, "user namespace"),
+		   "bad user namespace block %zu refused", i);
+		buf_release(&b);
+	}
 }
 
 static void test_conn(void)
