@@ -139,6 +139,83 @@ struct run_args {
 	const char *detach_keys;
 };
 
+/* --security-opt: 0, or the exit status of a usage error already printed */
+static int opt_security(struct cli *cli, struct capsa_sandbox_opts *o, const char *arg)
+{
+	if (str_has_prefix(arg, "seccomp=") || str_has_prefix(arg, "seccomp:"))
+		o->seccomp = arg + 8;
+	else if (strcmp(arg, "no-new-privileges") != 0 && strcmp(arg, "no-new-privileges:true") != 0 &&
+		 strcmp(arg, "no-new-privileges=true") != 0)
+		return cli_usage_error(cli, "unsupported --security-opt '%s' (seccomp=FILE, seccomp=unconfined, no-new-privileges)",
+				       arg);
+	if (o->seccomp && !*o->seccomp)
+		return cli_usage_error(cli, "--security-opt seccomp= needs a profile path or 'unconfined'");
+	return 0;
+}
+
+/* run's resource options: true if c is one of them, with *rc 0, -1 (*err
+ * set) or the exit status of a usage error already printed. */
+static bool parse_limit(struct cli *cli, struct run_args *a, int c, struct capsa_error **err, int *rc)
+{
+	struct capsa_sandbox_opts *o = &a->o;
+	int64_t v;
+	*rc = 0;
+	switch (c) {
+	case 'm':
+		if (parse_size(optarg, &o->memory, err) < 0)
+			*rc = error_wrap(err, "--memory");
+		return true;
+	case O_CPUS: *rc = opt_cpus(optarg, &o->cpus_milli, err); return true;
+	case O_PIDS:
+		if (parse_int64(optarg, -1, 1 << 22, &v) < 0 || v == 0)
+			*rc = cli_usage_error(cli, "invalid --pids-limit '%s': expected a positive number (-1: unlimited)",
+					      optarg);
+		else
+			o->pids = v;
+		return true;
+	case O_DISK:
+		if (parse_size(optarg, &o->disk, err) < 0)
+			*rc = error_wrap(err, "--disk");
+		else if (o->disk == 0)
+			*rc = cli_usage_error(cli, "invalid --disk '%s': must be positive", optarg);
+		return true;
+	case O_SHM:
+		if (parse_size(optarg, &o->shm_size, err) < 0)
+			*rc = error_wrap(err, "--shm-size");
+		return true;
+	case O_ULIMIT:
+		if (a->n_rlimits >= ARRAY_SIZE(a->rlimits))
+			*rc = cli_usage_error(cli, "too many --ulimit options");
+		else
+			*rc = opt_ulimit(&a->rlimits[a->n_rlimits++], optarg, err);
+		return true;
+	case O_IDLE:
+	case O_TIMEOUT: {
+		int64_t *ms = c == O_IDLE ? &o->idle_timeout_ms : &o->timeout_ms;
+		if (parse_duration_ms(optarg, ms, err) < 0)
+			*rc = -1;
+		else if (*ms == 0)
+			*rc = cli_usage_error(cli, "%s must be positive", c == O_IDLE ? "--idle-timeout" : "--timeout");
+		return true;
+	}
+	case O_LOGOPT:
+		if (str_has_prefix(optarg, "max-size=")) {
+			if (parse_size(optarg + 9, &o->log_max_size, err) < 0)
+				*rc = error_wrap(err, "--log-opt %s", optarg);
+		} else if (str_has_prefix(optarg, "max-file=")) {
+			if (parse_int64(optarg + 9, 1, 64, &v) < 0)
+				*rc = cli_usage_error(cli, "invalid --log-opt '%s': max-file is 1-64", optarg);
+			else
+				o->log_max_files = (int)v;
+		} else {
+			*rc = cli_usage_error(cli, "unknown --log-opt '%s' (max-size=SIZE, max-file=N)", optarg);
+		}
+		return true;
+	default:
+		return false;
+	}
+}
+
 static int parse(struct cli *cli, struct run_args *a, int argc, char **argv)
 {
 	struct capsa_sandbox_opts *o = &a->o;
@@ -147,6 +224,13 @@ static int parse(struct cli *cli, struct run_args *a, int argc, char **argv)
 	size_t nm = 0;
 	while ((c = getopt_long(argc, argv, "+de:w:u:l:v:m:p:ith", run_options, NULL)) != -1) {
 		int rc = 0;
+		if (parse_limit(cli, a, c, &err, &rc)) {
+			if (rc < 0)
+				return cli_fail(cli, err);
+			if (rc > 0)
+				return rc;
+			continue;
+		}
 		switch (c) {
 		case 'd': a->detach = true; break;
 		case O_RM: o->auto_remove = true; break;
@@ -175,29 +259,6 @@ static int parse(struct cli *cli, struct run_args *a, int argc, char **argv)
 			o->mounts = a->mounts;
 			o->n_mounts = ++nm;
 			break;
-		case 'm':
-			if (parse_size(optarg, &o->memory, &err) < 0)
-				rc = error_wrap(&err, "--memory");
-			break;
-		case O_CPUS: rc = opt_cpus(optarg, &o->cpus_milli, &err); break;
-		case O_PIDS: {
-			int64_t v;
-			if (parse_int64(optarg, -1, 1 << 22, &v) < 0 || v == 0)
-				return cli_usage_error(cli, "invalid --pids-limit '%s': expected a positive number (-1: unlimited)",
-						       optarg);
-			o->pids = v;
-			break;
-		}
-		case O_DISK:
-			if (parse_size(optarg, &o->disk, &err) < 0)
-				rc = error_wrap(&err, "--disk");
-			else if (o->disk == 0)
-				return cli_usage_error(cli, "invalid --disk '%s': must be positive", optarg);
-			break;
-		case O_SHM:
-			if (parse_size(optarg, &o->shm_size, &err) < 0)
-				rc = error_wrap(&err, "--shm-size");
-			break;
 		case O_HOSTNAME: o->hostname = optarg; break;
 		case O_READONLY: o->readonly = true; break;
 		case O_USERNS:
@@ -211,48 +272,16 @@ static int parse(struct cli *cli, struct run_args *a, int argc, char **argv)
 		case O_CAP_ADD: o->cap_add = strv_push(o->cap_add, optarg); break;
 		case O_CAP_DROP: o->cap_drop = strv_push(o->cap_drop, optarg); break;
 		case O_SECOPT:
-			if (str_has_prefix(optarg, "seccomp=") || str_has_prefix(optarg, "seccomp:"))
-				o->seccomp = optarg + 8;
-			else if (strcmp(optarg, "no-new-privileges") != 0 && strcmp(optarg, "no-new-privileges:true") != 0 &&
-				 strcmp(optarg, "no-new-privileges=true") != 0)
-				return cli_usage_error(cli, "unsupported --security-opt '%s' (seccomp=FILE, seccomp=unconfined, no-new-privileges)",
-						       optarg);
-			if (o->seccomp && !*o->seccomp)
-				return cli_usage_error(cli, "--security-opt seccomp= needs a profile path or 'unconfined'");
-			break;
-		case O_ULIMIT:
-			if (a->n_rlimits >= ARRAY_SIZE(a->rlimits))
-				return cli_usage_error(cli, "too many --ulimit options");
-			rc = opt_ulimit(&a->rlimits[a->n_rlimits++], optarg, &err);
+			if ((rc = opt_security(cli, o, optarg)) > 0)
+				return rc;
 			break;
 		case O_STOPSIG: rc = parse_signal(optarg, &o->stop_signal, &err); break;
-		case O_IDLE:
-			if (parse_duration_ms(optarg, &o->idle_timeout_ms, &err) < 0 || o->idle_timeout_ms == 0)
-				return err ? cli_fail(cli, err) : cli_usage_error(cli, "--idle-timeout must be positive");
-			break;
-		case O_TIMEOUT:
-			if (parse_duration_ms(optarg, &o->timeout_ms, &err) < 0 || o->timeout_ms == 0)
-				return err ? cli_fail(cli, err) : cli_usage_error(cli, "--timeout must be positive");
-			break;
 		case 'p':
 			if (a->n_ports >= ARRAY_SIZE(a->ports))
 				return cli_usage_error(cli, "too many published ports");
 			rc = capsa_port_parse(optarg, &a->ports[a->n_ports], &a->port_ips[a->n_ports], &err);
 			if (rc == 0)
 				a->n_ports++;
-			break;
-		case O_LOGOPT:
-			if (str_has_prefix(optarg, "max-size=")) {
-				if (parse_size(optarg + 9, &o->log_max_size, &err) < 0)
-					rc = error_wrap(&err, "--log-opt %s", optarg);
-			} else if (str_has_prefix(optarg, "max-file=")) {
-				int64_t v;
-				if (parse_int64(optarg + 9, 1, 64, &v) < 0)
-					return cli_usage_error(cli, "invalid --log-opt '%s': max-file is 1-64", optarg);
-				o->log_max_files = (int)v;
-			} else {
-				return cli_usage_error(cli, "unknown --log-opt '%s' (max-size=SIZE, max-file=N)", optarg);
-			}
 			break;
 		case O_DETACH_KEYS: {
 			char k[16];
