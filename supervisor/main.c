@@ -121,6 +121,7 @@ struct child_args {
 	int chan;	/* the agent channel */
 	int memfd;	/* the agent */
 	bool own_cgroupns;
+	bool joined;	/* in the sandbox's cgroup (and its namespace) */
 	struct linux_rootfs rootfs;
 };
 
@@ -154,15 +155,29 @@ static int loopback_up(void)
 	return rc;
 }
 
-static __attribute__((noreturn)) void child_main(struct child_args *a)
+/* Waits until the parent has put us in the sandbox's cgroup, then makes
+ * that the root of our cgroup namespace.  On v1 the parent's attach waits
+ * for an RCU grace period (5-15 ms here), so the setup before the cgroup
+ * mount runs meanwhile; nothing of the sandbox's own runs before this. */
+static int join_cgroup(void *ctx, struct capsa_error **err)
 {
-	struct capsa_error *err = NULL;
+	struct child_args *a = ctx;
+	if (a->joined)
+		return 0;
+	a->joined = true;
 	char go;
-	/* wait until the parent has put us in the cgroup */
 	if (recv(a->sync, &go, 1, 0) != 1)
 		_exit(1);
 	if (!a->own_cgroupns && linux_cgroup_mode() != CGROUP_MODE_NONE && unshare(CLONE_NEWCGROUP) < 0)
-		child_fail(a->sync, "unshare cgroup namespace", NULL, errno);
+		return error_sys(err, errno, "unshare cgroup namespace");
+	return 0;
+}
+
+static __attribute__((noreturn)) void child_main(struct child_args *a)
+{
+	struct capsa_error *err = NULL;
+	a->rootfs.before_cgroup = join_cgroup;
+	a->rootfs.before_cgroup_ctx = a;
 	if (sup.spec.hostname && sethostname(sup.spec.hostname, strlen(sup.spec.hostname)) < 0)
 		child_fail(a->sync, "set hostname", NULL, errno);
 	if (loopback_up() < 0)
@@ -176,6 +191,8 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 		child_fail(a->sync, "set up rootfs", err, 0);
 	if (linux_rootfs_setup(&a->rootfs, &err) < 0)
 		child_fail(a->sync, "set up rootfs", err, 0);
+	if (join_cgroup(a, &err) < 0)
+		child_fail(a->sync, "join the sandbox's cgroup", err, 0);
 	/* stdio of the agent: the sandbox's own /dev/null, never a host file
 	 * (the supervisor's stderr is its log in the runtime directory) */
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -276,6 +293,47 @@ static struct linux_mount *build_mounts(size_t *n_out, char **paths, char *shm_o
 	return m;
 }
 
+/* Puts the cloned child in the sandbox's cgroup (v1: by pid; v2 cloned it
+ * there), lets it go on, and waits until it has exec'd the agent (its end
+ * of sync closes) or says why it could not.  The child sets up what it can
+ * before it needs the go: it may have failed already, and then its reason
+ * is waiting to be read. */
+static int release_child(pid_t pid, int sync, int cgfd, struct capsa_error **err)
+{
+	char msg[1024];
+	ssize_t r;
+	if (sup.cg && cgfd < 0 && linux_cgroup_add_pid(sup.cg, pid, err) < 0) {
+		/* a child that failed and left is in no cgroup: its reason counts */
+		r = recv(sync, msg, sizeof(msg) - 1, MSG_DONTWAIT);
+		if (r > 0 && err) {
+			msg[r] = '\0';
+			capsa_error_free(*err);
+			*err = NULL;
+			error_set(err, EIO, "%s", msg);
+		}
+		return -1;
+	}
+	char go = 'g';
+	bool gone = false;
+	if (send(sync, &go, 1, MSG_NOSIGNAL) != 1) {
+		if (errno != EPIPE && errno != ECONNRESET)
+			return error_sys(err, errno, "start sandbox child");
+		gone = true;
+	}
+	do
+		r = recv(sync, msg, sizeof(msg) - 1, 0);
+	while (r < 0 && errno == EINTR);
+	if (r > 0) {
+		msg[r] = '\0';
+		return error_set(err, EIO, "%s", msg);
+	}
+	if (r < 0)
+		return error_sys(err, errno, "start sandbox child");
+	if (gone)
+		return error_set(err, EIO, "the sandbox child exited during its setup");
+	return 0;
+}
+
 static int create_sandbox(struct capsa_error **err)
 {
 	struct proto_sandbox *s = &sup.spec;
@@ -358,25 +416,7 @@ static int create_sandbox(struct capsa_error **err)
 	strv_free(owned);
 	sup_userns_release();
 	sup.init_pid = pid;
-	int rc = 0;
-	if (sup.cg && cgfd < 0 && linux_cgroup_add_pid(sup.cg, pid, err) < 0)
-		rc = -1;
-	char go = 'g';
-	if (rc == 0 && send(sync[0], &go, 1, MSG_NOSIGNAL) != 1)
-		rc = error_sys(err, errno, "start sandbox child");
-	if (rc == 0) {
-		char msg[1024];
-		ssize_t r;
-		do
-			r = recv(sync[0], msg, sizeof(msg) - 1, 0);
-		while (r < 0 && errno == EINTR);
-		if (r > 0) {
-			msg[r] = '\0';
-			rc = error_set(err, EIO, "%s", msg);
-		} else if (r < 0) {
-			rc = error_sys(err, errno, "start sandbox child");
-		}
-	}
+	int rc = release_child(pid, sync[0], cgfd, err);
 	close(sync[0]);
 	trace_mark("sup: child exec'd agent");
 	if (rc < 0) {

@@ -790,9 +790,17 @@ int linux_rootfs_setup(const struct linux_rootfs *r, struct capsa_error **err)
 	if (rootfd < 0)
 		return error_sys(err, errno, "open %s", r->root);
 	/* 4 */
-	for (size_t i = 0; i < r->n_mounts; i++)
+	bool cgroup_seen = false;
+	for (size_t i = 0; i < r->n_mounts; i++) {
+		const char *t = r->mounts[i].fstype;
+		if (!cgroup_seen && t && str_has_prefix(t, "cgroup") && !r->mounts[i].bind) {
+			cgroup_seen = true;
+			if (r->before_cgroup && r->before_cgroup(r->before_cgroup_ctx, err) < 0)
+				return -1;
+		}
 		if (do_mount(rootfd, &r->mounts[i], err) < 0)
 			return -1;
+	}
 	/* 5 */
 	if (r->default_devices) {
 		for (size_t i = 0; i < ARRAY_SIZE(default_devices); i++)

@@ -68,6 +68,12 @@ struct linux_rootfs {
 	 * run).  A failure stops the setup with its error. */
 	int (*before_pivot)(void *ctx, struct capsa_error **err);
 	void *before_pivot_ctx;
+	/* Called right before the first cgroup or cgroup2 mount, if there is
+	 * one: the sandbox runtime joins the sandbox's cgroup (namespace)
+	 * there, so the mounts before it overlap with the parent's cgroup
+	 * attach, which waits for an RCU grace period on v1. */
+	int (*before_cgroup)(void *ctx, struct capsa_error **err);
+	void *before_cgroup_ctx;
 };
 
 /* The docker/OCI defaults: proc, /dev tmpfs, devpts (newinstance,
