@@ -43,7 +43,7 @@ for t in "${TARGETS[@]}"; do
 	mkdir -p "$B/corpus/${t#fuzz-}"
 	echo "=== $t for ${EACH}s (job logs in build-fuzz/logs/)"
 	# the jobs write fuzz-N.log into the current directory
-	(cd "$B/logs" && ASAN_OPTIONS=detect_leaks=1 "$B/fuzz/$t" -max_total_time="$EACH" -timeout=10 \
+	(cd "$B/logs" && ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions="$B/../fuzz/lsan.supp" "$B/fuzz/$t" -max_total_time="$EACH" -timeout=10 \
 		-rss_limit_mb=2048 -max_len=1048576 -jobs="$(nproc)" -workers="$(nproc)" \
 		-artifact_prefix="$B/crashes/$t-" "$B/corpus/${t#fuzz-}" "$S/${t#fuzz-}") || rc=1
 done

@@ -28,7 +28,7 @@ for t in $(sed -n "s/^  '\(fuzz-[a-z0-9-]*\)'.*/\1/p" fuzz/meson.build); do
 	seeds=fuzz/corpus/${t#fuzz-}
 	work=build-fuzz/corpus/${t#fuzz-}
 	mkdir -p "$work"
-	if ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	if ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$PWD/fuzz/lsan.supp UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		"build-fuzz/fuzz/$t" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 -max_len=1048576 \
 		-artifact_prefix=build-fuzz/crashes/"$t"- "$work" "$seeds" >"build-fuzz/$t.log" 2>&1; then
 		res=OK
