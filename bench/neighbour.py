@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """bench/neighbour.py: how much a hostile sandbox slows its neighbour.
 
 A neighbour sandbox's `capsa exec ID true` latency is measured idle, then

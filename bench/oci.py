@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """bench/oci.py: capsa-runc against crun and runc on the same bundle, and
 under podman.  A benchmark, not a test: prints medians and ratios.
 
