@@ -498,7 +498,11 @@ static int set_running(struct capsa_ctx *ctx, const char *id, const struct start
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if (store_begin(db, err) < 0)
 		return -1;
-	if (store_prepare(db, "UPDATE sandboxes SET state='running', started_at=?2, supervisor_pid=?3 WHERE id=?1",
+	/* a short-lived sandbox may be finalized (exited, with its start
+	 * event) by its supervisor's _finalize before we get here: leave it */
+	if (store_prepare(db,
+			  "UPDATE sandboxes SET state='running', started_at=?2, supervisor_pid=?3 "
+			  "WHERE id=?1 AND state='creating'",
 			  &st, err) < 0)
 		goto fail;
 	store_bind_text(st, 1, id);
@@ -508,7 +512,7 @@ static int set_running(struct capsa_ctx *ctx, const char *id, const struct start
 		store_error(db, "record sandbox start", err);
 		goto fail;
 	}
-	if (store_add_event(db, id, "start", NULL, err) < 0)
+	if (sqlite3_changes(db->db) > 0 && store_add_event(db, id, "start", NULL, err) < 0)
 		goto fail;
 	return store_commit(db, err);
 fail:
@@ -671,6 +675,10 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 		goto out;
 	}
 	trace_mark("run: ready");
+	/* test hook: lose the race against a short-lived sandbox's _finalize */
+	const char *delay = getenv("CAPSA_TEST_START_RECORD_DELAY_MS");
+	if (delay)
+		usleep((useconds_t)(atoi(delay) > 0 && atoi(delay) < 10000 ? atoi(delay) : 0) * 1000);
 	if (ss.ready && set_running(ctx, id, &ss, err) < 0)
 		goto out;
 	trace_mark("run: marked running");

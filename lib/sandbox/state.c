@@ -303,6 +303,16 @@ int sandbox_destroy(struct capsa_ctx *ctx, const char *id, struct capsa_error **
 	return 0;
 }
 
+static bool sandbox_state_is(struct store *db, const char *id, const char *state)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	if (store_prepare(db, "SELECT 1 FROM sandboxes WHERE id=? AND state=?", &st, NULL) < 0)
+		return false;
+	store_bind_text(st, 1, id);
+	store_bind_text(st, 2, state);
+	return sqlite3_step(st) == SQLITE_ROW;
+}
+
 int sandbox_finalize(struct capsa_ctx *ctx, const char *id, const struct proto_exit *given, struct capsa_error **err)
 {
 	struct store *db = ctx_db(ctx, err);
@@ -321,6 +331,8 @@ int sandbox_finalize(struct capsa_ctx *ctx, const char *id, const struct proto_e
 	}
 	int rc = 0;
 	bool tx = store_begin(db, NULL) == 0;
+	/* ended before its creator recorded the start: the start comes first */
+	bool unstarted = have && e.started_at && sandbox_state_is(db, r.id, "creating");
 	if (strcmp(r.state, "exited") != 0) {
 		const char *reason = have && e.reason ? e.reason : "lost";
 		int64_t code = have ? e.exit_code : 125;
@@ -346,6 +358,8 @@ int sandbox_finalize(struct capsa_ctx *ctx, const char *id, const struct proto_e
 		bool changed = sqlite3_changes(db->db) > 0;
 		ledger_release(ctx, r.id);
 		if (changed) {
+			if (unstarted)
+				sandbox_event(ctx, r.id, "start", NULL);
 			sandbox_events_import(ctx, r.id);
 			if (strcmp(reason, "oom") == 0)
 				sandbox_event(ctx, r.id, "oom", NULL);

@@ -708,6 +708,24 @@ def test_events_complete_and_followed(store):
     store.fail("events", "--since", "yesterday", match="yesterday")
 
 
+def test_short_lived_detached_sandbox_starts_before_it_dies(store):
+    """`run -d busybox true` races its supervisor's _finalize against the
+    creator's record of the start: whichever wins, the state ends exited
+    with the command's own exit code, and start comes before die.  Half
+    the runs let _finalize win (CAPSA_TEST_START_RECORD_DELAY_MS)."""
+    for i in range(6):
+        name = uniq()
+        env = {"CAPSA_TEST_START_RECORD_DELAY_MS": "300"} if i % 2 else None
+        store.ok("run", "-d", "--name", name, "busybox", "sh", "-c", "exit 7", env=env)
+        assert store.ok("wait", name).strip() == "7"
+        ins = inspect(store, name)
+        sid = ins["id"]
+        assert ins["state"] == "exited" and ins["exitCode"] == 7, ins
+        types = [e["type"] for e in events(store, sid)]
+        assert types == ["create", "start", "die"], types
+        store.ok("rm", name)
+
+
 def test_oom_event(store):
     name = uniq()
     store.run("run", "--name", name, "--memory", "32m", "-v", f"{os.path.join(BUILD, 'tests')}:/probe:ro",
