@@ -1,6 +1,7 @@
 """Helpers for the OCI runtime tests: bundles made from the busybox test
 image, the runtime's command line bound to a private --root, and the
 leftover checks (state directories, cgroups, mounts, processes)."""
+import atexit
 import json
 import os
 import shutil
@@ -14,6 +15,18 @@ from conftest import BUILD, image_path
 # leftover of an earlier one) never share a container's cgroup by its id
 CGROUP_PARENT = f"capsa-oci-e2e-{os.getpid()}"
 os.environ["CAPSA_OCI_CGROUP_PARENT"] = CGROUP_PARENT
+
+
+@atexit.register
+def _remove_cgroup_parent():
+    """The parent is empty once every container is deleted (the tests
+    check that); remove it from every hierarchy, also after a benchmark."""
+    base = "/sys/fs/cgroup"
+    for h in [base] + [os.path.join(base, d) for d in os.listdir(base)]:
+        try:
+            os.rmdir(os.path.join(h, CGROUP_PARENT))
+        except OSError:
+            pass
 
 
 def runc_bin():
