@@ -341,13 +341,6 @@ CLI_CMD(run)
 	struct capsa_error *err = NULL;
 	char *id = NULL;
 	int rc;
-	if (geteuid() != 0) {
-		/* before the store is opened: the default one is root's */
-		error_set(&err, ENOTSUP, "rootless mode is not supported yet: capsa run needs root (uid %u is not); "
-			  "see docs/security.md", (unsigned)geteuid());
-		run_args_release(&a);
-		return cli_fail(cli, err);
-	}
 	if (a.detach) {
 		rc = capsa_sandbox_run(cli_ctx(cli), o, NULL, &id, NULL, &err);
 		run_args_release(&a);

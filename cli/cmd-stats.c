@@ -149,15 +149,20 @@ static void print_row(const struct target *t)
 	     disk[48] = "-- / --", pids[24] = "--";
 	if (t->have) {
 		const uint64_t *v = t->s.v;
+		/* without a cgroup (rootless, none delegated) only the tunnel
+		 * and disk figures are known */
+		bool cg = !(t->s.flags & METRICS_F_NO_CGROUP);
 		uint64_t lim = known(v[MV_MEM_LIMIT]) ? v[MV_MEM_LIMIT] : host_memory();
-		snprintf(cpu, sizeof(cpu), "%.2f%%", (double)v[MV_CPU_RATE] / 1e7);
-		pair(mem, sizeof(mem), mem_used(&t->s), lim, true);
-		snprintf(memp, sizeof(memp), "%.2f%%", pct((double)mem_used(&t->s), (double)lim));
+		if (cg) {
+			snprintf(cpu, sizeof(cpu), "%.2f%%", (double)v[MV_CPU_RATE] / 1e7);
+			pair(mem, sizeof(mem), mem_used(&t->s), lim, true);
+			snprintf(memp, sizeof(memp), "%.2f%%", pct((double)mem_used(&t->s), (double)lim));
+			pair(blk, sizeof(blk), v[MV_IO_READ], v[MV_IO_WRITE], false);
+			snprintf(pids, sizeof(pids), "%llu", (unsigned long long)v[MV_PIDS]);
+		}
 		pair(net, sizeof(net), v[MV_NET_RX], v[MV_NET_TX], false);
-		pair(blk, sizeof(blk), v[MV_IO_READ], v[MV_IO_WRITE], false);
 		if (t->s.flags & METRICS_F_DISK_OWN)
 			pair(disk, sizeof(disk), v[MV_DISK_USED], v[MV_DISK_LIMIT], false);
-		snprintf(pids, sizeof(pids), "%llu", (unsigned long long)v[MV_PIDS]);
 	}
 	printf("%-12.12s  %-20.20s  %8s  %-21s  %7s  %-19s  %-19s  %-19s  %s\n", t->id, t->name, cpu, mem, memp, net,
 	       blk, disk, pids);
@@ -204,6 +209,14 @@ static void print_json(const struct target *t)
 		json_object_set_new(o, "diskLimit", own ? num_or_null(v[MV_DISK_LIMIT]) : json_null());
 		json_object_set_new(o, "oomKills", num_or_null(v[MV_OOM_KILLS]));
 		json_object_set_new(o, "paused", json_boolean(t->s.flags & METRICS_F_PAUSED));
+		json_object_set_new(o, "cgroup", json_boolean(!(t->s.flags & METRICS_F_NO_CGROUP)));
+		if (t->s.flags & METRICS_F_NO_CGROUP) {
+			static const char *const unknown[] = { "cpuPercent", "cpuUsageNs", "memoryUsage", "memoryCharged",
+							       "memoryPercent", "memoryPeak", "pids", "blockRead",
+							       "blockWrite", "oomKills" };
+			for (size_t i = 0; i < ARRAY_SIZE(unknown); i++)
+				json_object_set_new(o, unknown[i], json_null());
+		}
 		json_object_set_new(o, "slot", json_integer(t->s.slot));
 		json_object_set_new(o, "generation", json_integer((json_int_t)t->s.generation));
 	}

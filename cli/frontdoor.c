@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "cmds.h"
+#include "linux/rootless.h"
 #include "sandbox/runindex.h"
 #include "util/fs.h"
 #include "util/paths.h"
@@ -39,8 +40,9 @@ int cli_exec_open(struct cli *cli, const char *sandbox, struct proto_conn *c, ch
 	const char *run = cli->opts.run_root;
 	if (!run || !*run)
 		run = getenv("CAPSA_RUN_ROOT");
+	_cleanup_free_ char *own = NULL;
 	if (!run || !*run)
-		run = CAPSA_DEFAULT_RUN_ROOT;
+		run = linux_rootless() ? (own = linux_rootless_run_root()) : CAPSA_DEFAULT_RUN_ROOT;
 	char id[65];
 	if (runindex_lookup(run, sandbox, id) < 0)
 		exec_core(); /* not running, unknown or ambiguous: the database decides */

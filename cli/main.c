@@ -41,6 +41,13 @@ static const char main_usage[] =
 	"                               where the capsa user's subordinate ids are\n"
 	"                               (default /etc/subuid, /etc/subgid)\n"
 	"\n"
+	"Rootless mode: run by a user other than root, capsa enters the user's own\n"
+	"user namespace (its /etc/subuid and /etc/subgid ranges, mapped with\n"
+	"newuidmap/newgidmap) and keeps its store in $XDG_DATA_HOME/capsa\n"
+	"(~/.local/share/capsa) and $XDG_RUNTIME_DIR/capsa (/tmp/capsa-run-UID).\n"
+	"Limits need a delegated cgroup v2 subtree; --disk needs root.  See\n"
+	"docs/rootless.md.\n"
+	"\n"
 	"Commands:\n";
 
 
@@ -60,7 +67,8 @@ struct capsa_ctx *cli_ctx(struct cli *cli)
 	if (cli->ctx)
 		return cli->ctx;
 	struct capsa_error *err = NULL;
-	if (capsa_ctx_open(&cli->opts, &cli->ctx, &err) < 0)
+	/* rootless: the store's files belong to the user's subordinate ids */
+	if (capsa_rootless_enter(&err) < 0 || capsa_ctx_open(&cli->opts, &cli->ctx, &err) < 0)
 		exit(cli_fail(cli, err));
 	return cli->ctx;
 }

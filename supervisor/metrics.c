@@ -89,6 +89,8 @@ static void sample(void)
 		flags |= METRICS_F_CGROUP_V2;
 	if (sup.state == SUP_PAUSED)
 		flags |= METRICS_F_PAUSED;
+	if (!sup.cg)
+		flags |= METRICS_F_NO_CGROUP;
 	if (sup.cg)
 		linux_cgroup_stats(sup.cg, &cs);
 	uint64_t mono = (uint64_t)mono_ns();

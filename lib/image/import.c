@@ -867,6 +867,9 @@ static int run_import(struct capsa_ctx *ctx, struct source *s, struct capsa_imag
 		return error_set(err, EINVAL, "%s holds %zu images: --name needs exactly one", s->path, s->n_items);
 	if (!rootfs && store_needs(ctx, s, err) < 0)
 		return -1;
+	if (o->allow_devices && ctx->rootless)
+		return error_set(err, ENOTSUP,
+				 "--allow-devices is not available in rootless mode: creating device nodes needs host root");
 	struct unpack_opts uo = { .allow_devices = o->allow_devices };
 	for (size_t i = 0; i < s->n_items; i++) {
 		struct plan_item *it = &s->items[i];

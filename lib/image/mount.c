@@ -52,8 +52,11 @@ int image_overlay_options(struct capsa_ctx *ctx, const struct image *img, const 
 		return error_set(err, EINVAL, "image %s has one layer: a read-only overlay needs two (bind-mount it)",
 				 img->id);
 	_cleanup_free_ char *lowers = lower_list(img, "");
-	char *data = upper ? xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", lowers, upper, work)
-			   : xasprintf("lowerdir=%s", lowers);
+	/* rootless: overlayfs keeps its opaque and whiteout marks in user.*
+	 * xattrs, the ones the unpack could write (lib/image/unpack.c) */
+	const char *ux = ctx->rootless ? ",userxattr" : "";
+	char *data = upper ? xasprintf("lowerdir=%s,upperdir=%s,workdir=%s%s", lowers, upper, work, ux)
+			   : xasprintf("lowerdir=%s%s", lowers, ux);
 	long page = sysconf(_SC_PAGESIZE);
 	if ((long)strlen(data) >= (page > 0 ? page : 4096)) {
 		size_t n = strlen(data);
@@ -91,6 +94,8 @@ static int mount_fsapi(struct capsa_ctx *ctx, const struct image *img, const cha
 	}
 	if (upper && (fsconfig_str(fs, "upperdir", upper) < 0 || fsconfig_str(fs, "workdir", work) < 0))
 		return error_sys(err, errno, "image %s: overlay upper/work", img->id);
+	if (ctx->rootless && syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0)
+		return error_sys(err, errno, "image %s: overlay userxattr", img->id);
 	if (syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
 		return error_sys(err, errno, "image %s: create overlay", img->id);
 	_cleanup_close_ int mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs);

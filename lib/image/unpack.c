@@ -31,6 +31,7 @@
 
 #include "image/decomp.h"
 #include "image/unpack.h"
+#include "linux/rootless.h"
 #include "util/fs.h"
 #include "util/str.h"
 
@@ -212,9 +213,11 @@ static int replace_existing(struct unpacker *u, int parent, const char *base, bo
 	return 0;
 }
 
+/* Never an overlayfs mark from the image: a rootless store's overlay
+ * reads user.overlay.* (opaque, redirect, metacopy) as its own. */
 static bool xattr_allowed(const char *name)
 {
-	return str_has_prefix(name, "user.") || str_eq(name, "security.capability") ||
+	return (str_has_prefix(name, "user.") && !str_has_prefix(name, "user.overlay.")) || str_eq(name, "security.capability") ||
 	       str_eq(name, "system.posix_acl_access") || str_eq(name, "system.posix_acl_default");
 }
 
@@ -353,7 +356,7 @@ static int do_whiteout(struct unpacker *u, const char *dir, const char *base, st
 			      : fcntl(u->root, F_DUPFD_CLOEXEC, 3);
 		if (fd < 0)
 			return error_sys(err, errno, "entry '%s': open directory", u->show);
-		int r = fsetxattr(fd, "trusted.overlay.opaque", "y", 1, 0);
+		int r = fsetxattr(fd, linux_rootless() ? "user.overlay.opaque" : "trusted.overlay.opaque", "y", 1, 0);
 		int e = errno;
 		close(fd);
 		if (r < 0)

@@ -28,6 +28,7 @@
 
 #include "cgroup-internal.h"
 #include "mountinfo.h"
+#include "rootless.h"
 #include "util/fs.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
@@ -49,11 +50,78 @@ static struct {
 	char *v2_mount;
 	struct v1_mount *v1;
 	size_t nv1;
+	bool rootless;
+	char *rootless_why; /* rootless and CGROUP_MODE_NONE: why */
 } disc;
 
 static bool has_controller(char **controllers, const char *c)
 {
 	return strv_contains(controllers, c);
+}
+
+/* The cgroup2 mount: /sys/fs/cgroup itself, or a unified mount beside v1. */
+static char *v2_mount_point(void)
+{
+	struct statfs sf;
+	if (statfs("/sys/fs/cgroup", &sf) == 0 && (unsigned long)sf.f_type == (unsigned long)CGROUP2_SUPER_MAGIC)
+		return xstrdup("/sys/fs/cgroup");
+	struct linux_mnt *mi;
+	size_t n;
+	struct capsa_error *e = NULL;
+	if (linux_mountinfo_read(&mi, &n, &e) < 0) {
+		capsa_error_free(e);
+		return NULL;
+	}
+	char *point = NULL;
+	for (size_t i = 0; i < n && !point; i++)
+		if (strcmp(mi[i].fstype, "cgroup2") == 0 && strcmp(mi[i].root, "/") == 0)
+			point = xstrdup(mi[i].point);
+	linux_mountinfo_free(mi, n);
+	return point;
+}
+
+/* Rootless: only a cgroup v2 subtree delegated to the user, the one this
+ * process is in (its directory and cgroup.procs writable by us), is used;
+ * it plays the hierarchy's root.  v1 is never delegated. */
+static void discover_rootless(void)
+{
+	_cleanup_free_ char *mount = v2_mount_point();
+	if (!mount) {
+		disc.rootless_why = xstrdup("this host has no cgroup v2 hierarchy to delegate (cgroup v1 cannot be)");
+		return;
+	}
+	struct buf b = BUF_INIT;
+	char *path = NULL;
+	if (read_file_at(AT_FDCWD, "/proc/self/cgroup", 1 << 16, &b, NULL) == 0) {
+		buf_cstr(&b);
+		for (char *l = b.data; l && *l && !path;) {
+			char *nl = strchr(l, '\n');
+			if (nl)
+				*nl = '\0';
+			if (str_has_prefix(l, "0::/"))
+				path = xstrdup(l + 3);
+			l = nl ? nl + 1 : NULL;
+		}
+	}
+	buf_release(&b);
+	if (!path) {
+		disc.rootless_why = xasprintf("this process is in no cgroup v2 group (see /proc/self/cgroup)");
+		return;
+	}
+	char *dir = xasprintf("%s%s", mount, strcmp(path, "/") == 0 ? "" : path);
+	_cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", dir);
+	if (access(dir, W_OK) < 0 || access(procs, W_OK) < 0) {
+		disc.rootless_why = xasprintf("this process's cgroup %s is not delegated to the user (not writable); run "
+					      "capsa in one that is, e.g. under systemd-run --user --scope -p "
+					      "Delegate=yes",
+					      path);
+		free(dir);
+		free(path);
+		return;
+	}
+	free(path);
+	disc.mode = CGROUP_MODE_V2;
+	disc.v2_mount = dir;
 }
 
 static void discover(void)
@@ -62,6 +130,11 @@ static void discover(void)
 		return;
 	disc.done = true;
 	disc.mode = CGROUP_MODE_NONE;
+	if (linux_rootless()) {
+		disc.rootless = true;
+		discover_rootless();
+		return;
+	}
 	struct statfs sf;
 	if (statfs("/sys/fs/cgroup", &sf) == 0 && (unsigned long)sf.f_type == (unsigned long)CGROUP2_SUPER_MAGIC) {
 		disc.mode = CGROUP_MODE_V2;
@@ -121,6 +194,57 @@ enum linux_cgroup_mode linux_cgroup_mode(void)
 {
 	discover();
 	return disc.mode;
+}
+
+static bool file_has_word(int dirfd, const char *file, const char *w)
+{
+	struct buf b = BUF_INIT;
+	bool have = false;
+	if (cg_read(dirfd, file, &b) == 0) {
+		buf_cstr(&b);
+		b.data[strcspn(b.data, "\n")] = '\0';
+		_cleanup_strv_ char **v = strv_split(b.data, ' ');
+		have = strv_contains(v, w);
+	}
+	buf_release(&b);
+	return have;
+}
+
+/* The controllers sandboxes can have: v1, every mounted one; v2, those of
+ * the hierarchy's root (rootless: of the delegated subtree). */
+bool linux_cgroup_has_controller(const char *c)
+{
+	discover();
+	if (disc.mode == CGROUP_MODE_V1) {
+		for (size_t i = 0; i < disc.nv1; i++)
+			if (has_controller(disc.v1[i].controllers, c))
+				return true;
+		return false;
+	}
+	if (disc.mode != CGROUP_MODE_V2)
+		return false;
+	_cleanup_close_ int fd = open(disc.v2_mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	/* rootless: a delegated root with processes in it (ours) can give
+	 * its children only what its subtree_control has already */
+	bool busy = false;
+	if (disc.rootless) {
+		struct buf p = BUF_INIT;
+		busy = cg_read(fd, "cgroup.procs", &p) < 0 || p.len > 0;
+		buf_release(&p);
+	}
+	return file_has_word(fd, busy ? "cgroup.subtree_control" : "cgroup.controllers", c);
+}
+
+char *linux_cgroup_rootless_why(const char *controller)
+{
+	discover();
+	if (disc.rootless_why)
+		return xstrdup(disc.rootless_why);
+	if (disc.mode == CGROUP_MODE_V2)
+		return xasprintf("the delegated cgroup %s does not offer it (see its cgroup.controllers)", disc.v2_mount);
+	return xasprintf("no cgroup offers the %s controller", controller);
 }
 
 /* --- small file helpers --------------------------------------------------- */
@@ -333,15 +457,24 @@ static int v2_enable_from(int dirfd, const char *what, char *avail, char *on, st
 /* v2: enable the controllers we use in dirfd's cgroup.subtree_control. */
 static int v2_enable(int dirfd, const char *what, void *ctx, struct capsa_error **err)
 {
-	(void)ctx;
 	struct buf avail = BUF_INIT, on = BUF_INIT;
+	struct capsa_error *e = NULL;
 	int rc;
 	if (cg_read(dirfd, "cgroup.controllers", &avail) < 0 || cg_read(dirfd, "cgroup.subtree_control", &on) < 0)
-		rc = error_sys(err, errno, "read the controllers of cgroup %s", what);
+		rc = error_sys(&e, errno, "read the controllers of cgroup %s", what);
 	else
-		rc = v2_enable_from(dirfd, what, avail.data, on.data, err);
+		rc = v2_enable_from(dirfd, what, avail.data, on.data, &e);
 	buf_release(&avail);
 	buf_release(&on);
+	/* rootless: the delegated root holds our own processes; controllers
+	 * it cannot enable are missing below, and a limit that needs one was
+	 * refused before (linux_cgroup_has_controller) */
+	if (rc < 0 && ctx && e->code == EBUSY && strcmp(what, disc.v2_mount) == 0) {
+		capsa_error_free(e);
+		return 0;
+	}
+	if (rc < 0)
+		error_move(err, &e);
 	return rc;
 }
 
@@ -443,6 +576,8 @@ static int cg_setup(const char *name, bool create, bool cpuset, struct linux_cgr
 {
 	*out = NULL;
 	discover();
+	if (disc.mode == CGROUP_MODE_NONE && disc.rootless_why)
+		return error_set(err, ENOTSUP, "cgroup %s: none in rootless mode: %s", name ? name : "", disc.rootless_why);
 	if (disc.mode == CGROUP_MODE_NONE)
 		return error_set(err, ENOTSUP, "cgroup %s: no cgroup filesystem is mounted", name ? name : "");
 	char *rel = cg_rel_path(name, err);
@@ -455,7 +590,8 @@ static int cg_setup(const char *name, bool create, bool cpuset, struct linux_cgr
 			error_sys(err, errno, "open %s", disc.v2_mount);
 			goto fail;
 		}
-		cg->fd = cg_mkdirs(root, disc.v2_mount, rel, create, create ? v2_enable : NULL, NULL, err);
+		cg->fd = cg_mkdirs(root, disc.v2_mount, rel, create, create ? v2_enable : NULL,
+				   linux_rootless() ? &disc : NULL, err);
 		if (cg->fd < 0)
 			goto fail;
 	} else if (v1_open_all(cg, create, cpuset, err) < 0) {

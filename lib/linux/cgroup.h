@@ -3,7 +3,9 @@
  * Layout: v2 "<mount>/capsa/<name>"; v1 "<mount of each controller>/capsa/<name>".
  * On a hybrid host (v1 controllers plus a cgroup2 mount with none) the v1
  * controllers are used.  Which one is chosen is decided once per process
- * (linux_cgroup_mode()).
+ * (linux_cgroup_mode()).  Rootless (lib/linux/rootless.h): only the cgroup
+ * v2 subtree delegated to the user, if this process is in one, is used, as
+ * if it were the root of the hierarchy; else none.
  */
 #ifndef CAPSA_LINUX_CGROUP_H
 #define CAPSA_LINUX_CGROUP_H
@@ -21,6 +23,10 @@ enum linux_cgroup_mode {
 };
 
 enum linux_cgroup_mode linux_cgroup_mode(void);
+/* Whether sandboxes can have controller c ("memory", "pids", "cpu"). */
+bool linux_cgroup_has_controller(const char *c);
+/* Rootless mode: why a controller is missing, for an error message. */
+char *linux_cgroup_rootless_why(const char *controller);
 
 /* One device cgroup rule, as OCI's linux.resources.devices[]. */
 struct linux_device_rule {

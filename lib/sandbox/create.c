@@ -22,6 +22,7 @@
 #include "capsa/tunnel.h"
 #include "image/image.h"
 #include "linux/caps.h"
+#include "linux/cgroup.h"
 #include "linux/loopdisk.h"
 #include "linux/seccomp-profile.h"
 #include "ledger.h"
@@ -268,6 +269,10 @@ static int build_spec(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *o,
 		s->cg_cpu_quota = o->cpus_milli * CPU_PERIOD_US / 1000;
 	}
 	s->cg_pids = o->pids > 0 ? o->pids : o->pids < 0 ? 0 : CAPSA_DEFAULT_PIDS;
+	/* rootless without a delegated pids controller: no default limit
+	 * (an explicit one was refused by sandbox_limits_validate) */
+	if (ctx->rootless && o->pids == 0 && !linux_cgroup_has_controller("pids"))
+		s->cg_pids = 0;
 
 	struct proto_proc *p = &s->proc;
 	p->umask = -1;
@@ -359,11 +364,6 @@ static int validate(const struct capsa_sandbox_opts *o, struct capsa_error **err
 		return error_set(err, EINVAL, "no image given");
 	if (o->userns != CAPSA_USERNS_AUTO && o->userns != CAPSA_USERNS_HOST)
 		return error_set(err, EINVAL, "invalid user namespace mode %d", o->userns);
-	if (geteuid() != 0)
-		return error_set(err, ENOTSUP,
-				 "rootless mode is not supported yet: capsa run needs root (uid %u is not); see "
-				 "docs/security.md",
-				 (unsigned)geteuid());
 	if (o->name && !sandbox_name_valid(o->name))
 		return error_set(err, EINVAL,
 				 "invalid sandbox name '%.200s': use 1-128 of [a-zA-Z0-9_.-], starting with a letter or digit",
@@ -643,7 +643,8 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 	row = true;
 	runindex_add(ctx->run_fd, name, id);
 	trace_mark("run: row inserted");
-	if (o->userns == CAPSA_USERNS_AUTO && sandbox_userns_alloc(ctx, id, &spec, err) < 0)
+	/* rootless: the sandbox shares the user's namespace (docs/rootless.md) */
+	if (o->userns == CAPSA_USERNS_AUTO && !ctx->rootless && sandbox_userns_alloc(ctx, id, &spec, err) < 0)
 		goto out;
 	if (make_dirs(&spec, err) < 0 || sandbox_userns_own_dirs(&spec, err) < 0)
 		goto out;

@@ -82,9 +82,38 @@ static int check_disk(struct capsa_ctx *ctx, int64_t disk, struct capsa_error **
 	return 0;
 }
 
+/* What a rootless sandbox cannot have: a loop disk (attaching one needs
+ * host root), or limits whose controller its delegated cgroup v2 subtree
+ * does not offer. */
+static int rootless_check(const struct capsa_sandbox_opts *o, struct capsa_error **err)
+{
+	if (o->disk > 0)
+		return error_set(err, ENOTSUP,
+				 "--disk is not available in rootless mode: attaching its loop device needs host root "
+				 "(docs/rootless.md)");
+	const struct {
+		bool wanted;
+		const char *flag, *controller;
+	} need[] = {
+		{ o->memory > 0, "--memory", "memory" },
+		{ o->cpus_milli > 0, "--cpus", "cpu" },
+		{ o->pids > 0, "--pids-limit", "pids" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(need); i++) {
+		if (!need[i].wanted || linux_cgroup_has_controller(need[i].controller))
+			continue;
+		_cleanup_free_ char *why = linux_cgroup_rootless_why(need[i].controller);
+		return error_set(err, ENOTSUP, "%s needs the %s cgroup controller, and in rootless mode %s", need[i].flag,
+				 need[i].controller, why);
+	}
+	return 0;
+}
+
 int sandbox_limits_validate(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *o, struct capsa_error **err)
 {
 	if (check_memory(o->memory, err) < 0 || check_cpus(o->cpus_milli, err) < 0 || check_disk(ctx, o->disk, err) < 0)
+		return -1;
+	if (ctx->rootless && rootless_check(o, err) < 0)
 		return -1;
 	if (o->shm_size < 0 || (o->memory > 0 && o->shm_size > o->memory))
 		return error_set(err, EINVAL, "invalid --shm-size %lld: /dev/shm is charged to the memory limit (%lld)",

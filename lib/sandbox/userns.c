@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "linux/rootless.h"
 #include "sandbox.h"
 #include "userns.h"
 #include "util/fs.h"
@@ -34,61 +35,16 @@
 #define FIRST_SUBID 100000ULL
 #define MAX_ID 0xfffffffeULL
 
-struct subid_range {
-	char *owner;
-	uint64_t start, count;
-	int line;
-};
-
-struct subid_file {
-	const char *path;
-	struct subid_range *r;
-	size_t n;
-};
-
-static void subid_file_release(struct subid_file *f)
-{
-	for (size_t i = 0; i < f->n; i++)
-		free(f->r[i].owner);
-	free(f->r);
-	f->r = NULL;
-	f->n = 0;
-}
-
-static int subid_parse(struct subid_file *f, const char *text, struct capsa_error **err)
-{
-	int line = 0;
-	for (const char *p = text; p && *p;) {
-		const char *nl = strchr(p, '\n');
-		size_t len = nl ? (size_t)(nl - p) : strlen(p);
-		_cleanup_free_ char *l = xstrndup(p, len);
-		p = nl ? nl + 1 : NULL;
-		line++;
-		if (!*l || *l == '#')
-			continue;
-		char *c1 = strchr(l, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-		int64_t start, count;
-		if (!c1 || !c2)
-			return error_set(err, EINVAL, "%s line %d: expected NAME:START:COUNT", f->path, line);
-		*c1 = *c2 = '\0';
-		if (parse_int64(c1 + 1, 0, (int64_t)MAX_ID, &start) < 0 || parse_int64(c2 + 1, 0, (int64_t)MAX_ID, &count) < 0)
-			return error_set(err, EINVAL, "%s line %d: bad range '%s:%s'", f->path, line, c1 + 1, c2 + 1);
-		f->r = xrealloc(f->r, (f->n + 1) * sizeof(*f->r));
-		f->r[f->n++] = (struct subid_range){ xstrdup(l), (uint64_t)start, (uint64_t)count, line };
-	}
-	return 0;
-}
-
-static bool is_capsa(const struct subid_range *r, const char *uid_str)
+static bool is_capsa(const struct linux_subid_range *r, const char *uid_str)
 {
 	return strcmp(r->owner, CAPSA_USER) == 0 || (uid_str && strcmp(r->owner, uid_str) == 0);
 }
 
 /* capsa's ranges must not overlap anyone else's, nor reach host root */
-static int subid_check(const struct subid_file *f, const char *uid_str, struct capsa_error **err)
+static int subid_check(const struct linux_subid_file *f, const char *uid_str, struct capsa_error **err)
 {
 	for (size_t i = 0; i < f->n; i++) {
-		const struct subid_range *a = &f->r[i];
+		const struct linux_subid_range *a = &f->r[i];
 		if (!is_capsa(a, uid_str))
 			continue;
 		if (a->start == 0 || a->start + a->count > MAX_ID + 1)
@@ -96,7 +52,7 @@ static int subid_check(const struct subid_file *f, const char *uid_str, struct c
 					 f->path, a->line, a->owner, (unsigned long long)a->start,
 					 (unsigned long long)a->count);
 		for (size_t j = 0; j < f->n; j++) {
-			const struct subid_range *b = &f->r[j];
+			const struct linux_subid_range *b = &f->r[j];
 			if (j == i || is_capsa(b, uid_str) || !b->count)
 				continue;
 			if (a->start < b->start + b->count && b->start < a->start + a->count)
@@ -110,7 +66,7 @@ static int subid_check(const struct subid_file *f, const char *uid_str, struct c
 }
 
 /* Appends a range for capsa after every existing range (the file locked). */
-static int subid_append(int fd, struct subid_file *f, struct capsa_error **err)
+static int subid_append(int fd, struct linux_subid_file *f, struct capsa_error **err)
 {
 	uint64_t start = FIRST_SUBID;
 	for (size_t i = 0; i < f->n; i++)
@@ -133,12 +89,12 @@ static int subid_append(int fd, struct subid_file *f, struct capsa_error **err)
 	if (write(fd, line, (size_t)n) != n || fsync(fd) < 0)
 		return error_sys(err, errno, "append to %s", f->path);
 	f->r = xrealloc(f->r, (f->n + 1) * sizeof(*f->r));
-	f->r[f->n++] = (struct subid_range){ xstrdup(CAPSA_USER), start, count, 0 };
+	f->r[f->n++] = (struct linux_subid_range){ xstrdup(CAPSA_USER), start, count, 0 };
 	return 0;
 }
 
 /* Reads path (under an exclusive lock), adding capsa's range if missing. */
-static int subid_load(struct subid_file *f, const char *path, const char *uid_str, struct capsa_error **err)
+static int subid_load(struct linux_subid_file *f, const char *path, const char *uid_str, struct capsa_error **err)
 {
 	f->path = path;
 	_cleanup_close_ int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
@@ -152,7 +108,7 @@ static int subid_load(struct subid_file *f, const char *path, const char *uid_st
 		rc = error_sys(err, errno, "read %s", path);
 	buf_cstr(&b);
 	if (rc == 0)
-		rc = subid_parse(f, b.data ? b.data : "", err);
+		rc = linux_subid_parse(f, b.data ? b.data : "", err);
 	buf_release(&b);
 	if (rc < 0)
 		return -1;
@@ -189,10 +145,10 @@ struct block_pick {
 	uint64_t uid, gid;
 };
 
-static void blocks_of(const struct subid_file *f, const char *uid_str, uint64_t **out, size_t *n)
+static void blocks_of(const struct linux_subid_file *f, const char *uid_str, uint64_t **out, size_t *n)
 {
 	for (size_t i = 0; i < f->n; i++) {
-		const struct subid_range *r = &f->r[i];
+		const struct linux_subid_range *r = &f->r[i];
 		if (!is_capsa(r, uid_str))
 			continue;
 		for (uint64_t s = r->start; s + CAPSA_USERNS_BLOCK <= r->start + r->count; s += CAPSA_USERNS_BLOCK) {
@@ -210,7 +166,7 @@ static bool used_has(const uint64_t *v, size_t n, uint64_t x)
 	return false;
 }
 
-static char *ranges_text(const struct subid_file *f, const char *uid_str)
+static char *ranges_text(const struct linux_subid_file *f, const char *uid_str)
 {
 	struct buf b = BUF_INIT;
 	for (size_t i = 0; i < f->n; i++)
@@ -221,7 +177,7 @@ static char *ranges_text(const struct subid_file *f, const char *uid_str)
 }
 
 /* In the store's write transaction: the first block free in both files. */
-static int pick_block(struct store *db, const struct subid_file *uf, const struct subid_file *gf, const char *uid_str,
+static int pick_block(struct store *db, const struct linux_subid_file *uf, const struct linux_subid_file *gf, const char *uid_str,
 		      struct block_pick *out, struct capsa_error **err)
 {
 	_cleanup_free_ uint64_t *ub = NULL, *gb = NULL, *uu = NULL, *gu = NULL;
@@ -260,7 +216,7 @@ static const char *env_or(const char *name, const char *dflt)
 int sandbox_userns_alloc(struct capsa_ctx *ctx, const char *id, struct proto_sandbox *s, struct capsa_error **err)
 {
 	_cleanup_free_ char *uid_str = NULL;
-	struct subid_file uf = { 0 }, gf = { 0 };
+	struct linux_subid_file uf = { 0 }, gf = { 0 };
 	struct block_pick pick = { 0, 0 };
 	sqlite3_stmt *st = NULL;
 	int rc = -1;
@@ -298,8 +254,8 @@ int sandbox_userns_alloc(struct capsa_ctx *ctx, const char *id, struct proto_san
 	rc = 0;
 out:
 	sqlite3_finalize(st);
-	subid_file_release(&uf);
-	subid_file_release(&gf);
+	linux_subid_file_release(&uf);
+	linux_subid_file_release(&gf);
 	return rc;
 }
 

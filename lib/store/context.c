@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "context.h"
+#include "linux/rootless.h"
 #include "util/fs.h"
 #include "util/str.h"
 
@@ -39,13 +40,47 @@ static int ensure_dir(const char *path, mode_t mode, struct capsa_error **err)
 	return 0;
 }
 
+/* Rootless: a directory another user made first (/tmp/capsa-run-<uid> is
+ * guessable) must not be used. */
+static int check_own_dir(const char *path, struct capsa_error **err)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return error_sys(err, errno, "stat %s", path);
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022))
+		return error_set(err, EPERM,
+				 "%s is not a directory of this user's, writable by it alone (owner %u, mode %o): "
+				 "refusing to keep a store there",
+				 path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
+CAPSA_EXPORT int capsa_rootless_enter(struct capsa_error **err)
+{
+	return linux_rootless_enter(err);
+}
+
+CAPSA_EXPORT bool capsa_rootless(void)
+{
+	return linux_rootless();
+}
+
 CAPSA_EXPORT int capsa_ctx_open(const struct capsa_ctx_opts *opts, struct capsa_ctx **out,
 				struct capsa_error **err)
 {
+	bool rootless = linux_rootless();
+	if (rootless && geteuid() != 0)
+		return error_set(err, EPERM,
+				 "rootless mode: uid %u is not root, and the store's files are owned by its subordinate "
+				 "ids; call capsa_rootless_enter() first",
+				 (unsigned)geteuid());
+	_cleanup_free_ char *def_root = rootless ? linux_rootless_store_root() : xstrdup(CAPSA_DEFAULT_ROOT);
+	_cleanup_free_ char *def_run = rootless ? linux_rootless_run_root() : xstrdup(CAPSA_DEFAULT_RUN_ROOT);
 	struct capsa_ctx *ctx = xcalloc(1, sizeof(*ctx));
 	ctx->root_fd = ctx->run_fd = ctx->ingest_lock_fd = -1;
-	ctx->root = pick(opts ? opts->root : NULL, "CAPSA_ROOT", CAPSA_DEFAULT_ROOT);
-	ctx->run_root = pick(opts ? opts->run_root : NULL, "CAPSA_RUN_ROOT", CAPSA_DEFAULT_RUN_ROOT);
+	ctx->root = pick(opts ? opts->root : NULL, "CAPSA_ROOT", def_root);
+	ctx->run_root = pick(opts ? opts->run_root : NULL, "CAPSA_RUN_ROOT", def_run);
+	ctx->rootless = rootless;
 	if (ctx->root[0] != '/' || ctx->run_root[0] != '/') {
 		error_set(err, EINVAL, "store root %s and runtime root %s must be absolute paths", ctx->root,
 			  ctx->run_root);
@@ -60,7 +95,10 @@ CAPSA_EXPORT int capsa_ctx_open(const struct capsa_ctx_opts *opts, struct capsa_
 			goto fail;
 		}
 	}
-	if (ensure_dir(ctx->root, 0711, err) < 0 || ensure_dir(ctx->run_root, 0711, err) < 0)
+	if (ensure_dir(ctx->root, rootless ? 0700 : 0711, err) < 0 ||
+	    ensure_dir(ctx->run_root, rootless ? 0700 : 0711, err) < 0)
+		goto fail;
+	if (rootless && (check_own_dir(ctx->root, err) < 0 || check_own_dir(ctx->run_root, err) < 0))
 		goto fail;
 	ctx->root_fd = open(ctx->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	ctx->run_fd = open(ctx->run_root, O_PATH | O_DIRECTORY | O_CLOEXEC);

@@ -22,6 +22,9 @@ struct capsa_ctx {
 	/* Admission policy (lib/sandbox/ledger.c, capsa/admission.h); NULL:
 	 * sandboxes are recorded in the ledger but never refused. */
 	struct capsa_capacity *capacity;
+	/* Not root on the host (lib/linux/rootless.h): the store is a user's,
+	 * inside its user namespace; no host cgroups, loop disks or id blocks. */
+	bool rootless;
 };
 
 /* The state database, opened (and migrated) on first use. */

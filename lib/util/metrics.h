@@ -58,6 +58,7 @@ enum { METRICS_FREE = 0, METRICS_LIVE = 1 };
 #define METRICS_F_DISK_OWN (1u << 0) /* disk figures are the sandbox's own filesystem (a --disk limit) */
 #define METRICS_F_PAUSED (1u << 1)
 #define METRICS_F_CGROUP_V2 (1u << 2)
+#define METRICS_F_NO_CGROUP (1u << 3) /* no cgroup (rootless, none delegated): cpu, memory, pids, I/O unknown */
 
 /* The values, in slot order (word MS_VALUES + index).  Only ever appended
  * to: a reader of an older build ignores the ones it does not know, and
