@@ -752,6 +752,13 @@ CLI_CMD(oci)
 	int sargc = argc - optind;
 	char **sargv = argv + optind;
 	optind = 0;
+	if ((strcmp(cmd, "create") == 0 || strcmp(cmd, "run") == 0) && geteuid() != 0) {
+		/* said before anything is read or written */
+		fprintf(stderr, "capsa oci %s: rootless containers are not supported yet (uid %u is not root); "
+				"capsa run has a rootless mode (docs/rootless.md)\n",
+			cmd, (unsigned)geteuid());
+		return 1;
+	}
 	if (strcmp(cmd, "create") == 0 || strcmp(cmd, "run") == 0)
 		return create_or_run(sargc, sargv, cmd[0] == 'r');
 	if (strcmp(cmd, "start") == 0 || strcmp(cmd, "state") == 0 || strcmp(cmd, "pause") == 0 ||

@@ -9,6 +9,7 @@
 #include <openssl/hmac.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -16,7 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capsa/capsa.h"
 #include "capsa/sandbox.h"
+#include "linux/cgroup.h"
 #include "hub.h"
 #include "pool.h"
 #include "server.h"
@@ -383,6 +386,15 @@ static int wait_for_stop(const struct server_opts *o, const sigset_t *mask)
 
 int server_run(const struct server_opts *opts, struct capsa_error **err)
 {
+	/* rootless: before any thread, and before the workers' contexts */
+	if (capsa_rootless_enter(err) < 0)
+		return -1;
+	bool memcg = !capsa_rootless() || linux_cgroup_has_controller("memory");
+	if (!memcg && opts->default_memory > 0) {
+		_cleanup_free_ char *why = linux_cgroup_rootless_why("memory");
+		return error_set(err, ENOTSUP, "--default-memory needs the memory cgroup controller, and in rootless mode %s",
+				 why);
+	}
 	struct server *srv = xcalloc(1, sizeof(*srv));
 	srv->o = *opts;
 	struct server_opts *o = &srv->o;
@@ -400,8 +412,13 @@ int server_run(const struct server_opts *opts, struct capsa_error **err)
 		o->max_streams = 512;
 	if (o->e2b_default_timeout_ms <= 0)
 		o->e2b_default_timeout_ms = 300000;
-	if (o->default_memory <= 0)
+	if (o->default_memory <= 0 && !memcg) {
+		o->default_memory = 0; /* API sandboxes get no memory limit: say so once */
+		fprintf(stderr, "capsa serve: rootless, without a delegated memory controller: API sandboxes get no "
+				"default memory limit\n");
+	} else if (o->default_memory <= 0) {
 		o->default_memory = 512LL << 20;
+	}
 	srv->max_json = o->max_json;
 	srv->max_upload = o->max_upload;
 	pthread_mutex_init(&srv->streams_mu, NULL);

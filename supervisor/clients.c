@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "linux/rootless.h"
 #include "supervisor.h"
 #include "util/fs.h"
 
@@ -350,7 +351,12 @@ static void handle_pause(struct client *c, const struct proto_hdr *h, bool pause
 {
 	struct capsa_error *err = NULL;
 	if (!sup.cg) {
-		client_send_error(c, h->stream, ENOTSUP, "pause needs a cgroup freezer, and this host has none");
+		if (linux_rootless()) {
+			_cleanup_free_ char *why = linux_cgroup_rootless_why("freezer");
+			client_send_error(c, h->stream, ENOTSUP, "pause needs a cgroup, and in rootless mode %s", why);
+		} else {
+			client_send_error(c, h->stream, ENOTSUP, "pause needs a cgroup freezer, and this host has none");
+		}
 		return;
 	}
 	if (pause && sup.state != SUP_RUNNING) {

@@ -230,6 +230,23 @@ static void default_nofile(const struct capsa_sandbox_opts *o, struct proto_proc
 		p->rlimits[p->n_rlimits++] = (struct proto_rlimit){ RLIMIT_NOFILE, hard < 1024 ? hard : 1024, hard };
 }
 
+/* Rootless with no pids controller: the default pids limit becomes
+ * RLIMIT_NPROC unless --ulimit nproc says otherwise.  It counts the
+ * processes of each uid inside the user's namespace, across its sandboxes
+ * (docs/rootless.md): a bound on a fork bomb, not a per-sandbox one. */
+static void default_nproc(const struct capsa_sandbox_opts *o, struct proto_proc *p)
+{
+	for (size_t i = 0; i < o->n_rlimits; i++)
+		if (o->rlimits[i].resource == RLIMIT_NPROC)
+			return;
+	struct rlimit cur;
+	uint64_t n = CAPSA_DEFAULT_PIDS;
+	if (getrlimit(RLIMIT_NPROC, &cur) == 0 && cur.rlim_max < n)
+		n = cur.rlim_max;
+	if (p->n_rlimits < PROTO_MAX_RLIMITS)
+		p->rlimits[p->n_rlimits++] = (struct proto_rlimit){ RLIMIT_NPROC, n, n };
+}
+
 /* Everything the supervisor needs, from the options and the image. */
 static int build_spec(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *o, const struct image *img,
 		      const char *id, const char *name, struct proto_sandbox *s, struct capsa_error **err)
@@ -332,6 +349,8 @@ static int build_spec(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *o,
 								    o->rlimits[i].hard };
 	}
 	default_nofile(o, p);
+	if (ctx->rootless && o->pids == 0 && !linux_cgroup_has_controller("pids"))
+		default_nproc(o, p);
 	p->tty = o->tty;
 	p->open_stdin = o->interactive;
 	int stop = o->stop_signal;

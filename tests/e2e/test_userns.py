@@ -239,15 +239,6 @@ def test_pty_exec_user_and_low_port(store, box):
     store.ok("exec", box, "sh", "-c", "httpd -p 80 -h / && netstat -ltn | grep -q ':80 '")
 
 
-def test_non_root_user_gets_a_plain_rootless_error():
-    # the default store (/var/lib/capsa) is not the user's: the refusal comes first
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAPSA_")}
-    p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", capsa_bin(), "run", "--rm",
-                        "busybox", "true"], capture_output=True, env=env, cwd="/", timeout=60)
-    assert p.returncode == 125
-    assert b"rootless mode is not supported yet" in p.stderr
-
-
 def test_idmapped_volumes(store, tmp_path):
     vol = tmp_path / "vol"
     vol.mkdir()

@@ -1,0 +1,348 @@
+"""Rootless mode (docs/rootless.md): a user other than root runs capsa with
+its own subordinate ids, its own store under $XDG_DATA_HOME, and cgroups
+only where a v2 subtree is delegated to it.
+
+The tests make a system user with a subordinate range of its own in
+/etc/subuid and /etc/subgid (removed at the end), copy the binaries and the
+busybox image where that user can read them, and drive the real capsa as
+that user through setpriv, with no CAPSA_* variable: the defaults are what
+is tested."""
+import json
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+from conftest import BUILD, image_path
+
+USER = "capsa-rl-test"
+COUNT = 65536
+BINARIES = ("capsa", "capsa-core", "capsa-full", "capsa-supervisor", "capsa-agent")
+
+
+def _ranges(path):
+    out = []
+    with open(path) as f:
+        for line in f:
+            parts = line.strip().split(":")
+            if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+                out.append((parts[0], int(parts[1]), int(parts[2])))
+    return out
+
+
+def _remove_lines(path, owner):
+    with open(path) as f:
+        keep = [l for l in f if not l.startswith(owner + ":")]
+    with open(path, "w") as f:
+        f.writelines(keep)
+
+
+@pytest.fixture(scope="module")
+def rl_user():
+    """(uid, gid, subid start) of a user with its own subordinate range."""
+    created = False
+    try:
+        pw = pwd.getpwnam(USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER],
+                       check=True, capture_output=True)
+        pw = pwd.getpwnam(USER)
+        created = True
+    files = ("/etc/subuid", "/etc/subgid")
+    for p in files:
+        if not os.path.exists(p):
+            open(p, "a").close()
+        _remove_lines(p, USER)
+    # above every range either file holds, so that it overlaps none
+    end = max([100000] + [s + c for p in files for (_, s, c) in _ranges(p)])
+    start = (end + COUNT - 1) // COUNT * COUNT
+    for p in files:
+        with open(p, "a") as f:
+            f.write(f"{USER}:{start}:{COUNT}\n")
+    yield pw.pw_uid, pw.pw_gid, start
+    for p in files:
+        _remove_lines(p, USER)
+    subprocess.run(["pkill", "-KILL", "-u", str(pw.pw_uid)], capture_output=True)
+    if created:
+        subprocess.run(["userdel", USER], capture_output=True)
+
+
+class Rootless:
+    """capsa run by the rootless user, with its own HOME and XDG_RUNTIME_DIR."""
+
+    def __init__(self, uid, gid, start, base):
+        self.uid, self.gid, self.start = uid, gid, start
+        self.base = base
+        self.home = os.path.join(base, "home")
+        self.xdg_run = os.path.join(base, "xdg-run")
+        self.bin = os.path.join(base, "bin")
+        for d in (self.home, self.xdg_run):
+            os.mkdir(d, 0o700)
+            os.chown(d, uid, gid)
+        os.mkdir(self.bin, 0o755)
+        for b in BINARIES:
+            shutil.copy2(os.path.join(BUILD, b), self.bin)
+        self.root = os.path.join(self.home, ".local", "share", "capsa")
+        self.run_root = os.path.join(self.xdg_run, "capsa")
+        self.env = {"HOME": self.home, "XDG_RUNTIME_DIR": self.xdg_run, "PATH": "/usr/bin:/bin",
+                    "LANG": "C.UTF-8"}
+        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+            if k in os.environ:
+                self.env[k] = os.environ[k]
+
+    def file(self, src):
+        """A copy of src the user can read."""
+        dst = os.path.join(self.home, os.path.basename(src))
+        shutil.copy(src, dst)
+        os.chown(dst, self.uid, self.gid)
+        return dst
+
+    def run(self, *args, check=None, env=None, timeout=120, preexec_fn=None, input=None):
+        e = dict(self.env)
+        e.update(env or {})
+        cmd = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
+               os.path.join(self.bin, "capsa"), *map(str, args)]
+        p = subprocess.run(cmd, capture_output=True, env=e, cwd="/", timeout=timeout, preexec_fn=preexec_fn,
+                           input=input)
+        p.out = p.stdout.decode(errors="replace")
+        p.err = p.stderr.decode(errors="replace")
+        if check is not None:
+            assert p.returncode == check, f"capsa {args}: exit {p.returncode}\n{p.out}\n{p.err}"
+        return p
+
+    def ok(self, *args, **kw):
+        return self.run(*args, check=0, **kw).out
+
+    def fail(self, *args, match, **kw):
+        p = self.run(*args, check=125, **kw)
+        assert match in p.err, p.err
+        assert len(p.err.strip().splitlines()) == 1, p.err
+        return p.err
+
+    def processes(self):
+        p = subprocess.run(["pgrep", "-u", str(self.uid), "-a"], capture_output=True, text=True)
+        return p.stdout.strip()
+
+    def assert_clean(self, timeout=5.0):
+        deadline = time.time() + timeout
+        while self.processes() and time.time() < deadline:
+            time.sleep(0.05)
+        assert self.processes() == "", "processes left: " + self.processes()
+        sb = os.path.join(self.root, "sandboxes")
+        assert not os.path.isdir(sb) or os.listdir(sb) == [], os.listdir(sb)
+        if os.path.isdir(self.run_root):
+            left = [d for d in os.listdir(self.run_root) if d not in ("names", "metrics", "capsa.sock", "capsa.token")]
+            left += os.listdir(os.path.join(self.run_root, "names")) if os.path.isdir(
+                os.path.join(self.run_root, "names")) else []
+            assert left == [], left
+        with open("/proc/self/mountinfo") as f:
+            assert self.base not in f.read(), "a mount of the rootless store is visible on the host"
+
+
+@pytest.fixture(scope="module")
+def rl(rl_user):
+    base = tempfile.mkdtemp(prefix="capsa-rl-")
+    os.chmod(base, 0o755)
+    r = Rootless(*rl_user, base)
+    r.ok("image", "import", r.file(image_path("busybox-oci.tar")), "--name", "busybox:latest", timeout=300)
+    yield r
+    # the store's files belong to the user's subordinate ids: host root removes them
+    subprocess.run(["pkill", "-KILL", "-u", str(r.uid)], capture_output=True)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_run_maps_root_to_the_user_and_image_owners_to_its_range(rl):
+    out = rl.ok("run", "--rm", "busybox", "sh", "-c",
+                "id -u; ls -ln /etc/passwd | awk '{print $3, $4}'; ls -lnd /home/user | awk '{print $3}';"
+                "cat /proc/self/uid_map")
+    lines = out.splitlines()
+    assert lines[0] == "0"
+    assert lines[1] == "0 0", "image files owned by root read as root's"
+    assert lines[2] == "1000"
+    maps = [l.split() for l in lines[3:]]
+    assert ["0", str(rl.uid), "1"] in maps and ["1", str(rl.start), str(COUNT)] in maps
+    # on the host, the store is the user's, and image uid 1000 is its subordinate id start+999
+    st = os.stat(rl.root)
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (rl.uid, 0o700)
+    layers = os.path.join(rl.root, "layers")
+    homes = [os.path.join(layers, d, "home", "user") for d in os.listdir(layers)]
+    owners = {os.lstat(h).st_uid for h in homes if os.path.exists(h)}
+    assert owners == {rl.start + 999}
+    rl.assert_clean()
+
+
+def test_detached_sandbox_exec_files_ports_logs_and_rm(rl):
+    sid = rl.ok("run", "-d", "--name", "web", "-p", "127.0.0.1:0:8080", "busybox", "sh", "-c",
+                "mkdir /www; echo hello > /www/index.html; chown 33:33 /www/index.html; echo up;"
+                "exec httpd -f -p 8080 -h /www").strip()
+    assert len(sid) == 64
+    assert "web" in rl.ok("ps")
+    deadline = time.time() + 10
+    while "index.html" not in rl.run("exec", "web", "ls", "/www").out and time.time() < deadline:
+        time.sleep(0.05)
+    assert rl.ok("exec", "web", "stat", "-c", "%u", "/www/index.html").strip() == "33"
+    # the upper dir holds the file under the user's subordinate id for 33
+    upper = os.path.join(rl.root, "sandboxes", sid, "upper", "www", "index.html")
+    assert os.stat(upper).st_uid == rl.start + 32
+    rl.ok("files", "write", "web", "/tmp/in.txt", input=b"from host\n")
+    assert rl.ok("exec", "web", "cat", "/tmp/in.txt") == "from host\n"
+    port = json.loads(rl.ok("inspect", "web"))
+    port = port[0] if isinstance(port, list) else port
+    host_port = None
+    for p in rl.ok("port", "web").split():
+        if ":" in p and p.rsplit(":", 1)[1].isdigit():
+            host_port = int(p.rsplit(":", 1)[1])
+    assert host_port, rl.ok("port", "web")
+    deadline = time.time() + 10
+    body = None
+    while body is None and time.time() < deadline:
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{host_port}/index.html", timeout=2).read()
+        except OSError:
+            time.sleep(0.1)
+    assert body == b"hello\n"
+    assert "up" in rl.ok("logs", "web")
+    stats = json.loads(rl.ok("stats", "--no-stream", "--json", "web").splitlines()[0])
+    assert stats["running"] and "cgroup" in stats
+    if not stats["cgroup"]:
+        assert stats["pids"] is None and stats["memoryUsage"] is None, "unknown figures are null, not 0"
+    rl.ok("rm", "-f", "web")
+    assert not os.path.exists(os.path.join(rl.root, "sandboxes", sid))
+    rl.assert_clean()
+
+
+def test_refusals_name_the_reason(rl):
+    rl.fail("run", "--rm", "--disk", "1g", "busybox", "true", match="--disk is not available in rootless mode")
+    rl.fail("image", "import", "--allow-devices", rl.file(image_path("busybox-oci.tar")),
+            match="--allow-devices is not available in rootless mode")
+    rl.assert_clean()
+
+
+def test_limits_without_a_delegated_cgroup_are_refused(rl):
+    # the test runs in the host's root cgroup, which is not the user's
+    p = rl.run("run", "--rm", "--memory", "64m", "busybox", "true", check=125)
+    assert "--memory needs the memory cgroup controller, and in rootless mode" in p.err, p.err
+    assert "delegated" in p.err or "v2" in p.err
+    p = rl.run("run", "--rm", "--pids-limit", "10", "busybox", "true", check=125)
+    assert "--pids-limit needs the pids cgroup controller" in p.err
+    # no limit asked for: the sandbox runs, without a cgroup
+    assert rl.ok("run", "--rm", "busybox", "echo", "ok") == "ok\n"
+    rl.assert_clean()
+
+
+def _v2_mount():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            if fields[sep + 1] == "cgroup2" and fields[3] == "/":
+                return fields[4]
+    return None
+
+
+def test_delegated_cgroup_v2_subtree(rl):
+    mount = _v2_mount()
+    if not mount:
+        pytest.skip("no cgroup2 mount on this host")
+    deleg = os.path.join(mount, f"capsa-rl-deleg-{os.getpid()}")
+    os.mkdir(deleg)
+    try:
+        for f in ("", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads"):
+            os.chown(os.path.join(deleg, f), rl.uid, rl.gid)
+        with open(os.path.join(mount, "cgroup.subtree_control")) as f:
+            root_ctl = f.read().split()
+        mem = "memory" in root_ctl and "pids" in root_ctl
+
+        def enter():
+            with open(os.path.join(deleg, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+
+        sid = rl.ok("run", "-d", "busybox", "sleep", "60", preexec_fn=enter).strip()
+        # the sandbox has its own cgroup below the delegated one, and sees it as its root
+        assert os.path.isdir(os.path.join(deleg, "capsa", sid))
+        assert "0::/" in rl.ok("exec", sid, "cat", "/proc/self/cgroup").splitlines()
+        rl.ok("pause", sid, preexec_fn=enter)
+        assert rl.ok("inspect", sid, preexec_fn=enter).count('"paused"') >= 1
+        rl.ok("unpause", sid, preexec_fn=enter)
+        rl.ok("rm", "-f", sid, preexec_fn=enter)
+        assert not os.path.exists(os.path.join(deleg, "capsa", sid))
+        if mem:
+            out = rl.ok("run", "--rm", "--memory", "64m", "--pids-limit", "50", "busybox", "sh", "-c",
+                        "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max", preexec_fn=enter)
+            assert out.split() == ["67108864", "50"]
+        else:
+            # a hybrid host's cgroup2 has no controllers: the refusal says where it looked
+            p = rl.run("run", "--rm", "--memory", "64m", "busybox", "true", preexec_fn=enter, check=125)
+            assert f"the delegated cgroup {deleg} does not offer it" in p.err, p.err
+        rl.assert_clean()
+    finally:
+        subprocess.run(["pkill", "-KILL", "-u", str(rl.uid)], capture_output=True)
+        for d in sorted((os.path.join(r, x) for r, ds, _ in os.walk(deleg) for x in ds), key=len, reverse=True):
+            os.rmdir(d)
+        os.rmdir(deleg)
+
+
+def test_user_without_a_range_gets_the_fix(rl):
+    env = {"HOME": "/nonexistent", "PATH": "/usr/bin:/bin"}
+    p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        os.path.join(rl.bin, "capsa"), "run", "--rm", "busybox", "true"],
+                       capture_output=True, env=env, cwd="/", timeout=60)
+    err = p.stderr.decode()
+    assert p.returncode == 125, err
+    assert "rootless mode needs subordinate ids, and user nobody (uid 65534) has no range in /etc/subuid" in err
+    assert "usermod --add-subuids" in err
+
+
+def test_without_a_cgroup_pause_is_refused_and_nproc_bounds_processes(rl):
+    sid = rl.ok("run", "-d", "busybox", "sleep", "60").strip()
+    p = rl.run("pause", sid, check=125)
+    assert "pause needs a cgroup, and in rootless mode" in p.err, p.err
+    # no pids controller: the default pids limit is RLIMIT_NPROC, in exec'd processes too
+    assert rl.ok("exec", sid, "sh", "-c", "ulimit -u") == "4096\n"
+    rl.ok("rm", "-f", sid)
+    # and it holds: with 20, the 40th fork fails
+    p = rl.run("run", "--rm", "--ulimit", "nproc=20:20", "busybox", "sh", "-c",
+               "for i in $(seq 40); do sleep 5 & done")
+    assert "can't fork" in p.err, p.err
+    rl.assert_clean()
+
+
+def test_oci_runtime_says_rootless_is_not_supported(rl):
+    p = rl.run("oci", "create", "--bundle", "/nonexistent", "x", check=1)
+    assert "rootless containers are not supported yet" in p.err, p.err
+
+
+def test_serve_api_creates_and_removes_a_rootless_sandbox(rl):
+    sock = os.path.join(rl.run_root, "capsa.sock")
+    cmd = ["setpriv", f"--reuid={rl.uid}", f"--regid={rl.gid}", "--clear-groups",
+           os.path.join(rl.bin, "capsa"), "serve"]
+    srv = subprocess.Popen(cmd, env=rl.env, cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 20
+        while not os.path.exists(sock) and time.time() < deadline:
+            time.sleep(0.05)
+        assert os.path.exists(sock), "the API socket did not appear"
+        def api(method, path, body=None):
+            # the unix socket is the user's alone (0660 in a 0700 directory): no token
+            args = ["curl", "-s", "--unix-socket", sock, "-X", method]
+            if body is not None:
+                args += ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
+            out = subprocess.run(args + [f"http://capsa{path}"], capture_output=True, timeout=30).stdout
+            return json.loads(out) if out else None
+
+        sb = api("POST", "/v1/sandboxes", {"image": "busybox", "command": ["sleep", "30"]})
+        assert sb.get("state") == "running", sb
+        assert os.path.isdir(os.path.join(rl.root, "sandboxes", sb["id"]))
+        api("DELETE", f"/v1/sandboxes/{sb['id']}?force=true")
+        assert not os.path.exists(os.path.join(rl.root, "sandboxes", sb["id"]))
+    finally:
+        srv.terminate()
+        out, err = srv.communicate(timeout=20)
+    assert b"no default memory limit" in err, err
+    rl.assert_clean()
