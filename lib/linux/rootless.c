@@ -97,8 +97,11 @@ char *linux_rootless_store_root(void)
 
 char *linux_rootless_run_root(void)
 {
+	/* only one that exists: a session without one (su, cron, ssh
+	 * without pam_systemd) may still carry another login's */
 	const char *x = getenv("XDG_RUNTIME_DIR");
-	if (x && x[0] == '/')
+	struct stat sb;
+	if (x && x[0] == '/' && stat(x, &sb) == 0 && S_ISDIR(sb.st_mode))
 		return xasprintf("%s/capsa", x);
 	return xasprintf("/tmp/capsa-run-%u", (unsigned)linux_rootless_host_uid());
 }

@@ -31,7 +31,8 @@ uid_t linux_rootless_host_uid(void);
 int linux_rootless_enter(struct capsa_error **err);
 /* The default store and runtime roots of a rootless user:
  * $XDG_DATA_HOME/capsa (else $HOME/.local/share/capsa), and
- * $XDG_RUNTIME_DIR/capsa (else /tmp/capsa-run-<uid>). */
+ * $XDG_RUNTIME_DIR/capsa if that directory exists (else
+ * /tmp/capsa-run-<uid>). */
 char *linux_rootless_store_root(void);
 char *linux_rootless_run_root(void);
 

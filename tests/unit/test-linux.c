@@ -23,6 +23,7 @@
 #include "linux/caps.h"
 #include "linux/ns.h"
 #include "linux/proc.h"
+#include "linux/rootless.h"
 #include "linux/tty.h"
 #include "linux/user.h"
 #include "tap.h"
@@ -573,6 +574,48 @@ static void test_oci_helpers(void)
 	capsa_error_free(err);
 }
 
+/* lib/linux/rootless.c: the subid parser, the defaults, and detection
+ * (host root here: not rootless). */
+static void test_rootless(void)
+{
+	ok(!linux_rootless() && linux_rootless_host_uid() == 0, "host root is not rootless");
+	struct linux_subid_file f = { .path = "subuid" };
+	struct capsa_error *err = NULL;
+	ok(linux_subid_parse(&f, "# comment\nalice:100000:65536\n\n1000:200000:10\n", &err) == 0 && f.n == 2 &&
+		   strcmp(f.r[0].owner, "alice") == 0 && f.r[0].start == 100000 && f.r[0].count == 65536 &&
+		   f.r[1].line == 4,
+	   "subid lines parse, comments and blanks skipped, lines counted");
+	linux_subid_file_release(&f);
+	static const char *const bad[] = { "alice:100000\n", "alice:x:1\n", "alice:1:-1\n", "alice:1:99999999999\n" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		bool refused = linux_subid_parse(&f, bad[i], &err) < 0 && err && strstr(err->msg, "subuid line 1");
+		ok(refused, "bad subid line refused, naming file and line: %s", err ? err->msg : "(none)");
+		capsa_error_free(err);
+		err = NULL;
+		linux_subid_file_release(&f);
+	}
+	setenv("XDG_DATA_HOME", "/data/x", 1);
+	char *r = linux_rootless_store_root();
+	ok(strcmp(r, "/data/x/capsa") == 0, "store root from XDG_DATA_HOME");
+	free(r);
+	setenv("XDG_DATA_HOME", "relative", 1);
+	setenv("HOME", "/home/al", 1);
+	r = linux_rootless_store_root();
+	ok(strcmp(r, "/home/al/.local/share/capsa") == 0, "a relative XDG_DATA_HOME is ignored for HOME's");
+	free(r);
+	setenv("XDG_RUNTIME_DIR", tmpdir, 1);
+	r = linux_rootless_run_root();
+	char *want = xasprintf("%s/capsa", tmpdir);
+	ok(strcmp(r, want) == 0, "run root in an existing XDG_RUNTIME_DIR");
+	free(r);
+	free(want);
+	setenv("XDG_RUNTIME_DIR", "/nonexistent/run/user/1000", 1);
+	r = linux_rootless_run_root();
+	ok(strcmp(r, "/tmp/capsa-run-0") == 0, "a missing XDG_RUNTIME_DIR falls back to /tmp/capsa-run-UID");
+	free(r);
+	ok(linux_rootless_enter(&err) == 0 && !err, "entering is a no-op for host root");
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/capsa-test-linux-XXXXXX";
@@ -587,6 +630,7 @@ int main(void)
 	test_memfd();
 	test_ns();
 	test_oci_helpers();
+	test_rootless();
 	struct capsa_error *err = NULL;
 	rm_rf_at(AT_FDCWD, tmpdir, &err);
 	capsa_error_free(err);
