@@ -385,6 +385,12 @@ static CLI_CMD(image_mount)
 	if (argc != 3)
 		return cli_usage_error(cli, "expected REF and DIR");
 	struct capsa_error *err = NULL;
+	if (capsa_rootless()) {
+		/* it would be made in capsa's own mount namespace and go with it */
+		error_set(&err, ENOTSUP, "image mount is not available in rootless mode: the mount would live only in "
+					 "capsa's private mount namespace and vanish when it exits");
+		return cli_fail(cli, err);
+	}
 	if (capsa_image_mount_rootfs(cli_ctx(cli), argv[1], NULL, NULL, argv[2], &err) < 0)
 		return cli_fail(cli, err);
 	printf("%s\n", argv[2]);

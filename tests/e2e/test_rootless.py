@@ -221,6 +221,7 @@ def test_refusals_name_the_reason(rl):
     rl.fail("run", "--rm", "--disk", "1g", "busybox", "true", match="--disk is not available in rootless mode")
     rl.fail("image", "import", "--allow-devices", rl.file(image_path("busybox-oci.tar")),
             match="--allow-devices is not available in rootless mode")
+    rl.fail("image", "mount", "busybox", rl.home, match="image mount is not available in rootless mode")
     rl.assert_clean()
 
 
