@@ -192,6 +192,10 @@ def test_detached_sandbox_exec_files_ports_logs_and_rm(rl):
     assert os.stat(upper).st_uid == rl.start + 32
     rl.ok("files", "write", "web", "/tmp/in.txt", input=b"from host\n")
     assert rl.ok("exec", "web", "cat", "/tmp/in.txt") == "from host\n"
+    rl.ok("cp", "web:/www/index.html", os.path.join(rl.home, "copied.html"))
+    with open(os.path.join(rl.home, "copied.html")) as f:
+        assert f.read() == "hello\n"
+    assert rl.ok("exec", "-t", "web", "tty").strip().startswith("/dev/pts/")
     port = json.loads(rl.ok("inspect", "web"))
     port = port[0] if isinstance(port, list) else port
     host_port = None
@@ -346,4 +350,13 @@ def test_serve_api_creates_and_removes_a_rootless_sandbox(rl):
         srv.terminate()
         out, err = srv.communicate(timeout=20)
     assert b"no default memory limit" in err, err
+    rl.assert_clean()
+
+
+def test_image_rm_and_prune_remove_the_layers_last(rl):
+    # last in this file: the layers belong to the user's subordinate ids
+    rl.ok("image", "rm", "busybox")
+    rl.ok("image", "prune", "-a")
+    assert os.listdir(os.path.join(rl.root, "layers")) == []
+    assert os.listdir(os.path.join(rl.root, "blobs", "sha256")) == []
     rl.assert_clean()
