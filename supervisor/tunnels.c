@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "linux/rootless.h"
 #include "supervisor.h"
 #include "util/fs.h"
 
@@ -396,8 +397,14 @@ int tunnel_listen(struct proto_port *port, struct capsa_error **err)
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&sa, len) < 0)
+	if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
+		if (errno == EACCES && linux_rootless())
+			return error_sys(err, errno,
+					 "publish port %u on %s:%u (rootless mode: host ports below "
+					 "net.ipv4.ip_unprivileged_port_start, 1024 by default, need root)",
+					 port->port, ip, port->host_port);
 		return error_sys(err, errno, "publish port %u on %s:%u", port->port, ip, port->host_port);
+	}
 	if (listen(fd, 512) < 0)
 		return error_sys(err, errno, "publish port %u on %s:%u", port->port, ip, port->host_port);
 	if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0)

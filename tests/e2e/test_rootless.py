@@ -226,6 +226,7 @@ def test_refusals_name_the_reason(rl):
     rl.fail("image", "import", "--allow-devices", rl.file(image_path("busybox-oci.tar")),
             match="--allow-devices is not available in rootless mode")
     rl.fail("image", "mount", "busybox", rl.home, match="image mount is not available in rootless mode")
+    rl.fail("run", "--rm", "-p", "127.0.0.1:80:80", "busybox", "true", match="rootless mode: host ports below")
     rl.assert_clean()
 
 
