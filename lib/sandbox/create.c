@@ -24,6 +24,7 @@
 #include "linux/caps.h"
 #include "linux/cgroup.h"
 #include "linux/loopdisk.h"
+#include "linux/rootfs.h"
 #include "linux/seccomp-profile.h"
 #include "ledger.h"
 #include "sandbox.h"
@@ -104,7 +105,8 @@ static int build_mounts(const struct capsa_sandbox_opts *o, struct proto_sandbox
 							 : 64LL << 20;
 			pm->fstype = xstrdup("tmpfs");
 			pm->source = xstrdup("tmpfs");
-			pm->data = xasprintf("size=%lld,mode=%o", (long long)size, m->tmpfs_mode ? m->tmpfs_mode : 01777);
+			pm->data = xasprintf("size=%lld,nr_inodes=%lld,mode=%o", (long long)size,
+					     linux_tmpfs_nr_inodes(size), m->tmpfs_mode ? m->tmpfs_mode : 01777);
 			pm->flags = MS_NOSUID | MS_NODEV | (m->readonly ? MS_RDONLY : 0);
 		} else {
 			if (!m->source || m->source[0] != '/')

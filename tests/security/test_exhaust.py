@@ -95,6 +95,16 @@ def test_inode_exhaustion_in_shm(store, attacker, neighbour):
     still_fine(store, neighbour)
 
 
+def test_tmpfs_inodes_are_bounded(store):
+    """Every tmpfs of a sandbox has an inode bound of one per KiB of its
+    size: kernel memory a memory cgroup would charge, and rootless (or
+    root without --memory) has none to charge it to."""
+    out = store.ok("run", "--rm", "--tmpfs", "/scratch:size=8m", *EXTRA, "busybox", "sh", "-c",
+                   "df -i /dev /dev/shm /scratch | tail -n +2")
+    inodes = {line.split()[-1]: int(line.split()[1]) for line in out.splitlines()}
+    assert inodes == {"/dev": 65536, "/dev/shm": 65536, "/scratch": 8192}, out
+
+
 def test_pty_exhaustion(store, attacker, neighbour):
     name = attacker(cmd=["/probe/capsa-probe", "ptys", "100000", "hold"])
     wait_for(lambda: "ptys" in logs(store, name), "the pty hog to stop")
