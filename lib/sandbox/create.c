@@ -234,8 +234,9 @@ static void default_nofile(const struct capsa_sandbox_opts *o, struct proto_proc
 
 /* Rootless with no pids controller: the default pids limit becomes
  * RLIMIT_NPROC unless --ulimit nproc says otherwise.  It counts the
- * processes of each uid inside the user's namespace, across its sandboxes
- * (docs/rootless.md): a bound on a fork bomb, not a per-sandbox one. */
+ * processes of each uid of a user namespace: one sandbox's with `capsa
+ * run`, all of the server's with `capsa serve` (docs/rootless.md): a
+ * bound on a fork bomb, not a per-sandbox budget. */
 static void default_nproc(const struct capsa_sandbox_opts *o, struct proto_proc *p)
 {
 	for (size_t i = 0; i < o->n_rlimits; i++)
