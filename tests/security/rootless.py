@@ -8,7 +8,9 @@ which may run beside us), with a subordinate range of its own in
 that user through setpriv, from a copy of the binaries it can read, with
 its own HOME and XDG_RUNTIME_DIR and no CAPSA_* variable, so the store is
 the default $XDG_DATA_HOME one.  pytest itself stays host root: it is the
-host whose state every attempt must leave unchanged."""
+host whose state every attempt must leave unchanged.  capsa starts in
+pytest's cgroup, which is root's, so no cgroup is delegated to the user:
+the sandboxes have none, and the limits that need one are refused."""
 import os
 import pathlib
 import pwd
