@@ -86,9 +86,13 @@ class RootlessCapsa:
         for d in (self.home, self.xdg_run):
             os.mkdir(d, 0o700)
             os.chown(d, uid, gid)
+        # the user's own install (as in ~/.local/bin): writable by the
+        # user, so that only the runtime stops a sandbox overwriting it
         os.mkdir(self.bin, 0o755)
+        os.chown(self.bin, uid, gid)
         for b in BINARIES:
             shutil.copy2(os.path.join(build, b), self.bin)
+            os.chown(os.path.join(self.bin, b), uid, gid)
         self.root = os.path.join(self.home, ".local", "share", "capsa")
         self.run_root = os.path.join(self.xdg_run, "capsa")
         self.env = {"HOME": self.home, "XDG_RUNTIME_DIR": self.xdg_run, "PATH": "/usr/bin:/bin",

@@ -203,3 +203,57 @@ def test_supervisor_unreachable(store, box):
                          f"kill -0 {sup} 2>&1 || echo nosup; ls /proc/{sup} >/dev/null 2>&1 || echo noproc")
     assert "No such file or directory" in out and "nosup" in out and "noproc" in out, out
     assert "ctl.sock" not in out.replace(f"ls: {ctl}", ""), out
+
+
+@pytest.fixture
+def user_secret(store):
+    """A file only the user may read, in its home: rootless, the file API
+    and cp act as the user on the host, so this (not /etc/shadow, which the
+    user cannot read anyway) is what they must never reach."""
+    path = os.path.join(store.home, f"secret-{uuid.uuid4().hex[:12]}")
+    with open(path, "w") as f:
+        f.write("the user's secret\n")
+    os.chown(path, store.uid, store.gid)
+    os.chmod(path, 0o600)
+    yield path
+    with open(path) as f:
+        assert f.read() == "the user's secret\n", "the user's file was changed"
+    os.unlink(path)
+
+
+def test_file_api_and_cp_stay_out_of_the_users_files(store, box, user_secret, tmp_path):
+    """Symlinks and magic links planted in the sandbox, to a file of the
+    user's and to its home: the file API and cp resolve them inside the
+    sandbox, never on the host as the user."""
+    home = os.path.dirname(user_secret)
+    planted = f"{home}/planted-{uuid.uuid4().hex[:8]}"
+    # the same paths inside, with a decoy: where a link resolves, it is to these
+    sh(store, box, f"mkdir -p {home} && echo decoy > {user_secret} && "
+                   f"rm -rf /data; mkdir -p /data && ln -s {user_secret} /data/abs && "
+                   f"ln -s ../../../../../..{user_secret} /data/rel && ln -s / /data/up && ln -s {home} /data/home")
+    reads = ["/data/abs", "/data/rel", f"/data/up{user_secret}", f"/data/home/{os.path.basename(user_secret)}",
+             f"/proc/1/root{user_secret}", f"/proc/self/root{user_secret}", f"/proc/1/cwd{user_secret}",
+             user_secret]
+    for p in reads:
+        r = store.run("files", "read", box, p)
+        assert b"the user's secret" not in r.stdout, p
+        assert r.returncode != 0 or r.stdout == b"decoy\n", (p, r.stdout)
+        out = tmp_path / f"out-{reads.index(p)}"
+        store.run("cp", f"{box}:{p}", out)
+        if out.is_file() and not out.is_symlink():
+            assert b"the user's secret" not in out.read_bytes(), p
+    store.run("cp", f"{box}:/data", tmp_path / "tree")
+    for root, _, files in os.walk(tmp_path / "tree"):
+        for f in files:
+            p = os.path.join(root, f)
+            assert os.path.islink(p) or b"the user's secret" not in open(p, "rb").read(), p
+    (tmp_path / "in").write_text("evil\n")
+    for target in (f"/data/up{planted}", f"/data/home/{os.path.basename(planted)}", f"/proc/1/root{planted}"):
+        store.run("files", "write", box, target, input=b"evil")
+        store.run("cp", tmp_path / "in", f"{box}:{target}")
+        store.run("files", "mkdir", box, target + ".d")
+        store.run("files", "mv", box, "/etc/hostname", target + ".mv")
+        store.run("files", "rm", box, f"/data/up{user_secret}")
+    assert not [x for x in os.listdir(home) if x.startswith("planted-")], os.listdir(home)
+    # what was written went to the sandbox's own path of that name
+    assert store.run("exec", box, "cat", planted).out.startswith("evil"), "the writes went nowhere"
