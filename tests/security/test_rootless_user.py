@@ -257,3 +257,26 @@ def test_file_api_and_cp_stay_out_of_the_users_files(store, box, user_secret, tm
     assert not [x for x in os.listdir(home) if x.startswith("planted-")], os.listdir(home)
     # what was written went to the sandbox's own path of that name
     assert store.run("exec", box, "cat", planted).out.startswith("evil"), "the writes went nowhere"
+
+
+def test_users_supplementary_groups_are_dropped(store, box, foreign_dir):
+    """A user in host groups (disk, say) must not hand them to its
+    sandboxes: they would reach what those groups may, as nogroup inside.
+    The sandbox's processes, first and exec'd, hold no supplementary group,
+    and a file of the group's stays unreadable."""
+    path = os.path.join(foreign_dir, "root-secret")
+    os.chown(path, 0, 6)
+    os.chmod(path, 0o640)
+
+    def as_member(*args):
+        argv = [a if a != "--clear-groups" else "--groups=6" for a in store.argv(*args)]
+        p = subprocess.run(argv, env=store.env, capture_output=True, cwd="/", timeout=120)
+        return p.stdout.decode(errors="replace") + p.stderr.decode(errors="replace")
+    out = as_member("run", "--rm", "-v", f"{foreign_dir}:/foreign:ro", "busybox", "sh", "-c",
+                    "grep Groups: /proc/self/status; cat /foreign/root-secret")
+    assert out.splitlines()[0].split() == ["Groups:"], out
+    assert "host content" not in out, out
+    out = as_member("exec", box, "grep", "Groups:", "/proc/self/status")
+    assert out.split() == ["Groups:"], out
+    os.chown(path, 0, 0)
+    os.chmod(path, 0o600)
