@@ -18,7 +18,7 @@ from conftest import capsa_bin
 
 KEYS = {"id", "name", "running", "sampledAt", "cpuPercent", "cpuUsageNs", "memoryUsage", "memoryCharged",
         "memoryLimit", "memoryPercent", "memoryPeak", "pids", "pidsLimit", "blockRead", "blockWrite", "netRx",
-        "netTx", "diskOwn", "diskUsed", "diskLimit", "oomKills", "paused", "slot", "generation"}
+        "netTx", "diskOwn", "diskUsed", "diskLimit", "oomKills", "paused", "slot", "generation", "cgroup"}
 
 
 def uniq(prefix="st"):
