@@ -47,6 +47,9 @@ step "escape battery (asan/ubsan build)"
 CAPSA_BUILD=$REPO/build-asan ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	/usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml="$LOGS/security-asan.xml" \
 	tests/security 2>&1 | tail -n 40
+step "escape battery, rootless (optimized build)"
+CAPSA_BATTERY_ROOTLESS=1 CAPSA_BUILD=$REPO/build /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+	--junitxml="$LOGS/security-rootless.xml" tests/security 2>&1 | tail -n 40
 
 step "valgrind (capsa-core and capsa-full for a sandbox's life)"
 scripts/valgrind.sh "$LOGS/valgrind.json" 2>&1 | tail -n 25

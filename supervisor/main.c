@@ -367,8 +367,8 @@ static int create_sandbox(struct capsa_error **err)
 		return error_sys(err, errno, "create sandbox channel");
 
 	char *paths[3] = { run_path("hostname"), run_path("hosts"), run_path("resolv.conf") };
-	_cleanup_free_ char *shm_opt = xasprintf("size=%lld",
-						 (long long)(s->shm_size > 0 ? s->shm_size : 64LL << 20));
+	long long shm_size = s->shm_size > 0 ? s->shm_size : 64LL << 20;
+	_cleanup_free_ char *shm_opt = xasprintf("size=%lld,nr_inodes=%lld", shm_size, linux_tmpfs_nr_inodes(shm_size));
 	size_t n_mounts;
 	struct linux_mount *mounts = build_mounts(&n_mounts, paths, shm_opt);
 	char **owned = NULL;

@@ -864,7 +864,7 @@ const struct linux_mount *linux_default_mounts(size_t *n, const char *shm_size_o
 		 shm_size_opt);
 	m[k++] = (struct linux_mount){ .source = "proc", .target = "/proc", .fstype = "proc", .flags = NSDE };
 	m[k++] = (struct linux_mount){ .source = "tmpfs", .target = "/dev", .fstype = "tmpfs",
-				       .data = "mode=755,size=65536k", .flags = MS_NOSUID | MS_STRICTATIME };
+				       .data = "mode=755,size=65536k,nr_inodes=65536", .flags = MS_NOSUID | MS_STRICTATIME };
 	m[k++] = (struct linux_mount){ .source = "devpts", .target = "/dev/pts", .fstype = "devpts",
 				       .data = "newinstance,ptmxmode=0666,mode=0620,gid=5",
 				       .flags = MS_NOSUID | MS_NOEXEC };

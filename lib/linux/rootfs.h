@@ -80,6 +80,17 @@ struct linux_rootfs {
  * ptmxmode=0666), /dev/shm (shm_size bytes), /dev/mqueue, sysfs (ro), and the
  * cgroup filesystem (ro, of the sandbox's cgroup namespace). */
 extern const struct linux_mount *linux_default_mounts(size_t *n, const char *shm_size_opt);
+
+/* The inode bound (nr_inodes) of a sandbox's tmpfs of `size` bytes.  An
+ * empty file costs kernel memory (about 1 KiB of inode and dentry) but no
+ * tmpfs size, and only a memory cgroup charges it: a rootless sandbox has
+ * none, nor does a root one without --memory.  Left at the kernel's default
+ * (half the host's pages), one tmpfs could pin gigabytes that no OOM kill
+ * frees.  One inode per KiB keeps that memory near the size itself. */
+static inline long long linux_tmpfs_nr_inodes(long long size)
+{
+	return size / 1024 < 1024 ? 1024 : size / 1024;
+}
 extern char *const linux_default_masked_paths[];
 extern char *const linux_default_readonly_paths[];
 

@@ -24,6 +24,7 @@
 #include "linux/caps.h"
 #include "linux/cgroup.h"
 #include "linux/loopdisk.h"
+#include "linux/rootfs.h"
 #include "linux/seccomp-profile.h"
 #include "ledger.h"
 #include "sandbox.h"
@@ -104,7 +105,8 @@ static int build_mounts(const struct capsa_sandbox_opts *o, struct proto_sandbox
 							 : 64LL << 20;
 			pm->fstype = xstrdup("tmpfs");
 			pm->source = xstrdup("tmpfs");
-			pm->data = xasprintf("size=%lld,mode=%o", (long long)size, m->tmpfs_mode ? m->tmpfs_mode : 01777);
+			pm->data = xasprintf("size=%lld,nr_inodes=%lld,mode=%o", (long long)size,
+					     linux_tmpfs_nr_inodes(size), m->tmpfs_mode ? m->tmpfs_mode : 01777);
 			pm->flags = MS_NOSUID | MS_NODEV | (m->readonly ? MS_RDONLY : 0);
 		} else {
 			if (!m->source || m->source[0] != '/')
@@ -232,8 +234,9 @@ static void default_nofile(const struct capsa_sandbox_opts *o, struct proto_proc
 
 /* Rootless with no pids controller: the default pids limit becomes
  * RLIMIT_NPROC unless --ulimit nproc says otherwise.  It counts the
- * processes of each uid inside the user's namespace, across its sandboxes
- * (docs/rootless.md): a bound on a fork bomb, not a per-sandbox one. */
+ * processes of each uid of a user namespace: one sandbox's with `capsa
+ * run`, all of the server's with `capsa serve` (docs/rootless.md): a
+ * bound on a fork bomb, not a per-sandbox budget. */
 static void default_nproc(const struct capsa_sandbox_opts *o, struct proto_proc *p)
 {
 	for (size_t i = 0; i < o->n_rlimits; i++)

@@ -23,6 +23,17 @@ capsa_bin = e2e.capsa_bin
 # to run the whole battery under another configuration (e.g. "--userns
 # auto" or "--userns host"); the assertions hold in every one.
 EXTRA = os.environ.get("CAPSA_BATTERY_OPTS", "").split()
+# CAPSA_BATTERY_ROOTLESS=1: the attacker sandboxes are a non-root user's
+# (rootless.py); where an outcome legitimately differs, the test says so
+ROOTLESS = os.environ.get("CAPSA_BATTERY_ROOTLESS") == "1"
+
+
+def capsa_argv(c, *args):
+    """The command line that runs capsa with args against c's store, for
+    tests that start capsa themselves (Popen, a terminal)."""
+    if hasattr(c, "argv"):
+        return c.argv(*args)
+    return [capsa_bin(), *map(str, args)]
 
 
 def uniq(prefix="sec"):

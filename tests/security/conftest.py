@@ -4,14 +4,28 @@ with capsa-probe mounted at /probe, a neighbour, and a check around every
 test that the host is unchanged."""
 import pytest
 
-from battery import EXTRA, PROBE_DIR, assert_same_host, e2e, host_state, uniq
+import rootless
+from battery import BUILD, EXTRA, PROBE_DIR, ROOTLESS, assert_same_host, e2e, host_state, uniq
 
 # the e2e harness's fixtures, by reference
 tmpdir_capsa = e2e.tmpdir_capsa
 capsa = e2e.capsa
-session_store = e2e.session_store
 store = e2e.store
 pytest_sessionfinish = e2e.pytest_sessionfinish
+
+if ROOTLESS:
+    @pytest.fixture(scope="session")
+    def session_store():
+        """The battery's non-root user's store, with the test images."""
+        yield from rootless.session_store(BUILD, e2e.image_path, e2e.IMAGES)
+
+    @pytest.fixture
+    def tmp_path(session_store):
+        """A host directory the user may write: `capsa cp` copies out as
+        the user in rootless mode, and pytest's own tmp_path is root's."""
+        yield from rootless.user_dir(session_store)
+else:
+    session_store = e2e.session_store
 
 
 def _start(c, image="busybox", *opts):

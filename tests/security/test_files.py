@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from battery import capsa_bin, sh
+from battery import capsa_argv, sh
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_cp_out_does_not_follow_a_host_symlink(store, box, tmp_path, marker):
 
 def _race(store, box, tmp_path, swap_script, marker):
     sh(store, box, "rm -rf /race && mkdir -p /race/d /race/real && echo mine > /race/real/own")
-    swapper = subprocess.Popen([capsa_bin(), "exec", box, "sh", "-c", f"cd /race; while :; do {swap_script}; done"],
+    swapper = subprocess.Popen(capsa_argv(store, "exec", box, "sh", "-c", f"cd /race; while :; do {swap_script}; done"),
                                env=store.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         host_shadow = open("/etc/shadow", "rb").read()

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from battery import BUILD, assert_denied, capsa_bin, probe_args, sh
+from battery import BUILD, assert_denied, capsa_argv, probe_args, sh
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
 from ptyterm import Term  # noqa: E402
@@ -62,13 +62,13 @@ def test_agent_is_not_dumpable(store, box):
 @pytest.mark.parametrize("target", ["/proc/self/exe", "/proc/1/exe"])
 def test_overwrite_runtime_binary(attempt, store, box, target):
     """runc CVE-2019-5736: writing the binary of the process itself (busybox)
-    or of the agent (a sealed memfd) through /proc/*/exe."""
-    agent = os.path.join(BUILD, "capsa-agent")
-    before = sha(agent) if os.path.exists(agent) else None
+    or of the agent (a sealed memfd) through /proc/*/exe.  Rootless, the
+    binaries are the user's own (store.bin), as in a user's install."""
+    bins = [os.path.join(getattr(store, "bin", BUILD), b) for b in ("capsa-agent", "capsa-supervisor", "capsa")]
+    before = {b: sha(b) for b in bins if os.path.exists(b)}
     assert_denied(attempt("exe_write", target), target)
     assert_denied(attempt("memfd_exe1"), "agent memfd")
-    if before:
-        assert sha(agent) == before
+    assert {b: sha(b) for b in before} == before
     assert sh(store, box, "echo still-works") == "still-works\n"
 
 
@@ -183,7 +183,8 @@ def test_tiocsti_from_exec_it(store, box, how):
     else:
         args = ["run", "--rm", "-it", "-v", f"{os.path.join(BUILD, 'tests')}:/probe:ro", "busybox",
                 *probe_args("tiocsti")]
-    t = Term(capsa_bin(), args, store.env)
+    argv = capsa_argv(store, *args)
+    t = Term(argv[0], argv[1:], store.env)
     try:
         out = t.expect(r"(?s).*?(ok|denied \w+)\r*\n", timeout=30).group(0).decode(errors="replace")
         assert t.wait(timeout=30) == 0
@@ -199,7 +200,8 @@ def test_tiocsti_from_exec_it(store, box, how):
 
 
 def test_tioclinux_from_exec_it(store, box):
-    t = Term(capsa_bin(), ["exec", "-it", box, *probe_args("tioclinux")], store.env)
+    argv = capsa_argv(store, "exec", "-it", box, *probe_args("tioclinux"))
+    t = Term(argv[0], argv[1:], store.env)
     try:
         out = t.expect(r"(ok|denied \w+)\r*\n", timeout=30).group(0).decode(errors="replace")
         t.wait(timeout=30)
