@@ -18,6 +18,7 @@
 
 #include "linux/idmap.h"
 #include "linux/rootfs.h"
+#include "linux/rootless.h"
 #include "linux/ns.h"
 #include "supervisor.h"
 #include "util/fs.h"
@@ -51,7 +52,9 @@ int sup_userns_prepare(struct capsa_error **err)
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++)
 		if (fchownat(sup.run_fd, files[i], uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
 			return error_sys(err, errno, "give %s/%s to the user namespace", sup.spec.run_dir, files[i]);
-	sup_userns_fd = linux_userns_open((uint32_t)uid, (uint32_t)gid, (uint32_t)sup.spec.userns_count, err);
+	sup_userns_fd = linux_rootless()
+				? linux_userns_open_nested(err)
+				: linux_userns_open((uint32_t)uid, (uint32_t)gid, (uint32_t)sup.spec.userns_count, err);
 	return sup_userns_fd < 0 ? -1 : 0;
 }
 
@@ -95,7 +98,9 @@ void sup_userns_adjust_mounts(struct linux_mount *m, size_t n, char ***owned)
  * child is still host root, and its log is the supervisor's). */
 int sup_userns_child_layers(struct linux_rootfs *r, struct capsa_error **err)
 {
-	if (sup_userns_fd < 0 || !r->overlay_data)
+	/* rootless: the nested namespace maps the user's ids 1:1, and the
+	 * layers were unpacked with those ids */
+	if (sup_userns_fd < 0 || !r->overlay_data || linux_rootless())
 		return 0;
 	struct capsa_error *e = NULL;
 	if (linux_idmap_layers(sup_userns_fd, r->overlay_dir, r->overlay_data, &e) == 0)
@@ -119,7 +124,7 @@ int sup_userns_child_layers(struct linux_rootfs *r, struct capsa_error **err)
  * readable as they are without a namespace), else bound as it is. */
 int sup_userns_child_volumes(struct capsa_error **err)
 {
-	if (sup_userns_fd < 0)
+	if (sup_userns_fd < 0 || linux_rootless())
 		return 0;
 	for (size_t i = 0; i < sup.spec.n_mounts; i++) {
 		const struct proto_mount *m = &sup.spec.mounts[i];

@@ -66,7 +66,8 @@
 #define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
 #endif
 
-int linux_userns_open(uint32_t uid, uint32_t gid, uint32_t count, struct capsa_error **err)
+static int userns_open_maps(const struct linux_idmap *um, size_t nu, const struct linux_idmap *gm, size_t ng,
+			    struct capsa_error **err)
 {
 	int gate[2];
 	if (pipe2(gate, O_CLOEXEC) < 0)
@@ -87,9 +88,8 @@ int linux_userns_open(uint32_t uid, uint32_t gid, uint32_t count, struct capsa_e
 		_exit(0);
 	}
 	close(gate[0]);
-	struct linux_idmap um = { 0, uid, count }, gm = { 0, gid, count };
 	int fd = -1;
-	if (linux_userns_set_maps(pid, &um, 1, &gm, 1, false, err) == 0) {
+	if (linux_userns_set_maps(pid, um, nu, gm, ng, false, err) == 0) {
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -99,8 +99,49 @@ int linux_userns_open(uint32_t uid, uint32_t gid, uint32_t count, struct capsa_e
 	close(gate[1]);
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
+	return fd;
+}
+
+int linux_userns_open(uint32_t uid, uint32_t gid, uint32_t count, struct capsa_error **err)
+{
+	struct linux_idmap um = { 0, uid, count }, gm = { 0, gid, count };
+	int fd = userns_open_maps(&um, 1, &gm, 1, err);
 	if (fd < 0)
 		return error_wrap(err, "create user namespace for ids %u-%u", uid, uid + count - 1);
+	return fd;
+}
+
+/* Each line of a map file as an identity extent of the ids it maps. */
+static size_t identity_of(const char *path, struct linux_idmap *out, size_t max)
+{
+	struct buf b = BUF_INIT;
+	size_t n = 0;
+	if (read_file_at(AT_FDCWD, path, 4096, &b, NULL) == 0) {
+		buf_cstr(&b);
+		unsigned long in, outside, count;
+		for (char *l = b.data; l && *l && n < max;) {
+			if (sscanf(l, " %lu %lu %lu", &in, &outside, &count) == 3)
+				out[n++] = (struct linux_idmap){ (uint32_t)in, (uint32_t)in, (uint32_t)count };
+			l = strchr(l, '\n');
+			l = l ? l + 1 : NULL;
+		}
+	}
+	buf_release(&b);
+	return n;
+}
+
+/* The kernel wants every extent of a child's map inside one extent of the
+ * parent's: the nested map copies the parent's extents one by one. */
+int linux_userns_open_nested(struct capsa_error **err)
+{
+	struct linux_idmap um[340], gm[340];
+	size_t nu = identity_of("/proc/self/uid_map", um, ARRAY_SIZE(um));
+	size_t ng = identity_of("/proc/self/gid_map", gm, ARRAY_SIZE(gm));
+	if (!nu || !ng)
+		return error_set(err, EINVAL, "read this process's uid and gid maps");
+	int fd = userns_open_maps(um, nu, gm, ng, err);
+	if (fd < 0)
+		return error_wrap(err, "create a user namespace nested in the user's, with its ids mapped 1:1");
 	return fd;
 }
 

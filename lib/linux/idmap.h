@@ -11,6 +11,9 @@
 /* A new user namespace mapping 0..count-1 to uid.. and gid.. on the host;
  * returns an fd to it (the creating child is gone). */
 int linux_userns_open(uint32_t uid, uint32_t gid, uint32_t count, struct capsa_error **err);
+/* Rootless: a new user namespace nested in the caller's, mapping every id
+ * of the caller's 1:1 (its extents copied one by one). */
+int linux_userns_open_nested(struct capsa_error **err);
 /* In the caller's own mount namespace: mounts an idmapped view of every
  * lowerdir named in overlay_data (relative to layer_dir) over itself; all
  * or none (an error with code ENOTSUP: the layers cannot be idmapped). */

@@ -69,6 +69,32 @@ static void detect(void)
 	buf_release(&b);
 }
 
+/* The ids a map file maps (the sum of its counts). */
+static uint64_t mapped(const char *path)
+{
+	struct buf b = BUF_INIT;
+	uint64_t n = 0;
+	if (read_file_at(AT_FDCWD, path, 4096, &b, NULL) == 0) {
+		buf_cstr(&b);
+		unsigned long inside, outside, count;
+		for (char *l = b.data; l && *l;) {
+			if (sscanf(l, " %lu %lu %lu", &inside, &outside, &count) == 3)
+				n += count;
+			l = strchr(l, '\n');
+			l = l ? l + 1 : NULL;
+		}
+	}
+	buf_release(&b);
+	return n;
+}
+
+uint32_t linux_rootless_id_count(void)
+{
+	uint64_t u = mapped("/proc/self/uid_map"), g = mapped("/proc/self/gid_map");
+	uint64_t n = MIN(u, g);
+	return (uint32_t)MIN(n, (uint64_t)UINT32_MAX);
+}
+
 bool linux_rootless(void)
 {
 	detect();

@@ -24,6 +24,9 @@ bool linux_rootless(void);
 /* The host uid this process acts as: the euid outside a namespace, else the
  * host uid that root of the current namespace maps to. */
 uid_t linux_rootless_host_uid(void);
+/* How many ids (0..n-1) the current user namespace maps, uids and gids
+ * alike (the smaller): a sandbox's nested namespace maps them 1:1. */
+uint32_t linux_rootless_id_count(void);
 /* Enters the user's namespace (and a private mount namespace) unless the
  * process is already root, on the host or in a user namespace.  Must be
  * called while single-threaded.  Errors name what is missing: the user's

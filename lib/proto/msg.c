@@ -7,6 +7,7 @@
  */
 #include <string.h>
 
+#include "linux/rootless.h"
 #include "msg.h"
 
 /* Decoders release what they built on failure: callers never see a
@@ -460,8 +461,11 @@ int proto_sandbox_decode(const uint8_t *p, size_t n, struct proto_sandbox *s, co
 		DECODE_FAIL("truncated sandbox spec");
 	if (!s->id || !s->run_dir || !s->rootfs || !s->proc.argv || !s->agent_path)
 		DECODE_FAIL("sandbox spec lacks id, run dir, rootfs, command or agent");
-	/* a map must not reach host root nor wrap around */
-	if (s->userns_count && (s->userns_count > UINT32_MAX || s->userns_uid == 0 || s->userns_gid == 0 ||
+	/* a map must not reach host root nor wrap around; in rootless mode
+	 * (the decoder is in the user's namespace) id 0 is the user, and the
+	 * sandbox's namespace maps the user's ids 1:1 from 0 */
+	bool zero_ok = linux_rootless();
+	if (s->userns_count && (s->userns_count > UINT32_MAX || (!zero_ok && (s->userns_uid == 0 || s->userns_gid == 0)) ||
 				s->userns_uid + s->userns_count > UINT32_MAX ||
 				s->userns_gid + s->userns_count > UINT32_MAX))
 		DECODE_FAIL("bad user namespace range");

@@ -24,6 +24,7 @@
 #include "linux/caps.h"
 #include "linux/cgroup.h"
 #include "linux/loopdisk.h"
+#include "linux/rootless.h"
 #include "linux/rootfs.h"
 #include "linux/seccomp-profile.h"
 #include "ledger.h"
@@ -112,6 +113,11 @@ static int build_mounts(const struct capsa_sandbox_opts *o, struct proto_sandbox
 			if (!m->source || m->source[0] != '/')
 				return error_set(err, EINVAL, "bind mount source '%s': must be an absolute host path",
 						 m->source ? m->source : "");
+			if (m->idmap && linux_rootless())
+				return error_set(err, ENOTSUP,
+						 "volume '%s': idmap is not available in rootless mode: the volume's files "
+						 "show their owners through the user's own mapping",
+						 m->source);
 			if (m->idmap && o->userns == CAPSA_USERNS_HOST)
 				return error_set(err, EINVAL, "volume '%s': idmap needs a user namespace (not --userns host)",
 						 m->source);
@@ -233,10 +239,9 @@ static void default_nofile(const struct capsa_sandbox_opts *o, struct proto_proc
 }
 
 /* Rootless with no pids controller: the default pids limit becomes
- * RLIMIT_NPROC unless --ulimit nproc says otherwise.  It counts the
- * processes of each uid of a user namespace: one sandbox's with `capsa
- * run`, all of the server's with `capsa serve` (docs/rootless.md): a
- * bound on a fork bomb, not a per-sandbox budget. */
+ * RLIMIT_NPROC unless --ulimit nproc says otherwise.  The kernel counts it
+ * per uid of a user namespace, and each sandbox has a nested one of its
+ * own (docs/rootless.md): a per-sandbox bound, also under capsa serve. */
 static void default_nproc(const struct capsa_sandbox_opts *o, struct proto_proc *p)
 {
 	for (size_t i = 0; i < o->n_rlimits; i++)
@@ -665,9 +670,15 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 	row = true;
 	runindex_add(ctx->run_fd, name, id);
 	trace_mark("run: row inserted");
-	/* rootless: the sandbox shares the user's namespace (docs/rootless.md) */
-	if (o->userns == CAPSA_USERNS_AUTO && !ctx->rootless && sandbox_userns_alloc(ctx, id, &spec, err) < 0)
+	/* rootless: a namespace nested in the user's, mapping its ids 1:1, so
+	 * that root inside owns none of the sandbox's other namespaces and
+	 * the kernel counts RLIMIT_NPROC per sandbox (docs/rootless.md) */
+	if (o->userns == CAPSA_USERNS_AUTO && ctx->rootless) {
+		spec.userns_uid = spec.userns_gid = 0;
+		spec.userns_count = linux_rootless_id_count();
+	} else if (o->userns == CAPSA_USERNS_AUTO && sandbox_userns_alloc(ctx, id, &spec, err) < 0) {
 		goto out;
+	}
 	if (make_dirs(&spec, err) < 0 || sandbox_userns_own_dirs(&spec, err) < 0)
 		goto out;
 	trace_mark("run: dirs made");

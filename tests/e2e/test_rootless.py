@@ -165,8 +165,17 @@ def test_run_maps_root_to_the_user_and_image_owners_to_its_range(rl):
     assert lines[0] == "0"
     assert lines[1] == "0 0", "image files owned by root read as root's"
     assert lines[2] == "1000"
-    maps = [l.split() for l in lines[3:]]
-    assert ["0", str(rl.uid), "1"] in maps and ["1", str(rl.start), str(COUNT)] in maps
+    # inside: a namespace nested in the user's, mapping its ids 1:1
+    assert [l.split() for l in lines[3:]] == [["0", "0", "1"], ["1", "1", str(COUNT)]]
+    # from the host: root inside is the user, the rest its range
+    sid = rl.ok("run", "-d", "busybox", "sleep", "1000").strip()
+    pids = subprocess.run(["pgrep", "-u", str(rl.uid), "-f", "^sleep 1000"], capture_output=True,
+                          text=True).stdout.split()
+    assert len(pids) == 1, pids
+    with open(f"/proc/{pids[0]}/uid_map") as f:
+        maps = [l.split() for l in f.read().splitlines()]
+    assert maps == [["0", str(rl.uid), "1"], ["1", str(rl.start), str(COUNT)]]
+    rl.ok("rm", "-f", sid)
     # on the host, the store is the user's, and image uid 1000 is its subordinate id start+999
     st = os.stat(rl.root)
     assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (rl.uid, 0o700)
@@ -226,6 +235,8 @@ def test_refusals_name_the_reason(rl):
     rl.fail("image", "import", "--allow-devices", rl.file(image_path("busybox-oci.tar")),
             match="--allow-devices is not available in rootless mode")
     rl.fail("image", "mount", "busybox", rl.home, match="image mount is not available in rootless mode")
+    rl.fail("run", "--rm", "-v", f"{rl.home}:/h:idmap", "busybox", "true",
+            match="idmap is not available in rootless mode")
     rl.fail("run", "--rm", "-p", "127.0.0.1:80:80", "busybox", "true", match="rootless mode: host ports below")
     rl.assert_clean()
 

@@ -58,11 +58,16 @@ def test_sandbox_root_is_the_user_on_the_host(store, box):
     for p in procs:
         ids = status_ids(p)
         assert ids["Uid"] == [store.uid] * 4 and ids["Gid"] == [store.gid] * 4, (p, ids)
-    # and the namespace itself maps root to the user, nothing to host root
-    maps = sh(store, box, "cat /proc/self/uid_map /proc/self/gid_map").split("\n")
-    rows = [r.split() for r in maps if r.strip()]
-    assert ["0", str(store.uid), "1"] in rows and ["0", str(store.gid), "1"] in rows, rows
-    assert all(r[1] != "0" for r in rows), rows
+    # and the namespace, seen from the host, maps root to the user and
+    # nothing to host root (inside, it is nested in the user's, 1:1)
+    for p in [agent] + descendants(agent):
+        for kind, own in (("uid_map", store.uid), ("gid_map", store.gid)):
+            with open(f"/proc/{p}/{kind}") as f:
+                rows = [r.split() for r in f.read().splitlines() if r.strip()]
+            assert ["0", str(own), "1"] in rows, (p, kind, rows)
+            assert all(r[1] != "0" for r in rows), (p, kind, rows)
+    inside = sh(store, box, "cat /proc/self/uid_map").split()
+    assert inside[:3] == ["0", "0", "1"], inside
     store.run("proc", "kill", box, "sleep")
 
 
