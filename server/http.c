@@ -377,6 +377,10 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	http_req_free(r);
 }
 
+/* The largest body of a request with no route that is read before the
+ * 404/405: a client may send that much before it reads the answer. */
+#define DISCARD_MAX (64 * 1024)
+
 static enum MHD_Result queue_now(struct http_req *r)
 {
 	if (!r->resp)
@@ -497,15 +501,23 @@ static enum MHD_Result on_headers(struct http_req *r)
 		r->route = route_match(native_io_routes, r, &path_known);
 	if (!r->route && table == native_routes)
 		r->route = route_match(e2b_routes, r, &path_known);
-	if (!r->route) {
-		if (path_known)
-			return reply_now(r, 405, "method_not_allowed", "this endpoint does not accept that method");
-		return reply_now(r, 404, "not_found", "no such endpoint");
-	}
 	const char *cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	int64_t len = 0;
 	if (cl && parse_int64(cl, 0, INT64_MAX, &len) < 0)
 		return reply_now(r, 400, "invalid_argument", "invalid Content-Length");
+	if (!r->route) {
+		unsigned status = path_known ? 405 : 404;
+		const char *word = path_known ? "method_not_allowed" : "not_found";
+		const char *msg = path_known ? "this endpoint does not accept that method" : "no such endpoint";
+		/* a small declared body is read (and dropped) first: answering
+		 * now would close the connection under a client still sending */
+		if (cl && len > 0 && len <= DISCARD_MAX) {
+			set_bad(r, status, msg);
+			r->discard_word = word;
+			return MHD_YES;
+		}
+		return reply_now(r, status, word, msg);
+	}
 	int64_t cap = body_cap(r);
 	if (len > cap) {
 		char msg[160];
@@ -593,9 +605,19 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 	struct http_req *r = *con_cls;
 	if (!r)
 		return MHD_NO;
-	if (!r->route && !r->resp) {
+	if (!r->route && !r->resp && !r->discard_word) {
 		snprintf(r->method, sizeof(r->method), "%s", method);
 		return on_headers(r);
+	}
+	if (r->discard_word) {
+		r->discarded += (int64_t)*upload_data_size;
+		if (r->discarded > DISCARD_MAX)
+			return MHD_NO;
+		if (*upload_data_size > 0) {
+			*upload_data_size = 0;
+			return MHD_YES;
+		}
+		return reply_now(r, (unsigned)r->bad_status, r->discard_word, r->bad);
 	}
 	if (r->done)
 		return queue_now(r);

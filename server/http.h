@@ -69,6 +69,10 @@ struct http_req {
 	bool body_over;	 /* more than the cap arrived */
 	char *bad;	 /* set while parsing: the request is refused with 400 and this message */
 	int bad_status;
+	/* No route (404/405): the answer waits until a small body is read,
+	 * so a client still sending it does not meet a closed connection. */
+	const char *discard_word;
+	int64_t discarded;
 
 	/* sandbox plane (E2B): the E2b-Sandbox-Id / -Port headers */
 	char *sandbox_id;
