@@ -63,7 +63,7 @@ inside_mounts() {
 	# writable places outside /tmp: the host made copies of /etc and
 	# /var/log on the scratch disk (useradd writes there), and empty ones
 	local d
-	for d in /etc /var/log /var/tmp /var/lib/capsa /root; do
+	for d in /etc /var/log /var/tmp /var/cache/containers /var/lib/capsa /root; do
 		[ -d "$d" ] || continue
 		mkdir -p "/tmp/.vm$d"
 		mount --bind "/tmp/.vm$d" "$d"
