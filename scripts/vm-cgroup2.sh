@@ -12,7 +12,7 @@
 # What it does:
 #   1. fetches the Debian kernel package (linux-image-amd64's current
 #      dependency) with apt-get download and unpacks it into the cache
-#      ($CAPSA_VM_CACHE, default /var/cache/capsa-vm), once;
+#      ($CAPSA_VM_CACHE, default /var/cache/capsa-vm; 800 MB), once;
 #   2. builds a small initramfs: busybox-static and the modules needed to
 #      mount this machine's own root filesystem over 9p (virtio) read-only,
 #      plus virtio_blk, ext4, overlay and loop;
