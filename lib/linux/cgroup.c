@@ -10,6 +10,8 @@
  * v2 rules this code keeps: controllers are enabled top-down in each
  * ancestor's cgroup.subtree_control, and processes live only in leaves (an
  * ancestor with processes cannot enable controllers: reported as such).
+ * Rootless, the delegated group's own processes are moved into its child
+ * capsa-procs first (rootless_vacate), as systemd's delegation rules ask.
  * Never removes anything but the leaf it created.
  */
 #include <errno.h>
@@ -80,6 +82,31 @@ static char *v2_mount_point(void)
 	return point;
 }
 
+/* Rootless: the child of the delegated group that the group's own
+ * processes are moved to (rootless_vacate), since cgroup v2 lets a group
+ * enable controllers for its children only while it holds no process. */
+#define ROOTLESS_LEAF "capsa-procs"
+
+static bool cg_dir_writable(const char *dir)
+{
+	_cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", dir);
+	return access(dir, W_OK) == 0 && access(procs, W_OK) == 0;
+}
+
+/* A process in <group>/capsa-procs was moved there by capsa (or started
+ * from one that was): the delegated group is <group>. */
+static char *rootless_unleaf(const char *mount, char *path)
+{
+	size_t n = strlen(path), l = strlen("/" ROOTLESS_LEAF);
+	if (n <= l || strcmp(path + n - l, "/" ROOTLESS_LEAF) != 0)
+		return path;
+	_cleanup_free_ char *parent = xasprintf("%s%.*s", mount, (int)(n - l), path);
+	if (!cg_dir_writable(parent))
+		return path;
+	path[n - l] = '\0';
+	return path;
+}
+
 /* Rootless: only a cgroup v2 subtree delegated to the user, the one this
  * process is in (its directory and cgroup.procs writable by us), is used;
  * it plays the hierarchy's root.  v1 is never delegated. */
@@ -108,9 +135,9 @@ static void discover_rootless(void)
 		disc.rootless_why = xasprintf("this process is in no cgroup v2 group (see /proc/self/cgroup)");
 		return;
 	}
+	path = rootless_unleaf(mount, path);
 	char *dir = xasprintf("%s%s", mount, strcmp(path, "/") == 0 ? "" : path);
-	_cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", dir);
-	if (access(dir, W_OK) < 0 || access(procs, W_OK) < 0) {
+	if (!cg_dir_writable(dir)) {
 		disc.rootless_why = xasprintf("this process's cgroup %s is not delegated to the user (not writable); run "
 					      "capsa in one that is, e.g. under systemd-run --user --scope -p "
 					      "Delegate=yes",
@@ -226,15 +253,9 @@ bool linux_cgroup_has_controller(const char *c)
 	_cleanup_close_ int fd = open(disc.v2_mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
-	/* rootless: a delegated root with processes in it (ours) can give
-	 * its children only what its subtree_control has already */
-	bool busy = false;
-	if (disc.rootless) {
-		struct buf p = BUF_INIT;
-		busy = cg_read(fd, "cgroup.procs", &p) < 0 || p.len > 0;
-		buf_release(&p);
-	}
-	return file_has_word(fd, busy ? "cgroup.subtree_control" : "cgroup.controllers", c);
+	/* rootless too: the delegated root's processes are moved out of the
+	 * way (rootless_vacate) before it enables controllers */
+	return file_has_word(fd, "cgroup.controllers", c);
 }
 
 char *linux_cgroup_rootless_why(const char *controller)
@@ -454,27 +475,70 @@ static int v2_enable_from(int dirfd, const char *what, char *avail, char *on, st
 	return 0;
 }
 
+/* Moves the pids listed in rootfd's cgroup.procs to its child leaffd. */
+static int rootless_move_procs(int rootfd, int leaffd, bool *moved, struct capsa_error **err)
+{
+	struct buf b = BUF_INIT;
+	if (cg_read(rootfd, "cgroup.procs", &b) < 0) {
+		buf_release(&b);
+		return error_sys(err, errno, "read %s/cgroup.procs", disc.v2_mount);
+	}
+	int rc = 0;
+	*moved = false;
+	for (char *l = b.data; l && *l && rc == 0;) {
+		char *nl = strchr(l, '\n');
+		if (nl)
+			*nl = '\0';
+		/* a process that exited meanwhile is gone from both */
+		if (*l && write_str_at(leaffd, "cgroup.procs", l) < 0 && errno != ESRCH)
+			rc = error_sys(err, errno, "move process %s to cgroup %s/%s", l, disc.v2_mount,
+				       ROOTLESS_LEAF);
+		*moved = true;
+		l = nl ? nl + 1 : NULL;
+	}
+	buf_release(&b);
+	return rc;
+}
+
+/* Rootless: the delegated group holds processes (capsa's own, and any
+ * other there, e.g. the shell that started capsa), and cgroup v2 lets a
+ * group enable controllers for its children only while it holds none.
+ * Moves them all into its child ROOTLESS_LEAF, within the delegated
+ * subtree (their limits do not change: capsa sets none on the group).
+ * A process forked meanwhile is in the leaf with its parent, or moved by
+ * the next round; one that keeps arriving makes the enabling fail with
+ * EBUSY, which says so. */
+static int rootless_vacate(int rootfd, struct capsa_error **err)
+{
+	if (mkdirat(rootfd, ROOTLESS_LEAF, 0755) < 0 && errno != EEXIST)
+		return error_sys(err, errno, "create cgroup %s/%s", disc.v2_mount, ROOTLESS_LEAF);
+	_cleanup_close_ int leaf = openat(rootfd, ROOTLESS_LEAF, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (leaf < 0)
+		return error_sys(err, errno, "open cgroup %s/%s", disc.v2_mount, ROOTLESS_LEAF);
+	bool moved = true;
+	for (int round = 0; round < 4 && moved; round++)
+		if (rootless_move_procs(rootfd, leaf, &moved, err) < 0)
+			return -1;
+	return 0;
+}
+
 /* v2: enable the controllers we use in dirfd's cgroup.subtree_control. */
 static int v2_enable(int dirfd, const char *what, void *ctx, struct capsa_error **err)
 {
 	struct buf avail = BUF_INIT, on = BUF_INIT;
 	struct capsa_error *e = NULL;
 	int rc;
-	if (cg_read(dirfd, "cgroup.controllers", &avail) < 0 || cg_read(dirfd, "cgroup.subtree_control", &on) < 0)
+	if (ctx && strcmp(what, disc.v2_mount) == 0 && rootless_vacate(dirfd, &e) < 0)
+		rc = -1;
+	else if (cg_read(dirfd, "cgroup.controllers", &avail) < 0 || cg_read(dirfd, "cgroup.subtree_control", &on) < 0)
 		rc = error_sys(&e, errno, "read the controllers of cgroup %s", what);
 	else
 		rc = v2_enable_from(dirfd, what, avail.data, on.data, &e);
 	buf_release(&avail);
 	buf_release(&on);
-	/* rootless: the delegated root holds our own processes; controllers
-	 * it cannot enable are missing below, and a limit that needs one was
-	 * refused before (linux_cgroup_has_controller) */
-	if (rc < 0 && ctx && e->code == EBUSY && strcmp(what, disc.v2_mount) == 0) {
-		capsa_error_free(e);
-		return 0;
-	}
 	if (rc < 0)
 		error_move(err, &e);
+	capsa_error_free(e);
 	return rc;
 }
 
