@@ -111,22 +111,12 @@ int linux_userns_open(uint32_t uid, uint32_t gid, uint32_t count, struct capsa_e
 	return fd;
 }
 
-/* Each line of a map file as an identity extent of the ids it maps. */
+/* Each extent of a map file as an identity extent of the ids it maps. */
 static size_t identity_of(const char *path, struct linux_idmap *out, size_t max)
 {
-	struct buf b = BUF_INIT;
-	size_t n = 0;
-	if (read_file_at(AT_FDCWD, path, 4096, &b, NULL) == 0) {
-		buf_cstr(&b);
-		unsigned long in, outside, count;
-		for (char *l = b.data; l && *l && n < max;) {
-			if (sscanf(l, " %lu %lu %lu", &in, &outside, &count) == 3)
-				out[n++] = (struct linux_idmap){ (uint32_t)in, (uint32_t)in, (uint32_t)count };
-			l = strchr(l, '\n');
-			l = l ? l + 1 : NULL;
-		}
-	}
-	buf_release(&b);
+	size_t n = linux_idmap_read(path, out, max);
+	for (size_t i = 0; i < n; i++)
+		out[i].outside = out[i].inside;
 	return n;
 }
 

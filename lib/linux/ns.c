@@ -195,6 +195,24 @@ int linux_setns_path(const char *path, int nstype, struct capsa_error **err)
 	return linux_setns_fd(fd, nstype, path, err);
 }
 
+size_t linux_idmap_read(const char *path, struct linux_idmap *out, size_t max)
+{
+	struct buf b = BUF_INIT;
+	size_t n = 0;
+	if (read_file_at(AT_FDCWD, path, 64 << 10, &b, NULL) == 0) {
+		buf_cstr(&b);
+		unsigned long in, outside, count;
+		for (char *l = b.data; l && *l && n < max;) {
+			if (sscanf(l, " %lu %lu %lu", &in, &outside, &count) == 3)
+				out[n++] = (struct linux_idmap){ (uint32_t)in, (uint32_t)outside, (uint32_t)count };
+			l = strchr(l, '\n');
+			l = l ? l + 1 : NULL;
+		}
+	}
+	buf_release(&b);
+	return n;
+}
+
 static int write_map(pid_t pid, const char *file, const struct linux_idmap *m, size_t n, struct capsa_error **err)
 {
 	struct buf b = BUF_INIT;

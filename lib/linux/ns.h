@@ -31,6 +31,9 @@ int linux_setns_fd(int fd, int nstype, const char *what, struct capsa_error **er
 struct linux_idmap {
 	uint32_t inside, outside, count;
 };
+/* The extents of a map file (/proc/self/uid_map, ...), at most max (the
+ * kernel allows 340); 0 when it cannot be read. */
+size_t linux_idmap_read(const char *path, struct linux_idmap *out, size_t max);
 /* Writes the uid and gid maps of the user namespace pid lives in (once, by
  * a process with the capabilities the kernel asks for: the creator's
  * parent, root on the host).  deny_setgroups writes "deny" to

@@ -27,6 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ns.h"
 #include "rootless.h"
 #include "util/fs.h"
 #include "util/str.h"
@@ -38,6 +39,8 @@ static struct {
 	uid_t host_uid;
 } st;
 
+#define MAX_EXTENTS 340 /* the kernel's limit per map */
+
 /* "0 0 4294967295" is the host's namespace; anything else is not. */
 static void detect(void)
 {
@@ -46,46 +49,30 @@ static void detect(void)
 	st.done = true;
 	st.host_uid = geteuid();
 	st.rootless = st.host_uid != 0;
-	struct buf b = BUF_INIT;
-	if (read_file_at(AT_FDCWD, "/proc/self/uid_map", 4096, &b, NULL) < 0) {
-		buf_release(&b);
+	struct linux_idmap m[MAX_EXTENTS];
+	size_t n = linux_idmap_read("/proc/self/uid_map", m, ARRAY_SIZE(m));
+	if (n == 0 || (m[0].inside == 0 && m[0].outside == 0 && m[0].count == UINT32_MAX))
 		return;
-	}
-	buf_cstr(&b);
-	unsigned long inside, outside, count;
-	if (sscanf(b.data, " %lu %lu %lu", &inside, &outside, &count) == 3 &&
-	    !(inside == 0 && outside == 0 && count == 4294967295UL))
-		st.rootless = true;
+	st.rootless = true;
 	/* root of this namespace, if mapped, is who we act as on the host */
-	for (char *l = st.rootless ? b.data : NULL; l && *l;) {
-		if (sscanf(l, " %lu %lu %lu", &inside, &outside, &count) == 3 && inside <= geteuid() &&
-		    geteuid() - inside < count) {
-			st.host_uid = (uid_t)(outside + (geteuid() - inside));
+	uid_t me = geteuid();
+	for (size_t i = 0; i < n; i++) {
+		if (m[i].inside <= me && me - m[i].inside < m[i].count) {
+			st.host_uid = (uid_t)(m[i].outside + (me - m[i].inside));
 			break;
 		}
-		l = strchr(l, '\n');
-		l = l ? l + 1 : NULL;
 	}
-	buf_release(&b);
 }
 
 /* The ids a map file maps (the sum of its counts). */
 static uint64_t mapped(const char *path)
 {
-	struct buf b = BUF_INIT;
-	uint64_t n = 0;
-	if (read_file_at(AT_FDCWD, path, 4096, &b, NULL) == 0) {
-		buf_cstr(&b);
-		unsigned long inside, outside, count;
-		for (char *l = b.data; l && *l;) {
-			if (sscanf(l, " %lu %lu %lu", &inside, &outside, &count) == 3)
-				n += count;
-			l = strchr(l, '\n');
-			l = l ? l + 1 : NULL;
-		}
-	}
-	buf_release(&b);
-	return n;
+	struct linux_idmap m[MAX_EXTENTS];
+	size_t n = linux_idmap_read(path, m, ARRAY_SIZE(m));
+	uint64_t sum = 0;
+	for (size_t i = 0; i < n; i++)
+		sum += m[i].count;
+	return sum;
 }
 
 uint32_t linux_rootless_id_count(void)

@@ -294,9 +294,11 @@ static int build_spec(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *o,
 		s->cg_cpu_quota = o->cpus_milli * CPU_PERIOD_US / 1000;
 	}
 	s->cg_pids = o->pids > 0 ? o->pids : o->pids < 0 ? 0 : CAPSA_DEFAULT_PIDS;
-	/* rootless without a delegated pids controller: no default limit
-	 * (an explicit one was refused by sandbox_limits_validate) */
-	if (ctx->rootless && o->pids == 0 && !linux_cgroup_has_controller("pids"))
+	/* rootless without a delegated pids controller: no default limit in
+	 * a cgroup, RLIMIT_NPROC below instead (an explicit one was refused
+	 * by sandbox_limits_validate) */
+	bool nproc_default = ctx->rootless && o->pids == 0 && !linux_cgroup_has_controller("pids");
+	if (nproc_default)
 		s->cg_pids = 0;
 
 	struct proto_proc *p = &s->proc;
@@ -357,7 +359,7 @@ static int build_spec(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *o,
 								    o->rlimits[i].hard };
 	}
 	default_nofile(o, p);
-	if (ctx->rootless && o->pids == 0 && !linux_cgroup_has_controller("pids"))
+	if (nproc_default)
 		default_nproc(o, p);
 	p->tty = o->tty;
 	p->open_stdin = o->interactive;

@@ -9,7 +9,6 @@ that user through setpriv, with no CAPSA_* variable: the defaults are what
 is tested."""
 import json
 import os
-import pwd
 import shutil
 import stat
 import subprocess
@@ -20,137 +19,34 @@ import urllib.request
 import pytest
 
 from conftest import BUILD, image_path
+from rootless_env import COUNT, RootlessCapsa, make_user, remove_user
 
 USER = "capsa-rl-test"
-COUNT = 65536
 LEAF = "capsa-procs"  # where capsa moves a delegated group's own processes
-BINARIES = ("capsa", "capsa-core", "capsa-full", "capsa-supervisor", "capsa-agent")
-
-
-def _ranges(path):
-    out = []
-    with open(path) as f:
-        for line in f:
-            parts = line.strip().split(":")
-            if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
-                out.append((parts[0], int(parts[1]), int(parts[2])))
-    return out
-
-
-def _remove_lines(path, owner):
-    with open(path) as f:
-        keep = [l for l in f if not l.startswith(owner + ":")]
-    with open(path, "w") as f:
-        f.writelines(keep)
 
 
 @pytest.fixture(scope="module")
 def rl_user():
     """(uid, gid, subid start) of a user with its own subordinate range."""
-    created = False
-    try:
-        pw = pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER],
-                       check=True, capture_output=True)
-        pw = pwd.getpwnam(USER)
-        created = True
-    files = ("/etc/subuid", "/etc/subgid")
-    for p in files:
-        if not os.path.exists(p):
-            open(p, "a").close()
-        _remove_lines(p, USER)
-    # above every range either file holds, so that it overlaps none
-    end = max([100000] + [s + c for p in files for (_, s, c) in _ranges(p)])
-    start = (end + COUNT - 1) // COUNT * COUNT
-    for p in files:
-        with open(p, "a") as f:
-            f.write(f"{USER}:{start}:{COUNT}\n")
-    yield pw.pw_uid, pw.pw_gid, start
-    for p in files:
-        _remove_lines(p, USER)
-    subprocess.run(["pkill", "-KILL", "-u", str(pw.pw_uid)], capture_output=True)
-    if created:
-        subprocess.run(["userdel", USER], capture_output=True)
+    uid, gid, start, created = make_user(USER)
+    yield uid, gid, start
+    remove_user(USER, uid, created)
 
 
-class Rootless:
-    """capsa run by the rootless user, with its own HOME and XDG_RUNTIME_DIR."""
-
-    def __init__(self, uid, gid, start, base):
-        self.uid, self.gid, self.start = uid, gid, start
-        self.base = base
-        self.home = os.path.join(base, "home")
-        self.xdg_run = os.path.join(base, "xdg-run")
-        self.bin = os.path.join(base, "bin")
-        for d in (self.home, self.xdg_run):
-            os.mkdir(d, 0o700)
-            os.chown(d, uid, gid)
-        os.mkdir(self.bin, 0o755)
-        for b in BINARIES:
-            shutil.copy2(os.path.join(BUILD, b), self.bin)
-        self.root = os.path.join(self.home, ".local", "share", "capsa")
-        self.run_root = os.path.join(self.xdg_run, "capsa")
-        self.env = {"HOME": self.home, "XDG_RUNTIME_DIR": self.xdg_run, "PATH": "/usr/bin:/bin",
-                    "LANG": "C.UTF-8"}
-        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
-            if k in os.environ:
-                self.env[k] = os.environ[k]
-
-    def file(self, src):
-        """A copy of src the user can read."""
-        dst = os.path.join(self.home, os.path.basename(src))
-        shutil.copy(src, dst)
-        os.chown(dst, self.uid, self.gid)
-        return dst
-
-    def run(self, *args, check=None, env=None, timeout=120, preexec_fn=None, input=None):
-        e = dict(self.env)
-        e.update(env or {})
-        cmd = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
-               os.path.join(self.bin, "capsa"), *map(str, args)]
-        p = subprocess.run(cmd, capture_output=True, env=e, cwd="/", timeout=timeout, preexec_fn=preexec_fn,
-                           input=input)
-        p.out = p.stdout.decode(errors="replace")
-        p.err = p.stderr.decode(errors="replace")
-        if check is not None:
-            assert p.returncode == check, f"capsa {args}: exit {p.returncode}\n{p.out}\n{p.err}"
-        return p
-
-    def ok(self, *args, **kw):
-        return self.run(*args, check=0, **kw).out
+class Rootless(RootlessCapsa):
+    """capsa run by the rootless user; its refusals are one line."""
 
     def fail(self, *args, match, **kw):
-        p = self.run(*args, check=125, **kw)
-        assert match in p.err, p.err
-        assert len(p.err.strip().splitlines()) == 1, p.err
-        return p.err
-
-    def processes(self):
-        p = subprocess.run(["pgrep", "-u", str(self.uid), "-a"], capture_output=True, text=True)
-        return p.stdout.strip()
-
-    def assert_clean(self, timeout=5.0):
-        deadline = time.time() + timeout
-        while self.processes() and time.time() < deadline:
-            time.sleep(0.05)
-        assert self.processes() == "", "processes left: " + self.processes()
-        sb = os.path.join(self.root, "sandboxes")
-        assert not os.path.isdir(sb) or os.listdir(sb) == [], os.listdir(sb)
-        if os.path.isdir(self.run_root):
-            left = [d for d in os.listdir(self.run_root) if d not in ("names", "metrics", "capsa.sock", "capsa.token")]
-            left += os.listdir(os.path.join(self.run_root, "names")) if os.path.isdir(
-                os.path.join(self.run_root, "names")) else []
-            assert left == [], left
-        with open("/proc/self/mountinfo") as f:
-            assert self.base not in f.read(), "a mount of the rootless store is visible on the host"
+        err = super().fail(*args, match=match, **kw)
+        assert len(err.strip().splitlines()) == 1, err
+        return err
 
 
 @pytest.fixture(scope="module")
 def rl(rl_user):
     base = tempfile.mkdtemp(prefix="capsa-rl-")
     os.chmod(base, 0o755)
-    r = Rootless(*rl_user, base)
+    r = Rootless(BUILD, *rl_user, base)
     r.ok("image", "import", r.file(image_path("busybox-oci.tar")), "--name", "busybox:latest", timeout=300)
     yield r
     # the store's files belong to the user's subordinate ids: host root removes them

@@ -78,10 +78,9 @@ def test_fork_bomb(store, attacker, neighbour):
 def fork_bomb_rootless(store, attacker, neighbour):
     """Rootless without a pids controller, --pids-limit is refused; the
     default RLIMIT_NPROC (4096) bounds the bomb instead.  The kernel counts
-    it per uid of a user namespace, and each `capsa run` enters one of its
-    own (with the user's mapping), so here it bounds this sandbox: the
-    neighbour still execs, and still forks.  (Sandboxes of one `capsa
-    serve` share its namespace, and so the count: docs/rootless.md.)"""
+    it per uid of a user namespace, and each sandbox enters one of its own
+    (nested in the user's), so it bounds this sandbox: the neighbour still
+    execs, and still forks (docs/rootless.md)."""
     refused_without_a_cgroup(store, "--pids-limit", "64", "pids")
     name = attacker(cmd=["/probe/capsa-probe", "fork", "100000", "hold"])
     wait_for(lambda: "forked" in logs(store, name), "the fork bomb to stop", timeout=120)
