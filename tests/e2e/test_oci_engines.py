@@ -137,15 +137,21 @@ def test_podman_detached_lifecycle(pm):
 
 
 def test_podman_tty_through_the_console_socket(pm):
+    """podman run/exec -it drop what a container writes to its terminal
+    before podman has attached to conmon (podman issue #9859): on this
+    machine a bare 'tty' lost its output in 3-6 runs of 30 under crun,
+    runc and capsa-runc alike. The commands wait half a second first,
+    the workaround given there, so that what is tested is the console
+    socket, not that race."""
     need("script")
     cmd = " ".join(pm.base + ["--runtime", runc_bin(), "run", "-it", "--rm", "--network", "none", "busybox",
-                              "sh", "-c", "'tty; echo tty-ok'"])
+                              "sh", "-c", "'sleep 0.5; tty; echo tty-ok'"])
     p = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True, env=pm.env,
                        timeout=120)
     assert p.returncode == 0, p.stderr
     assert "/dev/pts/0" in p.stdout and "tty-ok" in p.stdout
     cid = pm.ok("run", "-d", "--network", "none", "busybox", "sleep", "1000").strip()
-    cmd = " ".join(pm.base + ["--runtime", runc_bin(), "exec", "-it", cid, "sh", "-c", "'tty; echo exec-tty-ok'"])
+    cmd = " ".join(pm.base + ["--runtime", runc_bin(), "exec", "-it", cid, "sh", "-c", "'sleep 0.5; tty; echo exec-tty-ok'"])
     p = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True, env=pm.env,
                        timeout=120)
     assert "/dev/pts/" in p.stdout and "exec-tty-ok" in p.stdout, p.stdout + p.stderr
