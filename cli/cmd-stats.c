@@ -137,7 +137,7 @@ static uint64_t host_memory(void)
 static uint64_t mem_used(const struct metrics_snapshot *s)
 {
 	uint64_t u = s->v[MV_MEM_USAGE], c = s->v[MV_MEM_CACHE];
-	return c < u ? u - c : u;
+	return known(c) && c < u ? u - c : u;
 }
 
 static double pct(double a, double b)

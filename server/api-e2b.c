@@ -439,6 +439,12 @@ static void sandbox_metrics(struct http_req *r, struct capsa_ctx *ctx)
 	int64_t started = 0;
 	parse_rfc3339(jstr(e2b, "startedAt"), &started);
 	double wall = started ? (double)(now_ms() - started) / 1000 : 0;
+	/* E2B's figures are numbers: one unknown without a cgroup (rootless
+	 * with none delegated) is sent as 0 */
+	if (st.cpu_usage_ns == UINT64_MAX)
+		st.cpu_usage_ns = 0;
+	if (st.memory_current == UINT64_MAX)
+		st.memory_current = 0;
 	double pct = wall > 0 ? (double)st.cpu_usage_ns / 1e9 / wall * 100 / (cpus ? cpus : 1) : 0;
 	char ts[40];
 	format_rfc3339(now_ms(), ts, sizeof(ts));

@@ -116,6 +116,15 @@ static void sample(void)
 	v[MV_NET_RX] = sup_net_rx;
 	v[MV_NET_TX] = sup_net_tx;
 	v[MV_OOM_KILLS] = cs.oom_kills;
+	if (!sup.cg) {
+		/* no cgroup counts these: unknown, not zero, to every reader */
+		static const enum metrics_value cgroup_only[] = {
+			MV_CPU_USAGE_NS, MV_CPU_RATE, MV_MEM_USAGE, MV_MEM_CACHE, MV_MEM_PEAK,
+			MV_PIDS, MV_PIDS_LIMIT, MV_IO_READ, MV_IO_WRITE, MV_OOM_KILLS,
+		};
+		for (size_t i = 0; i < ARRAY_SIZE(cgroup_only); i++)
+			v[cgroup_only[i]] = UINT64_MAX;
+	}
 	sample_disk(v);
 	metrics_slot_publish(&writer, v, flags);
 }

@@ -193,6 +193,8 @@ int capsa_sandbox_finalize(struct capsa_ctx *ctx, const char *id, struct capsa_e
 
 /* Resource usage of a running sandbox: its latest sample in the metrics
  * registry (docs/metrics.md), or its cgroup when it has no slot. */
+/* A figure is UINT64_MAX when unknown: all but the limits for a sandbox
+ * without a cgroup (rootless with none delegated, docs/rootless.md). */
 struct capsa_sandbox_stats {
 	uint64_t cpu_usage_ns;
 	uint64_t memory_current, memory_limit; /* limit: UINT64_MAX when none */

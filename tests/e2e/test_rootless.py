@@ -296,6 +296,18 @@ def test_serve_api_creates_and_removes_a_rootless_sandbox(rl):
 
         sb = api("POST", "/v1/sandboxes", {"image": "busybox", "command": ["sleep", "30"]})
         assert sb.get("state") == "running", sb
+        # without a delegated cgroup, /metrics gives the tunnel figures
+        # and leaves out the ones only a cgroup counts (not 0)
+        sel = f'{{id="{sb["id"]}"'
+        for _ in range(100):
+            text = subprocess.run(["curl", "-s", "--unix-socket", sock, "http://capsa/metrics"],
+                                  capture_output=True, text=True, timeout=30).stdout
+            if f"capsa_sandbox_tunnel_rx_bytes_total{sel}" in text:
+                break
+            time.sleep(0.05)
+        assert f"capsa_sandbox_tunnel_rx_bytes_total{sel}" in text, text
+        for gone in ("cpu_seconds_total", "memory_bytes", "pids", "block_read_bytes_total"):
+            assert f"capsa_sandbox_{gone}{sel}" not in text, text
         assert os.path.isdir(os.path.join(rl.root, "sandboxes", sb["id"]))
         api("DELETE", f"/v1/sandboxes/{sb['id']}?force=true")
         assert not os.path.exists(os.path.join(rl.root, "sandboxes", sb["id"]))
