@@ -384,20 +384,10 @@ static int wait_for_stop(const struct server_opts *o, const sigset_t *mask)
 	return sig;
 }
 
-int server_run(const struct server_opts *opts, struct capsa_error **err)
+/* What a zero or negative option means.  Without a memory controller
+ * (rootless, none delegated) API sandboxes get no default memory limit. */
+static void apply_defaults(struct server_opts *o, bool memcg)
 {
-	/* rootless: before any thread, and before the workers' contexts */
-	if (capsa_rootless_enter(err) < 0)
-		return -1;
-	bool memcg = !capsa_rootless() || linux_cgroup_has_controller("memory");
-	if (!memcg && opts->default_memory > 0) {
-		_cleanup_free_ char *why = linux_cgroup_rootless_why("memory");
-		return error_set(err, ENOTSUP, "--default-memory needs the memory cgroup controller, and in rootless mode %s",
-				 why);
-	}
-	struct server *srv = xcalloc(1, sizeof(*srv));
-	srv->o = *opts;
-	struct server_opts *o = &srv->o;
 	if (o->workers <= 0)
 		o->workers = 16;
 	if (o->max_json <= 0)
@@ -419,6 +409,23 @@ int server_run(const struct server_opts *opts, struct capsa_error **err)
 	} else if (o->default_memory <= 0) {
 		o->default_memory = 512LL << 20;
 	}
+}
+
+int server_run(const struct server_opts *opts, struct capsa_error **err)
+{
+	/* rootless: before any thread, and before the workers' contexts */
+	if (capsa_rootless_enter(err) < 0)
+		return -1;
+	bool memcg = !capsa_rootless() || linux_cgroup_has_controller("memory");
+	if (!memcg && opts->default_memory > 0) {
+		_cleanup_free_ char *why = linux_cgroup_rootless_why("memory");
+		return error_set(err, ENOTSUP, "--default-memory needs the memory cgroup controller, and in rootless mode %s",
+				 why);
+	}
+	struct server *srv = xcalloc(1, sizeof(*srv));
+	srv->o = *opts;
+	struct server_opts *o = &srv->o;
+	apply_defaults(o, memcg);
 	srv->max_json = o->max_json;
 	srv->max_upload = o->max_upload;
 	pthread_mutex_init(&srv->streams_mu, NULL);

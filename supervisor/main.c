@@ -859,31 +859,11 @@ static __attribute__((noreturn)) void fail_start(struct client *creator, struct 
 	_exit(1);
 }
 
-int main(int argc, char **argv)
+/* The runtime directory, our own diagnostics, the sandbox lock and its
+ * main log; a failure is the creator's to hear. */
+static void open_runtime_files(void)
 {
-	(void)argc;
-	(void)argv;
 	struct capsa_error *err = NULL;
-	sup.run_fd = sup.lock_fd = sup.log_dirfd = sup.listen_fd = -1;
-	sup.next_stream = MAIN_STREAM + 1;
-	signal(SIGPIPE, SIG_IGN);
-	if (fcntl(3, F_GETFD) < 0) {
-		fprintf(stderr, "capsa-supervisor: started without a creator socket; this program is started by capsa\n");
-		return 2;
-	}
-	fd_set_cloexec(3, true);
-	struct proto_conn boot;
-	proto_conn_init(&boot, 3);
-	const char *why = "no sandbox spec received";
-	if (proto_conn_wait(&boot, 30000, on_spec, &why) != 1) {
-		fprintf(stderr, "capsa-supervisor: %s\n", why);
-		return 2;
-	}
-	sup.creator = client_add(3, true);
-	/* frames that followed the spec in the same read belong to the client */
-	buf_append(&sup.creator->conn.in, boot.in.data, boot.in.len);
-	buf_release(&boot.in);
-
 	sup.run_fd = open(sup.spec.run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (sup.run_fd < 0) {
 		error_sys(&err, errno, "open runtime directory %s", sup.spec.run_dir);
@@ -917,6 +897,50 @@ int main(int argc, char **argv)
 		error_sys(&err, errno, "open log of sandbox %s", sup.spec.id);
 		fail_start(sup.creator, err);
 	}
+}
+
+/* The sandbox's main process, its output going to the creator when it
+ * attached. */
+static void start_main_process(void)
+{
+	sup.main_proc = proc_new(MAIN_STREAM);
+	sup.main_proc->main = true;
+	sup.main_proc->argv = strv_dup(sup.spec.proc.argv);
+	sup.main_proc->cwd = sup.spec.proc.cwd ? xstrdup(sup.spec.proc.cwd) : NULL;
+	sup.main_proc->tty = sup.spec.proc.tty;
+	sup.main_proc->stdin_open = sup.spec.proc.open_stdin;
+	if (sup.spec.creator_attach)
+		proc_add_sink(sup.main_proc, sup.creator, MAIN_STREAM, (unsigned)sup.spec.creator_attach);
+	sup.creator->wants_final = true;
+	client_activate(sup.creator);
+}
+
+int main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	struct capsa_error *err = NULL;
+	sup.run_fd = sup.lock_fd = sup.log_dirfd = sup.listen_fd = -1;
+	sup.next_stream = MAIN_STREAM + 1;
+	signal(SIGPIPE, SIG_IGN);
+	if (fcntl(3, F_GETFD) < 0) {
+		fprintf(stderr, "capsa-supervisor: started without a creator socket; this program is started by capsa\n");
+		return 2;
+	}
+	fd_set_cloexec(3, true);
+	struct proto_conn boot;
+	proto_conn_init(&boot, 3);
+	const char *why = "no sandbox spec received";
+	if (proto_conn_wait(&boot, 30000, on_spec, &why) != 1) {
+		fprintf(stderr, "capsa-supervisor: %s\n", why);
+		return 2;
+	}
+	sup.creator = client_add(3, true);
+	/* frames that followed the spec in the same read belong to the client */
+	buf_append(&sup.creator->conn.in, boot.in.data, boot.in.len);
+	buf_release(&boot.in);
+
+	open_runtime_files();
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
@@ -955,16 +979,7 @@ int main(int argc, char **argv)
 	ev_io_start(&sup.loop, &sup.sig_io, sup.sigfd, EPOLLIN, on_signal);
 	ev_io_start(&sup.loop, &sup.agent_io, sup.agent.fd, EPOLLIN, on_agent);
 	ev_io_start(&sup.loop, &sup.listen_io, sup.listen_fd, EPOLLIN, client_accept);
-	sup.main_proc = proc_new(MAIN_STREAM);
-	sup.main_proc->main = true;
-	sup.main_proc->argv = strv_dup(sup.spec.proc.argv);
-	sup.main_proc->cwd = sup.spec.proc.cwd ? xstrdup(sup.spec.proc.cwd) : NULL;
-	sup.main_proc->tty = sup.spec.proc.tty;
-	sup.main_proc->stdin_open = sup.spec.proc.open_stdin;
-	if (sup.spec.creator_attach)
-		proc_add_sink(sup.main_proc, sup.creator, MAIN_STREAM, (unsigned)sup.spec.creator_attach);
-	sup.creator->wants_final = true;
-	client_activate(sup.creator);
+	start_main_process();
 	ev_run(&sup.loop);
 	return 0;
 }
