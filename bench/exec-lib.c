@@ -21,6 +21,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	int n = argc > 2 ? atoi(argv[2]) : 200;
+	if (n <= 0) {
+		fprintf(stderr, "bench-exec-lib: N must be a positive count, not '%s'\n", argv[2]);
+		return 2;
+	}
 	struct capsa_ctx *ctx;
 	struct capsa_error *err = NULL;
 	if (capsa_ctx_open(NULL, &ctx, &err) < 0) {

@@ -1,8 +1,11 @@
 /* sessions.c: the library side of bench/sessions.py.
  *
- *   bench-sessions exec ROOT RUNROOT SANDBOX N   exec `true` N times: capsa_sandbox_exec
- *                                               (stdio to /dev/null) and capsa_proc_start;
- *                                               prints the median and p90 of each in ms
+ *   bench-sessions exec ROOT RUNROOT SANDBOX N [PROG]
+ *                                               exec PROG (default `true`) N times:
+ *                                               capsa_sandbox_exec (stdio to /dev/null) and
+ *                                               capsa_proc_start; the median and p90 of each
+ *   bench-sessions spawn PATH ARGV0 N           posix_spawn + waitpid of PATH on the host N
+ *                                               times: the floor under an exec round trip
  *   bench-sessions files ROOT RUNROOT SANDBOX N  N sequential 1 KiB writes + reads through
  *                                               one capsa_files handle; median per pair, total
  *   bench-sessions tunnel ROOT RUNROOT SANDBOX PORT
@@ -16,10 +19,12 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "capsa/files.h"
@@ -62,9 +67,9 @@ static void on_exit_cb(void *ud, struct capsa_proc *p, const struct capsa_exit *
 	*(int *)ud = e->exit_code;
 }
 
-static int bench_exec(struct capsa_ctx *ctx, const char *sb, int n)
+static int bench_exec(struct capsa_ctx *ctx, const char *sb, int n, const char *prog)
 {
-	char *argv[] = { (char *)"true", NULL };
+	char *argv[] = { (char *)prog, NULL };
 	struct capsa_exec_opts o = { .argv = argv };
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	struct capsa_stdio io = { .in_fd = -1, .out_fd = null, .err_fd = null, .sig_fd = -1 };
@@ -101,6 +106,30 @@ static int bench_exec(struct capsa_ctx *ctx, const char *sb, int n)
 	stats("exec_async", t, n);
 	free(t);
 	close(null);
+	return 0;
+}
+
+/* What the process itself costs, without capsa: the same binary started
+ * and reaped on the host. */
+static int bench_spawn(const char *path, const char *argv0, int n)
+{
+	char *argv[] = { (char *)argv0, NULL };
+	char *envp[] = { (char *)"PATH=/usr/bin:/bin", NULL };
+	int64_t *t = xcalloc((size_t)n, sizeof(int64_t));
+	for (int i = 0; i < n + 5; i++) {
+		pid_t pid;
+		int st;
+		int64_t t0 = mono_ns();
+		if (posix_spawn(&pid, path, NULL, NULL, argv, envp) != 0 || waitpid(pid, &st, 0) != pid ||
+		    !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			fprintf(stderr, "bench-sessions: spawn %s failed\n", path);
+			return 1;
+		}
+		if (i >= 5)
+			t[i - 5] = mono_ns() - t0;
+	}
+	stats("spawn_host", t, n);
+	free(t);
 	return 0;
 }
 
@@ -167,7 +196,9 @@ int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc >= 6 && strcmp(argv[1], "exec") == 0)
-		return bench_exec(open_ctx(argv[2], argv[3]), argv[4], atoi(argv[5]));
+		return bench_exec(open_ctx(argv[2], argv[3]), argv[4], atoi(argv[5]), argc > 6 ? argv[6] : "true");
+	if (argc >= 5 && strcmp(argv[1], "spawn") == 0)
+		return bench_spawn(argv[2], argv[3], atoi(argv[4]));
 	if (argc >= 6 && strcmp(argv[1], "files") == 0)
 		return bench_files(open_ctx(argv[2], argv[3]), argv[4], atoi(argv[5]));
 	if (argc >= 6 && strcmp(argv[1], "tunnel") == 0) {

@@ -2,7 +2,10 @@
 """bench/sessions.py: working inside a sandbox, in one run:
 
   1. exec round trip of `true`: the library (capsa_sandbox_exec, and the
-     asynchronous capsa_proc_start) and the CLI (`capsa exec ID true`);
+     asynchronous capsa_proc_start) and the CLI (`capsa exec ID true`),
+     with its floor (the same busybox spawned on the host: static glibc,
+     whose start-up runs cpuid, a trap to the hypervisor on a VM), and the
+     round trip of a static musl no-op;
   2. 1,000 sequential small-file (1 KiB) writes + reads through the file API,
      against `podman cp` in and out of a podman container (podman is sampled:
      --podman-n pairs, default 100, and its median is scaled to 1,000);
@@ -97,11 +100,12 @@ def main():
     ap.add_argument("--files-n", type=int, default=1000)
     ap.add_argument("--podman-n", type=int, default=100)
     a = ap.parse_args()
-    subprocess.run(["ninja", "-C", BUILD, "bench/bench-sessions", "bench/bench-blast"], check=True,
-                   capture_output=True)
+    subprocess.run(["ninja", "-C", BUILD, "bench/bench-sessions", "bench/bench-blast", "bench/bench-noop"],
+                   check=True, capture_output=True)
     capsa = os.path.join(BUILD, "capsa")
     helper = os.path.join(BUILD, "bench", "bench-sessions")
     blast = os.path.join(BUILD, "bench", "bench-blast")
+    noop = os.path.join(BUILD, "bench", "bench-noop")
     work = tempfile.mkdtemp(prefix="capsa-bench-sessions-")
     root, runr = os.path.join(work, "root"), os.path.join(work, "run")
     env = dict(os.environ, CAPSA_ROOT=root, CAPSA_RUN_ROOT=runr)
@@ -112,11 +116,19 @@ def main():
         run([capsa, "run", "-d", "--name", "bench", "-p", f"{port}:9000", "-v", f"{os.path.dirname(blast)}:/bench:ro",
              "busybox", "sleep", "1000000"], env)
 
-        # 1. exec round trips
-        out = run([helper, "exec", root, runr, "bench", str(a.exec_n)], env)
-        for line in out.splitlines():
-            k = line.split()
-            res[k[0]] = float(k[2])
+        # 1. exec round trips: busybox's `true` (static glibc, whose start-up
+        # runs cpuid: a trap to the hypervisor on a VM), its floor (the same
+        # binary spawned on the host), and a static musl no-op (no cpuid)
+        def medians(out, suffix=""):
+            for line in out.splitlines():
+                k = line.split()
+                res[k[0] + suffix] = float(k[2])
+        medians(run([helper, "exec", root, runr, "bench", str(a.exec_n)], env))
+        medians(run([helper, "exec", root, runr, "bench", str(a.exec_n), "/bench/bench-noop"], env), "_noop")
+        bb = os.path.join(work, "busybox")
+        run([capsa, "cp", "bench:/bin/busybox", bb], env)
+        medians(run([helper, "spawn", bb, "true", str(a.exec_n)]), "_true")
+        medians(run([helper, "spawn", noop, "bench-noop", str(a.exec_n)]), "_noop")
         cli = []
         for _ in range(min(a.exec_n, 200)):
             t = time.monotonic()
@@ -171,6 +183,10 @@ def main():
     print(f"\n{'measurement':58s} {'median':>12s}")
     print(f"{'exec true, library (capsa_sandbox_exec)':58s} {res['exec_library']:9.3f} ms")
     print(f"{'exec true, library (capsa_proc_start, async)':58s} {res['exec_async']:9.3f} ms")
+    print(f"{'  floor: the same busybox true spawned on the host':58s} {res['spawn_host_true']:9.3f} ms")
+    print(f"{'  capsa above the floor':58s} {res['exec_library'] - res['spawn_host_true']:9.3f} ms")
+    print(f"{'exec static no-op (musl), library (capsa_sandbox_exec)':58s} {res['exec_library_noop']:9.3f} ms")
+    print(f"{'  floor: the same no-op spawned on the host':58s} {res['spawn_host_noop']:9.3f} ms")
     print(f"{'exec true, CLI (capsa exec)':58s} {res['exec_cli']:9.3f} ms")
     print(f"{'file write+read 1 KiB, capsa file API (per pair)':58s} {res['files_write_read']:9.3f} ms")
     print(f"{'  1,000 pairs, total':58s} {res['files_total_s']:9.3f} s")
