@@ -38,6 +38,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/mount.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -416,6 +417,27 @@ static int do_bind(int rootfd, const struct linux_mount *m, struct capsa_error *
 	return 0;
 }
 
+char *linux_devpts_without_big_gid(const char *data)
+{
+	struct buf b = BUF_INIT;
+	_cleanup_free_ char *copy = xstrdup(data);
+	char *save = NULL;
+	bool dropped = false;
+	for (char *o = strtok_r(copy, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+		unsigned long long g;
+		if (sscanf(o, "gid=%llu", &g) == 1 && g > INT_MAX) {
+			dropped = true;
+			continue;
+		}
+		buf_appendf(&b, "%s%s", b.len ? "," : "", o);
+	}
+	if (!dropped) {
+		buf_release(&b);
+		return NULL;
+	}
+	return buf_steal(&b);
+}
+
 static int do_mount(int rootfd, const struct linux_mount *m, struct capsa_error **err)
 {
 	if (!m->target || m->target[0] != '/')
@@ -441,8 +463,14 @@ static int do_mount(int rootfd, const struct linux_mount *m, struct capsa_error 
 						 .recursive = true, .flags = m->flags | MS_RDONLY };
 			return do_bind(rootfd, &b, err);
 		}
+		if (e == EINVAL && strcmp(m->fstype, "devpts") == 0 && m->data) {
+			_cleanup_free_ char *data = linux_devpts_without_big_gid(m->data);
+			if (data && mount(m->source ? m->source : m->fstype, p, m->fstype, m->flags, data) == 0)
+				goto mounted;
+		}
 		return error_sys(err, e, "mount %s on %s", m->fstype, m->target);
 	}
+mounted:
 	if (m->copy_up) {
 		/* fd still names the directory the tmpfs now covers */
 		_cleanup_close_ int top = reopen_in_root(rootfd, m->target, err);

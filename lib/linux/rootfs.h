@@ -81,6 +81,12 @@ struct linux_rootfs {
  * cgroup filesystem (ro, of the sandbox's cgroup namespace). */
 extern const struct linux_mount *linux_default_mounts(size_t *n, const char *shm_size_opt);
 
+/* Older kernels (Debian 12's 6.1 among them) read devpts' gid= as a
+ * signed int, so a sandbox mapped above 2^31 cannot have its tty group
+ * there: `data` without such a gid=, for a second try, or NULL when it has
+ * none (malloc'd). */
+char *linux_devpts_without_big_gid(const char *data);
+
 /* The inode bound (nr_inodes) of a sandbox's tmpfs of `size` bytes.  An
  * empty file costs kernel memory (about 1 KiB of inode and dentry) but no
  * tmpfs size, and only a memory cgroup charges it: a rootless sandbox has

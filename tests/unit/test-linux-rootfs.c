@@ -369,8 +369,23 @@ static void run_variant(const struct variant *v)
 	buf_release(&out);
 }
 
+static void test_devpts_gid(void)
+{
+	char *d = linux_devpts_without_big_gid("newinstance,ptmxmode=0666,mode=0620,gid=3000000005,max=1024");
+	ok(d && strcmp(d, "newinstance,ptmxmode=0666,mode=0620,max=1024") == 0, "devpts: a gid above 2^31 is dropped: %s",
+	   d ? d : "(null)");
+	free(d);
+	d = linux_devpts_without_big_gid("newinstance,gid=100005,mode=0620");
+	ok(d == NULL, "devpts: a gid below 2^31 gives no second try");
+	free(d);
+	d = linux_devpts_without_big_gid("newinstance,gid=2147483648");
+	ok(d && strcmp(d, "newinstance") == 0, "devpts: 2^31 is already too big");
+	free(d);
+}
+
 int main(void)
 {
+	test_devpts_gid();
 	if (getuid() != 0 || access("/bin/busybox", X_OK) < 0) {
 		printf("1..0 # SKIP needs root and /bin/busybox\n");
 		return 0;
