@@ -108,7 +108,8 @@ static void sandboxes(struct buf *o, struct capsa_ctx *ctx)
 	} g[] = {
 		{ "capsa_sandbox_cpu_seconds_total", "counter", "CPU time used by a running sandbox.", MV_CPU_USAGE_NS,
 		  1e-9 },
-		{ "capsa_sandbox_memory_bytes", "gauge", "Memory charged to a running sandbox (absent: unknown, no cgroup).", MV_MEM_USAGE, 1 },
+		{ "capsa_sandbox_memory_bytes", "gauge", "Memory charged to a running sandbox (absent: unknown, no cgroup).",
+		  MV_MEM_USAGE, 1 },
 		{ "capsa_sandbox_memory_limit_bytes", "gauge", "Memory limit of a running sandbox (absent: none).",
 		  MV_MEM_LIMIT, 1 },
 		{ "capsa_sandbox_pids", "gauge", "Processes in a running sandbox.", MV_PIDS, 1 },
