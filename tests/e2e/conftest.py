@@ -5,7 +5,6 @@ directory (or shares the session store that has the test images imported),
 and every test checks afterwards that it left nothing behind: no mount, no
 cgroup, no process, no sandbox directory.
 """
-import json
 import os
 import shutil
 import subprocess
@@ -15,6 +14,7 @@ import time
 import pytest
 
 import metrics_reg
+from cli_runner import CliRunner
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("CAPSA_BUILD", os.path.join(REPO, "build"))
@@ -44,7 +44,7 @@ def capsa_cgroups():
     return out
 
 
-class Capsa:
+class Capsa(CliRunner):
     """A capsa command line bound to one store root and runtime root."""
 
     def __init__(self, root, run_root):
@@ -54,33 +54,8 @@ class Capsa:
         self.env.pop("CAPSA_LIBEXEC_DIR", None)
         self.cgroups_before = capsa_cgroups()
 
-    def run(self, *args, input=None, timeout=120, env=None, check=None):
-        e = dict(self.env)
-        if env:
-            e.update(env)
-        p = subprocess.run([capsa_bin(), *map(str, args)], input=input, capture_output=True,
-                           timeout=timeout, env=e)
-        p.out = p.stdout.decode(errors="replace")
-        p.err = p.stderr.decode(errors="replace")
-        if check is not None:
-            assert p.returncode == check, (
-                f"capsa {' '.join(map(str, args))}: exit {p.returncode}, expected {check}\n"
-                f"stdout: {p.out}\nstderr: {p.err}")
-        return p
-
-    def ok(self, *args, **kw):
-        """Runs capsa, asserts exit 0, returns stdout as text."""
-        return self.run(*args, check=0, **kw).out
-
-    def fail(self, *args, rc=125, match=None, **kw):
-        """Runs capsa, asserts the exit code and a one-line error naming the input."""
-        p = self.run(*args, check=rc, **kw)
-        if match is not None:
-            assert match in p.err, f"stderr {p.err!r} does not mention {match!r}"
-        return p.err
-
-    def json(self, *args, **kw):
-        return json.loads(self.ok(*args, **kw))
+    def argv(self, *args):
+        return [capsa_bin(), *map(str, args)]
 
     # leftovers -----------------------------------------------------------
     def leftovers(self):

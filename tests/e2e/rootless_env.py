@@ -13,6 +13,8 @@ import shutil
 import subprocess
 import time
 
+from cli_runner import CliRunner
+
 COUNT = 65536
 BINARIES = ("capsa", "capsa-core", "capsa-full", "capsa-supervisor", "capsa-agent")
 SUBID_FILES = ("/etc/subuid", "/etc/subgid")
@@ -67,7 +69,7 @@ def remove_user(name, uid, created):
         subprocess.run(["userdel", name], capture_output=True)
 
 
-class RootlessCapsa:
+class RootlessCapsa(CliRunner):
     """The e2e harness's Capsa (run, ok, fail, env, assert_clean), for
     capsa run by a non-root user from a copy of the binaries, with its own
     HOME and XDG_RUNTIME_DIR under base.  own_bin: the copy is the user's
@@ -107,28 +109,6 @@ class RootlessCapsa:
         shutil.copy(src, dst)
         os.chown(dst, self.uid, self.gid)
         return dst
-
-    def run(self, *args, input=None, timeout=120, env=None, check=None, preexec_fn=None):
-        e = dict(self.env)
-        e.update(env or {})
-        p = subprocess.run(self.argv(*args), input=input, capture_output=True, timeout=timeout, env=e, cwd="/",
-                           preexec_fn=preexec_fn)
-        p.out = p.stdout.decode(errors="replace")
-        p.err = p.stderr.decode(errors="replace")
-        if check is not None:
-            assert p.returncode == check, (
-                f"rootless capsa {' '.join(map(str, args))}: exit {p.returncode}, expected {check}\n"
-                f"stdout: {p.out}\nstderr: {p.err}")
-        return p
-
-    def ok(self, *args, **kw):
-        return self.run(*args, check=0, **kw).out
-
-    def fail(self, *args, rc=125, match=None, **kw):
-        p = self.run(*args, check=rc, **kw)
-        if match is not None:
-            assert match in p.err, f"stderr {p.err!r} does not mention {match!r}"
-        return p.err
 
     def owned(self, uid):
         """Is a host uid the user's own or one of its subordinate ids?"""
