@@ -12,7 +12,9 @@
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
@@ -197,6 +199,63 @@ int linux_proc_apply(const struct linux_proc_sec *s, struct capsa_error **err)
 	if (s->seccomp_bpf && linux_seccomp_install(s->seccomp_bpf, s->seccomp_len, s->seccomp_flags, err) < 0)
 		return -1;
 	return 0;
+}
+
+int linux_proc_stat(pid_t pid, char *state, uint64_t *start)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = pid > 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	errno = ESRCH;
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* the command name may contain anything: fields start after the last ')' */
+	char *p = strrchr(buf, ')');
+	if (!p || p[1] != ' ')
+		return -1;
+	p += 2;
+	char st = *p;
+	/* p is field 3; start_time is field 22 */
+	for (int field = 3; field < 22; field++) {
+		p = strchr(p, ' ');
+		if (!p)
+			return -1;
+		p++;
+	}
+	*state = st;
+	*start = strtoull(p, NULL, 10);
+	return 0;
+}
+
+int linux_proc_start_time(pid_t pid, uint64_t *out)
+{
+	char state;
+	if (linux_proc_stat(pid, &state, out) < 0)
+		return -1;
+	if (state == 'Z' || state == 'X' || state == 'x') {
+		errno = ESRCH;
+		return -1;
+	}
+	return 0;
+}
+
+const char *linux_boot_id(void)
+{
+	static char id[40];
+	static bool done;
+	if (!done) {
+		int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? read(fd, id, 36) : -1;
+		if (fd >= 0)
+			close(fd);
+		id[n == 36 ? 36 : 0] = '\0';
+		done = true;
+	}
+	return id;
 }
 
 int linux_seccomp_install(const void *bpf, size_t len, unsigned flags, struct capsa_error **err)

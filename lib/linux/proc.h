@@ -75,6 +75,18 @@ int linux_find_executable(const char *file, const char *path, char *out, size_t 
  * /proc/self/fd before 5.11), so nothing leaks into the exec'd program. */
 int linux_fds_cloexec_from(int first);
 
+/* The start time of process pid (/proc/PID/stat field 22, clock ticks
+ * since boot): with the pid it names one process for the life of the boot,
+ * whatever pids are reused.  -1 (errno ESRCH) when there is no such process
+ * or it is a zombie. */
+int linux_proc_start_time(pid_t pid, uint64_t *out);
+/* The state letter (R, S, T, Z, ...) and start time of process pid; -1
+ * (ESRCH) when there is none. */
+int linux_proc_stat(pid_t pid, char *state, uint64_t *start);
+/* This boot's id (/proc/sys/kernel/random/boot_id, 36 characters), read
+ * once per process; "" when the kernel does not have it. */
+const char *linux_boot_id(void);
+
 /* Installs a classic BPF seccomp filter (requires no_new_privs or
  * CAP_SYS_ADMIN).  len must be a multiple of sizeof(struct sock_filter). */
 int linux_seccomp_install(const void *bpf, size_t len, unsigned flags, struct capsa_error **err);

@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "linux/ns.h"
+#include "linux/proc.h"
 #include "oci/internal.h"
 #include "util/fs.h"
 #include "util/str.h"
@@ -532,7 +533,7 @@ static int do_create(struct create *cr, bool run_mode, struct capsa_error **err)
 		return -1;
 	/* 7 */
 	cr->st.pid = cr->pid;
-	if (oci_proc_start_time(cr->pid, &cr->st.start_time) < 0)
+	if (linux_proc_start_time(cr->pid, &cr->st.start_time) < 0)
 		return error_set(err, ESRCH, "the container's init exited during create");
 	cr->st.created = true;
 	if (oci_state_write(cr->dirfd, &cr->st, err) < 0)

@@ -50,7 +50,6 @@ const char *oci_status_name(enum oci_status s);
 char *oci_state_json(const struct oci_state *st, enum oci_status s);
 /* Field 22 of /proc/PID/stat, and whether the process is a zombie or gone
  * (returns -1 then). */
-int oci_proc_start_time(pid_t pid, uint64_t *out);
 /* The container's init, alive and the same process the record names. */
 bool oci_init_alive(const struct oci_state *st);
 /* Cgroup name from a config's cgroupsPath (systemd "slice:prefix:name"

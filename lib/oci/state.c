@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "linux/cgroup.h"
+#include "linux/proc.h"
 #include "oci/internal.h"
 #include "util/fs.h"
 #include "util/str.h"
@@ -167,41 +168,10 @@ void oci_state_release(struct oci_state *st)
 	memset(st, 0, sizeof(*st));
 }
 
-int oci_proc_start_time(pid_t pid, uint64_t *out)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	/* the command name may contain anything: fields start after the last ')' */
-	char *p = strrchr(buf, ')');
-	if (!p || p[1] != ' ')
-		return -1;
-	p += 2;
-	char state = *p;
-	if (state == 'Z' || state == 'X' || state == 'x')
-		return -1;
-	/* p is field 3; start_time is field 22 */
-	for (int field = 3; field < 22; field++) {
-		p = strchr(p, ' ');
-		if (!p)
-			return -1;
-		p++;
-	}
-	*out = strtoull(p, NULL, 10);
-	return 0;
-}
-
 bool oci_init_alive(const struct oci_state *st)
 {
 	uint64_t t;
-	return st->pid > 0 && oci_proc_start_time(st->pid, &t) == 0 && t == st->start_time;
+	return st->pid > 0 && linux_proc_start_time(st->pid, &t) == 0 && t == st->start_time;
 }
 
 enum oci_status oci_status_of(int dirfd, const struct oci_state *st)

@@ -616,6 +616,37 @@ static void test_rootless(void)
 	ok(linux_rootless_enter(&err) == 0 && !err, "entering is a no-op for host root");
 }
 
+/* A process named by pid and start time: the identity the sandbox rows
+ * record (lib/sandbox/liveness.c) and the OCI state file keeps. */
+static void test_proc_identity(void)
+{
+	uint64_t me, again;
+	char state = 0;
+	ok(linux_proc_start_time(getpid(), &me) == 0 && me > 0, "own start time");
+	ok(linux_proc_stat(getpid(), &state, &again) == 0 && again == me && state == 'R', "own state and start");
+	/* a child that is stopped, then a zombie, then gone */
+	pid_t c = fork();
+	if (c == 0) {
+		raise(SIGSTOP);
+		_exit(0);
+	}
+	int st;
+	waitpid(c, &st, WUNTRACED);
+	uint64_t t;
+	ok(linux_proc_stat(c, &state, &t) == 0 && (state == 'T' || state == 't'), "stopped child reads as T");
+	ok(linux_proc_start_time(c, &t) == 0 && t >= me, "stopped child is alive, started after us");
+	kill(c, SIGKILL);
+	siginfo_t si;
+	waitid(P_PID, (id_t)c, &si, WEXITED | WNOWAIT);
+	errno = 0;
+	ok(linux_proc_start_time(c, &t) < 0 && errno == ESRCH, "a zombie is not alive");
+	waitpid(c, &st, 0);
+	ok(linux_proc_start_time(c, &t) < 0 && errno == ESRCH, "a reaped child is gone");
+	ok(linux_proc_start_time(0, &t) < 0 && linux_proc_start_time(-1, &t) < 0, "no pid 0 or -1");
+	const char *boot = linux_boot_id();
+	ok(strlen(boot) == 36 && boot[8] == '-' && linux_boot_id() == boot, "boot id read once");
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/capsa-test-linux-XXXXXX";
@@ -627,6 +658,7 @@ int main(void)
 	test_caps();
 	test_users();
 	test_proc();
+	test_proc_identity();
 	test_memfd();
 	test_ns();
 	test_oci_helpers();
