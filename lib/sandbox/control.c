@@ -315,31 +315,62 @@ CAPSA_EXPORT int capsa_sandbox_wait(struct capsa_ctx *ctx, const char *sandbox, 
 	return 0;
 }
 
+/* Asks the creator of a sandbox still being created to give up on it: it
+ * checks before it records the sandbox running (create.c). */
+static void request_removal(struct capsa_ctx *ctx, const char *id)
+{
+	struct store *db = ctx_db(ctx, NULL);
+	sqlite3_stmt *st = NULL;
+	if (!db || store_prepare(db, "UPDATE sandboxes SET remove_requested=1 WHERE id=? AND state='creating'", &st,
+				 NULL) < 0)
+		return;
+	store_bind_text(st, 1, id);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+}
+
+/* Ends a sandbox whose row does not say exited and re-reads the row: ENOENT
+ * when its creator undid it at our request (or it removed itself). */
+static int end_sandbox(struct capsa_ctx *ctx, struct sb_row *r, struct capsa_error **err)
+{
+	request_removal(ctx, r->id);
+	if (capsa_sandbox_stop(ctx, r->id, 0, err) < 0)
+		return -1;
+	if (sandbox_reload(ctx, r, err) < 0)
+		return -1;
+	if (strcmp(r->state, "exited") != 0)
+		return error_set(err, EBUSY, "sandbox %s is still %s after it was stopped", r->name, r->state);
+	return 0;
+}
+
 CAPSA_EXPORT int capsa_sandbox_remove(struct capsa_ctx *ctx, const char *sandbox, bool force, struct capsa_error **err)
 {
 	struct sb_row r;
 	if (sandbox_lookup(ctx, sandbox, &r, err) < 0)
 		return -1;
-	int rc = 0;
+	int rc = -1;
 	if (strcmp(r.state, "exited") != 0) {
 		sandbox_reconcile_one(ctx, r.id, NULL);
-		_cleanup_free_ char *id = xstrdup(r.id);
-		sb_row_release(&r);
-		if (sandbox_lookup(ctx, id, &r, err) < 0)
-			return -1;
+		if (sandbox_reload(ctx, &r, err) < 0)
+			goto out;
 	}
 	if (strcmp(r.state, "exited") != 0) {
 		if (!force) {
-			rc = error_set(err, EBUSY, "sandbox %s is %s: stop it first or remove it with --force", r.name,
-				       r.state);
+			error_set(err, EBUSY, "sandbox %s is %s: stop it first or remove it with --force", r.name,
+				  r.state);
 			goto out;
 		}
-		if (capsa_sandbox_stop(ctx, r.id, 0, err) < 0) {
-			rc = -1;
+		struct capsa_error *e = NULL;
+		if (end_sandbox(ctx, &r, &e) < 0) {
+			/* gone while we ended it: removed, which is what was asked */
+			rc = e && e->code == ENOENT ? 0 : -1;
+			if (rc < 0)
+				error_move(err, &e);
+			capsa_error_free(e);
 			goto out;
 		}
 	}
-	rc = sandbox_destroy(ctx, r.id, err);
+	rc = sandbox_destroy(ctx, &r, err);
 out:
 	sb_row_release(&r);
 	return rc;

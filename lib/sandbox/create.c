@@ -24,6 +24,7 @@
 #include "linux/caps.h"
 #include "linux/cgroup.h"
 #include "linux/loopdisk.h"
+#include "linux/proc.h"
 #include "linux/rootless.h"
 #include "linux/rootfs.h"
 #include "linux/seccomp-profile.h"
@@ -397,6 +398,9 @@ static int validate(const struct capsa_sandbox_opts *o, struct capsa_error **err
 		return error_set(err, EINVAL,
 				 "invalid sandbox name '%.200s': use 1-128 of [a-zA-Z0-9_.-], starting with a letter or digit",
 				 o->name);
+	if (o->name && sandbox_name_like_id(o->name))
+		return error_set(err, EINVAL,
+				 "invalid sandbox name '%.200s': 12 to 64 hexadecimal digits read as a sandbox id", o->name);
 	if (o->hostname && (strlen(o->hostname) == 0 || strlen(o->hostname) > 64))
 		return error_set(err, EINVAL, "invalid hostname '%.100s': 1-64 characters", o->hostname);
 	if (o->pids < -1 || o->pids > CAPSA_MAX_PIDS)
@@ -455,7 +459,7 @@ static int on_start_frame(void *ctx, struct proto_conn *c, const struct proto_hd
 }
 
 static int insert_row(struct capsa_ctx *ctx, const char *id, const char *name, const struct image *img,
-		      const struct capsa_sandbox_opts *o, const char *config, const char *labels,
+		      const struct capsa_sandbox_opts *o, const char *config, const char *labels, const char *cgroup,
 		      struct capsa_error **err)
 {
 	struct store *db = ctx_db(ctx, err);
@@ -469,8 +473,8 @@ static int insert_row(struct capsa_ctx *ctx, const char *id, const char *name, c
 	if (store_prepare(db,
 			  "INSERT INTO sandboxes(id, name, image_id, image_ref, state, config, labels, created_at, "
 			  "auto_remove, deadline_at, idle_timeout_ms, reserved_cpus_milli, reserved_memory, "
-			  "reserved_disk, reserved) "
-			  "VALUES(?,?,?,?,'creating',?,?,?,?,?,?,?,?,?,1)",
+			  "reserved_disk, reserved, boot_id, creator_pid, creator_start, cgroup) "
+			  "VALUES(?,?,?,?,'creating',?,?,?,?,?,?,?,?,?,1,?,?,?,?)",
 			  &st, err) < 0)
 		goto fail;
 	store_bind_text(st, 1, id);
@@ -487,6 +491,13 @@ static int insert_row(struct capsa_ctx *ctx, const char *id, const char *name, c
 	sqlite3_bind_int64(st, 11, o->cpus_milli);
 	sqlite3_bind_int64(st, 12, o->memory);
 	sqlite3_bind_int64(st, 13, o->disk);
+	pid_t me;
+	uint64_t me_start;
+	sandbox_self(&me, &me_start);
+	store_bind_text(st, 14, linux_boot_id());
+	sqlite3_bind_int64(st, 15, me);
+	sqlite3_bind_int64(st, 16, (sqlite3_int64)me_start);
+	store_bind_text(st, 17, cgroup);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		if (sqlite3_errcode(db->db) == SQLITE_CONSTRAINT) {
 			store_rollback(db);
@@ -519,52 +530,91 @@ fail:
 	return -1;
 }
 
+/* 0 when recorded running (or already finalized), 1 when a removal was
+ * asked for meanwhile (the caller then ends it), -1 on error.  The
+ * supervisor is recorded either way: it is what runs now. */
 static int set_running(struct capsa_ctx *ctx, const char *id, const struct start_state *ss, struct capsa_error **err)
 {
 	struct store *db = ctx_db(ctx, err);
 	if (!db)
 		return -1;
-	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	uint64_t sup_start = 0;
+	linux_proc_start_time(ss->supervisor, &sup_start);
+	_cleanup_stmt_ sqlite3_stmt *who = NULL, *st = NULL, *ask = NULL;
 	if (store_begin(db, err) < 0)
 		return -1;
+	if (store_prepare(db, "UPDATE sandboxes SET supervisor_pid=?2, supervisor_start=?3 WHERE id=?1 AND state='creating'",
+			  &who, err) < 0)
+		goto fail;
+	store_bind_text(who, 1, id);
+	sqlite3_bind_int64(who, 2, ss->supervisor);
+	sqlite3_bind_int64(who, 3, (sqlite3_int64)sup_start);
+	if (sqlite3_step(who) != SQLITE_DONE) {
+		store_error(db, "record sandbox supervisor", err);
+		goto fail;
+	}
 	/* a short-lived sandbox may be finalized (exited, with its start
 	 * event) by its supervisor's _finalize before we get here: leave it */
 	if (store_prepare(db,
-			  "UPDATE sandboxes SET state='running', started_at=?2, supervisor_pid=?3 "
-			  "WHERE id=?1 AND state='creating'",
+			  "UPDATE sandboxes SET state='running', started_at=?2 "
+			  "WHERE id=?1 AND state='creating' AND remove_requested=0",
 			  &st, err) < 0)
 		goto fail;
 	store_bind_text(st, 1, id);
 	sqlite3_bind_int64(st, 2, ss->started_at ? ss->started_at : now_ms());
-	sqlite3_bind_int64(st, 3, ss->supervisor);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		store_error(db, "record sandbox start", err);
 		goto fail;
 	}
-	if (sqlite3_changes(db->db) > 0 && store_add_event(db, id, "start", NULL, err) < 0)
+	if (sqlite3_changes(db->db) > 0) {
+		if (store_add_event(db, id, "start", NULL, err) < 0)
+			goto fail;
+		return store_commit(db, err);
+	}
+	if (store_prepare(db, "SELECT 1 FROM sandboxes WHERE id=? AND state='creating' AND remove_requested!=0", &ask,
+			  err) < 0)
 		goto fail;
-	return store_commit(db, err);
+	store_bind_text(ask, 1, id);
+	bool removal = sqlite3_step(ask) == SQLITE_ROW;
+	if (store_commit(db, err) < 0)
+		return -1;
+	return removal ? 1 : 0;
 fail:
 	store_rollback(db);
 	return -1;
 }
 
-static void undo(struct capsa_ctx *ctx, const char *id, const char *name, bool row)
+/* Takes back a sandbox that did not come to be (or whose removal was asked
+ * for while it was created), once its supervisor is shown gone; a sandbox
+ * that cannot be shown gone stays, visible, for `capsa rm -f`. */
+static void undo(struct capsa_ctx *ctx, const char *id, const char *name, bool row, int *lock_fd,
+		 struct capsa_error **err)
 {
-	runindex_remove(ctx->run_fd, name, id);
-	if (row) {
-		struct store *db = ctx_db(ctx, NULL);
-		sqlite3_stmt *st = NULL;
-		if (db && store_prepare(db, "DELETE FROM sandboxes WHERE id=?", &st, NULL) == 0) {
-			store_bind_text(st, 1, id);
-			sqlite3_step(st);
-			sqlite3_finalize(st);
-		}
+	/* our hold on the lock would hide the supervisor's */
+	if (*lock_fd >= 0) {
+		close(*lock_fd);
+		*lock_fd = -1;
 	}
-	_cleanup_free_ char *dir = sandbox_dir(ctx, id);
-	rm_rf_at(AT_FDCWD, dir, NULL);
-	_cleanup_free_ char *rdir = sandbox_run_dir(ctx, id);
-	rm_rf_at(AT_FDCWD, rdir, NULL);
+	struct sb_row r;
+	if (!row || sandbox_lookup(ctx, id, &r, NULL) < 0) {
+		/* no row (never made, or removed by the sandbox's own
+		 * _finalize): only directories of ours can be left */
+		if (row)
+			runindex_remove(ctx->run_fd, name, id);
+		_cleanup_free_ char *rdir = sandbox_run_dir(ctx, id);
+		rm_rf_at(AT_FDCWD, rdir, NULL);
+		return;
+	}
+	struct capsa_error *e = NULL;
+	if (sandbox_prove_dead(ctx, &r, 5000, &e) == 0) {
+		sandbox_forget(ctx, id, name, NULL);
+	} else if (err && *err) {
+		char *msg = xasprintf("%s; sandbox %s is kept for `capsa rm -f`: %s", (*err)->msg, name, e->msg);
+		free((*err)->msg);
+		(*err)->msg = msg;
+	}
+	capsa_error_free(e);
+	sb_row_release(&r);
 }
 
 /* A supervisor that refused to start still writes its exit file and tears
@@ -586,6 +636,27 @@ static void wait_supervisor_gone(int fd)
 		if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
 			return;
 	}
+}
+
+/* A removal asked for while we created the sandbox: end it through the
+ * supervisor we are connected to, before undo() takes it back. */
+static void end_for_removal(struct proto_conn *conn)
+{
+	struct buf b = BUF_INIT;
+	tlv_put_i64(&b, T_TIMEOUT_MS, 0);
+	if (sandbox_request(conn, P_STOP, 0, &b, NULL, NULL) == 0)
+		wait_supervisor_gone(conn->fd);
+	buf_release(&b);
+}
+
+/* Test hooks: sleep for $name milliseconds (below 10 s) at a point of
+ * creation whose races the tests force. */
+static void test_delay(const char *name)
+{
+	const char *v = getenv(name);
+	int ms = v ? atoi(v) : 0;
+	if (ms > 0 && ms < 10000)
+		usleep((useconds_t)ms * 1000);
 }
 
 static int make_dirs(const struct proto_sandbox *s, struct capsa_error **err)
@@ -636,7 +707,7 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 	trace_mark("run: image resolved");
 	int rc = -1;
 	bool row = false, created_dirs = false;
-	_cleanup_close_ int lock_fd = -1;
+	_cleanup_close_ int lock_fd = -1, creating_fd = -1;
 	_cleanup_free_ char *id = random_hex(32);
 	_cleanup_free_ char *name = xstrdup(o->name ? o->name : id);
 	if (!o->name)
@@ -661,17 +732,25 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 		goto out;
 	}
 	created_dirs = true;
+	/* held until the sandbox is recorded running or undone: a removal
+	 * of a sandbox being created waits on it (liveness.c) */
+	creating_fd = sandbox_creation_lock(spec.run_dir, err);
+	if (creating_fd < 0)
+		goto out;
 	lock = xasprintf("%s/lock", spec.run_dir);
 	lock_fd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (lock_fd < 0 || flock(lock_fd, LOCK_EX) < 0) {
 		error_sys(err, errno, "lock %s", lock);
 		goto out;
 	}
-	if (insert_row(ctx, id, name, img, o, config, labels, err) < 0)
+	if (insert_row(ctx, id, name, img, o, config, labels, spec.cg_name, err) < 0)
 		goto out;
 	row = true;
 	runindex_add(ctx->run_fd, name, id);
 	trace_mark("run: row inserted");
+	/* test hook: hold the window between the row and a supervisor that
+	 * listens, where a removal must wait for us (liveness.c) */
+	test_delay("CAPSA_TEST_CREATE_DELAY_MS");
 	/* rootless: a namespace nested in the user's, mapping its ids 1:1, so
 	 * that root inside owns none of the sandbox's other namespaces and
 	 * the kernel counts RLIMIT_NPROC per sandbox (docs/rootless.md) */
@@ -712,11 +791,17 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 	}
 	trace_mark("run: ready");
 	/* test hook: lose the race against a short-lived sandbox's _finalize */
-	const char *delay = getenv("CAPSA_TEST_START_RECORD_DELAY_MS");
-	if (delay)
-		usleep((useconds_t)(atoi(delay) > 0 && atoi(delay) < 10000 ? atoi(delay) : 0) * 1000);
-	if (ss.ready && set_running(ctx, id, &ss, err) < 0)
+	test_delay("CAPSA_TEST_START_RECORD_DELAY_MS");
+	int recorded = ss.ready ? set_running(ctx, id, &ss, err) : 0;
+	if (recorded < 0)
 		goto out;
+	if (recorded > 0) {
+		error_set(err, ECANCELED, "sandbox %s was removed while it was being created", name);
+		end_for_removal(&conn);
+		goto out;
+	}
+	close(creating_fd);
+	creating_fd = -1;
 	trace_mark("run: marked running");
 	row = false; /* from here on the sandbox exists: errors do not undo it */
 	created_dirs = false;
@@ -740,6 +825,10 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 	}
 finished:
 	trace_mark("run: final");
+	/* our hold on the lock would hide the supervisor's from the proof
+	 * that it is gone (liveness.c) */
+	close(lock_fd);
+	lock_fd = -1;
 	/* We are the finalizer (creator_finalizes): record the end now. */
 	if (sandbox_finalize(ctx, id, &e, err) < 0)
 		goto out;
@@ -750,7 +839,7 @@ finished:
 out:
 	if (rc < 0 && (row || created_dirs)) {
 		wait_supervisor_gone(conn.fd);
-		undo(ctx, id, name, row);
+		undo(ctx, id, name, row, &lock_fd, err);
 	}
 	free(ss.msg);
 	proto_exit_release(&e);

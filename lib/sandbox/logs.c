@@ -192,7 +192,7 @@ CAPSA_EXPORT int capsa_sandbox_logs(struct capsa_ctx *ctx, const char *sandbox, 
 			}
 			if (cur < 0)
 				cur = openat(dfd, "main.log", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-			if (!sandbox_alive(ctx, row.id)) {
+			if (!sandbox_alive(ctx, &row)) {
 				if (cur >= 0)
 					read_lines(&r, cur, &off, &carry);
 				break;

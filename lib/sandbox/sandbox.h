@@ -25,6 +25,13 @@ struct sb_row {
 	pid_t supervisor_pid;
 	bool auto_remove;
 	int64_t deadline_at, idle_timeout_ms;
+	/* who may still run (liveness.c): the boot the sandbox was made in,
+	 * its creator and its supervisor by pid and start time */
+	char *boot_id;
+	pid_t creator_pid;
+	uint64_t creator_start, supervisor_start;
+	char *cgroup; /* its cgroup as created; NULL in rows older than the column */
+	bool remove_requested;
 };
 
 void sb_row_release(struct sb_row *r);
@@ -38,12 +45,38 @@ int sandbox_limits_check_update(const struct capsa_limits_update *u, struct caps
  * none matches: "no such sandbox: 'x'". */
 int sandbox_lookup(struct capsa_ctx *ctx, const char *ref, struct sb_row *out, struct capsa_error **err);
 bool sandbox_name_valid(const char *name);
+/* 12 to 64 hex digits: what `exec`, `rm` and the API read as an id (or the
+ * short id that ps shows), so no sandbox may be named so. */
+bool sandbox_name_like_id(const char *name);
 
 char *sandbox_run_dir(struct capsa_ctx *ctx, const char *id);
 char *sandbox_dir(struct capsa_ctx *ctx, const char *id);
 
-/* true while a supervisor holds the sandbox's lock. */
-bool sandbox_alive(struct capsa_ctx *ctx, const char *id);
+/* liveness.c: whether the sandbox's supervisor (or, while the row says
+ * "creating", its creator) may still run.  The lock under this context's
+ * runtime root decides when it is there; without it (another runtime root,
+ * a directory already removed) the recorded processes do, by pid and start
+ * time in the same boot.  Never false from the mere absence of a file. */
+bool sandbox_alive(struct capsa_ctx *ctx, const struct sb_row *r);
+/* This process by pid and start time, as a row records its creator. */
+void sandbox_self(pid_t *pid, uint64_t *start);
+/* Re-reads r from the database by its id (ENOENT when the row went). */
+int sandbox_reload(struct capsa_ctx *ctx, struct sb_row *r, struct capsa_error **err);
+/* The creator's hold on the sandbox while it creates it: an exclusive
+ * flock on the runtime directory, released when the sandbox is recorded
+ * running or undone.  Returns the fd to close then, or -1. */
+int sandbox_creation_lock(const char *run_dir, struct capsa_error **err);
+/* Waits until r is no longer being created (its creator recorded it
+ * running, undid it, or died), re-reading r; ENOENT when the row went, EBUSY
+ * when the creator is stopped or does not finish within timeout_ms. */
+int sandbox_wait_creation(struct capsa_ctx *ctx, struct sb_row *r, int timeout_ms, struct capsa_error **err);
+/* Proof that nothing of the sandbox runs: its supervisor (and creator)
+ * gone, this process excepted, within wait_ms, and its cgroup emptied and
+ * removed.  -1 (EBUSY) leaves everything as it is. */
+int sandbox_prove_dead(struct capsa_ctx *ctx, const struct sb_row *r, int wait_ms, struct capsa_error **err);
+/* Kills what is left in the sandbox's cgroup (as recorded, else as this
+ * context names it) and removes it: 0 when it is gone. */
+int sandbox_cgroup_remove(struct capsa_ctx *ctx, const char *id, const char *cgroup, struct capsa_error **err);
 /* A blocking connection to the supervisor's control socket. */
 int sandbox_connect(struct capsa_ctx *ctx, const struct sb_row *r, struct proto_conn *out, struct capsa_error **err);
 /* Looks the sandbox up and connects to its supervisor; a sandbox whose
@@ -62,8 +95,12 @@ int sandbox_request(struct proto_conn *c, uint16_t type, uint16_t flags, const s
 int sandbox_finalize(struct capsa_ctx *ctx, const char *id, const struct proto_exit *e, struct capsa_error **err);
 /* Reconciles one sandbox row (see capsa_sandbox_reconcile). */
 int sandbox_reconcile_one(struct capsa_ctx *ctx, const char *id, struct capsa_error **err);
-/* Removes the sandbox's files and row (it must have ended). */
-int sandbox_destroy(struct capsa_ctx *ctx, const char *id, struct capsa_error **err);
+/* Removes the sandbox's files, row, id block and name entry once
+ * sandbox_prove_dead() holds; else fails and keeps them all. */
+int sandbox_destroy(struct capsa_ctx *ctx, const struct sb_row *r, struct capsa_error **err);
+/* The removal of a sandbox's records and files, without the proof (the
+ * caller has it): shared by destroy and a creator's undo. */
+int sandbox_forget(struct capsa_ctx *ctx, const char *id, const char *name, struct capsa_error **err);
 int sandbox_event(struct capsa_ctx *ctx, const char *id, const char *type, const char *attrs_json);
 /* Imports the exec events the supervisor journaled (events.c). */
 int sandbox_events_import(struct capsa_ctx *ctx, const char *id);

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <jansson.h>
 #include <string.h>
 #include <sys/file.h>
@@ -35,6 +36,8 @@ void sb_row_release(struct sb_row *r)
 	free(r->labels);
 	free(r->reason);
 	free(r->error);
+	free(r->boot_id);
+	free(r->cgroup);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -52,9 +55,16 @@ bool sandbox_name_valid(const char *name)
 	return true;
 }
 
+bool sandbox_name_like_id(const char *name)
+{
+	size_t n = strlen(name);
+	return n >= 12 && n <= 64 && strspn(name, "0123456789abcdef") == n;
+}
+
 #define ROW_COLUMNS                                                                                   \
 	"id,name,image_id,image_ref,state,config,labels,reason,error,created_at,started_at,finished_at," \
-	"exit_code,supervisor_pid,auto_remove,deadline_at,idle_timeout_ms"
+	"exit_code,supervisor_pid,auto_remove,deadline_at,idle_timeout_ms,boot_id,creator_pid,creator_start," \
+	"supervisor_start,cgroup,remove_requested"
 
 static void fill_row(sqlite3_stmt *st, struct sb_row *r)
 {
@@ -76,6 +86,12 @@ static void fill_row(sqlite3_stmt *st, struct sb_row *r)
 	r->auto_remove = sqlite3_column_int(st, 14) != 0;
 	r->deadline_at = sqlite3_column_int64(st, 15);
 	r->idle_timeout_ms = sqlite3_column_int64(st, 16);
+	r->boot_id = store_col_strdup(st, 17);
+	r->creator_pid = (pid_t)sqlite3_column_int64(st, 18);
+	r->creator_start = (uint64_t)sqlite3_column_int64(st, 19);
+	r->supervisor_start = (uint64_t)sqlite3_column_int64(st, 20);
+	r->cgroup = store_col_strdup(st, 21);
+	r->remove_requested = sqlite3_column_int(st, 22) != 0;
 }
 
 int sandbox_lookup(struct capsa_ctx *ctx, const char *ref, struct sb_row *out, struct capsa_error **err)
@@ -129,19 +145,6 @@ char *sandbox_dir(struct capsa_ctx *ctx, const char *id)
 	return xasprintf("%s/sandboxes/%s", ctx->root, id);
 }
 
-bool sandbox_alive(struct capsa_ctx *ctx, const char *id)
-{
-	_cleanup_free_ char *path = xasprintf("%s/%s/lock", ctx->run_root, id);
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return false;
-	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
-		flock(fd, LOCK_UN);
-		return false;
-	}
-	return errno == EWOULDBLOCK;
-}
-
 int sandbox_connect(struct capsa_ctx *ctx, const struct sb_row *r, struct proto_conn *out, struct capsa_error **err)
 {
 	_cleanup_free_ char *path = xasprintf("%s/%s/ctl.sock", ctx->run_root, r->id);
@@ -155,15 +158,42 @@ int sandbox_connect(struct capsa_ctx *ctx, const struct sb_row *r, struct proto_
 	return 0;
 }
 
+/* The supervisor binds its control socket before the main process starts,
+ * so a live supervisor of a running sandbox has one; only one whose creator
+ * died while it was setting up may be a moment without. */
+#define CONNECT_WAIT_MS 10000
+
 int sandbox_open_running(struct capsa_ctx *ctx, const char *ref, struct sb_row *r, struct proto_conn *c,
 			 struct capsa_error **err)
 {
 	if (sandbox_lookup(ctx, ref, r, err) < 0)
 		return -1;
-	if (strcmp(r->state, "exited") != 0 && sandbox_connect(ctx, r, c, NULL) == 0)
-		return 0;
-	if (strcmp(r->state, "exited") != 0)
-		sandbox_reconcile_one(ctx, r->id, NULL);
+	if (sandbox_wait_creation(ctx, r, 30000, err) < 0) {
+		sb_row_release(r);
+		return -1;
+	}
+	int64_t deadline = mono_ms() + CONNECT_WAIT_MS;
+	while (strcmp(r->state, "exited") != 0) {
+		if (sandbox_connect(ctx, r, c, NULL) == 0)
+			return 0;
+		if (!sandbox_alive(ctx, r)) {
+			sandbox_reconcile_one(ctx, r->id, NULL);
+			break;
+		}
+		/* alive but unreachable: never "not running" */
+		_cleanup_free_ char *sock = xasprintf("%s/%s/ctl.sock", ctx->run_root, r->id);
+		struct stat st;
+		bool dir = fstatat(ctx->run_fd, r->id, &st, AT_SYMLINK_NOFOLLOW) == 0;
+		if (!dir || mono_ms() > deadline) {
+			error_set(err, EHOSTUNREACH,
+				  "sandbox %s: its supervisor (pid %d) is running but has no control socket at %s%s", r->name,
+				  (int)(r->supervisor_pid > 0 ? r->supervisor_pid : r->creator_pid), sock,
+				  dir ? "" : ": is CAPSA_RUN_ROOT the one it was created with?");
+			sb_row_release(r);
+			return -1;
+		}
+		poll(NULL, 0, 5);
+	}
 	error_set(err, ESRCH, "sandbox %s is not running", r->name);
 	sb_row_release(r);
 	return -1;
@@ -267,25 +297,11 @@ static int read_exit_file(struct capsa_ctx *ctx, const char *id, struct proto_ex
 	return 0;
 }
 
-static void remove_cgroup(struct capsa_ctx *ctx, const char *id)
-{
-	struct linux_cgroup *cg = NULL;
-	_cleanup_free_ char *name = ctx_sandbox_cgroup(ctx, id);
-	if (linux_cgroup_open(name, &cg, NULL) == 0) {
-		linux_cgroup_kill_all(cg, NULL);
-		linux_cgroup_destroy(cg, NULL);
-		linux_cgroup_free(cg);
-	}
-}
-
-int sandbox_destroy(struct capsa_ctx *ctx, const char *id, struct capsa_error **err)
+int sandbox_forget(struct capsa_ctx *ctx, const char *id, const char *name, struct capsa_error **err)
 {
 	struct store *db = ctx_db(ctx, err);
 	if (!db)
 		return -1;
-	/* a sandbox that ended before its cgroup could be removed (crash
-	 * while reconciling) must not keep it */
-	remove_cgroup(ctx, id);
 	_cleanup_free_ char *rdir = sandbox_run_dir(ctx, id);
 	if (rm_rf_at(AT_FDCWD, rdir, err) < 0)
 		return error_wrap(err, "remove sandbox %s", id);
@@ -293,14 +309,32 @@ int sandbox_destroy(struct capsa_ctx *ctx, const char *id, struct capsa_error **
 	if (rm_rf_at(AT_FDCWD, dir, err) < 0)
 		return error_wrap(err, "remove sandbox %s", id);
 	trace_mark("destroy: dirs removed");
+	struct userns_block blk;
+	bool has_block = sandbox_userns_block(ctx, id, &blk) == 0;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	if (store_prepare(db, "DELETE FROM sandboxes WHERE id=?", &st, err) < 0)
 		return -1;
 	store_bind_text(st, 1, id);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return store_error(db, "remove sandbox", err);
+	/* the row went first: a claim left by a crash here is stale, and
+	 * the next allocation that wants the block shows that (userns.c) */
+	if (has_block)
+		sandbox_userns_release(ctx, id, &blk);
+	if (name)
+		runindex_remove(ctx->run_fd, name, id);
 	sandbox_event(ctx, id, "remove", NULL);
 	return 0;
+}
+
+int sandbox_destroy(struct capsa_ctx *ctx, const struct sb_row *r, struct capsa_error **err)
+{
+	/* a sandbox that ended before its cgroup could be removed (crash
+	 * while reconciling) must not keep it, and one whose processes cannot
+	 * be shown gone keeps its row, directories and id block */
+	if (sandbox_prove_dead(ctx, r, 10000, err) < 0)
+		return error_wrap(err, "remove sandbox %s", r->name);
+	return sandbox_forget(ctx, r->id, r->name, err);
 }
 
 static bool sandbox_state_is(struct store *db, const char *id, const char *state)
@@ -370,9 +404,18 @@ int sandbox_finalize(struct capsa_ctx *ctx, const char *id, const struct proto_e
 			json_decref(a);
 		}
 	}
+	/* the end is on record before the host is cleaned: a crash from here
+	 * on leaves an exited row, and the cleaning is idempotent */
+	if (tx) {
+		tx = false;
+		if (store_commit(db, err) < 0) {
+			rc = -1;
+			goto out;
+		}
+	}
 	trace_mark("finalize: recorded");
 	runindex_remove(ctx->run_fd, r.name, r.id);
-	remove_cgroup(ctx, r.id);
+	sandbox_cgroup_remove(ctx, r.id, r.cgroup, NULL);
 	sandbox_events_import(ctx, r.id);
 	char *rdir = sandbox_run_dir(ctx, r.id);
 	rm_rf_at(AT_FDCWD, rdir, NULL);
@@ -380,14 +423,7 @@ int sandbox_finalize(struct capsa_ctx *ctx, const char *id, const struct proto_e
 	sandbox_events_forget(ctx, r.id);
 	trace_mark("finalize: run dir removed");
 	if (r.auto_remove)
-		rc = sandbox_destroy(ctx, r.id, err);
-	if (tx) {
-		if (rc == 0)
-			rc = store_commit(db, err);
-		else
-			store_rollback(db);
-		tx = false;
-	}
+		rc = sandbox_destroy(ctx, &r, err);
 out:
 	if (tx)
 		store_rollback(db);
@@ -403,7 +439,7 @@ int sandbox_reconcile_one(struct capsa_ctx *ctx, const char *id, struct capsa_er
 	if (sandbox_lookup(ctx, id, &r, err) < 0)
 		return -1;
 	int rc = 0;
-	if (strcmp(r.state, "exited") != 0 && !sandbox_alive(ctx, r.id))
+	if (strcmp(r.state, "exited") != 0 && !sandbox_alive(ctx, &r))
 		rc = sandbox_finalize(ctx, r.id, NULL, err);
 	sb_row_release(&r);
 	return rc;
@@ -430,45 +466,120 @@ static void remove_orphan_run_dirs(struct capsa_ctx *ctx, struct store *db)
 		store_bind_text(st, 1, de->d_name);
 		bool known = sqlite3_step(st) == SQLITE_ROW;
 		sqlite3_finalize(st);
-		if (known || sandbox_alive(ctx, de->d_name))
+		if (known)
 			continue;
-		/* a creator takes the lock just after mkdir: leave young dirs alone */
+		/* no row: only the locks here can say whether a creator or
+		 * supervisor still works in it (the creator holds the
+		 * directory itself from just after its mkdir; leave a
+		 * directory younger than that moment alone) */
+		_cleanup_free_ char *lock = xasprintf("%s/lock", de->d_name);
+		_cleanup_close_ int lfd = openat(dirfd(d), lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (lfd >= 0 && flock(lfd, LOCK_SH | LOCK_NB) < 0)
+			continue;
+		_cleanup_close_ int dfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 		struct stat sb;
-		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || time(NULL) - sb.st_mtime < 30)
+		if (dfd < 0 || flock(dfd, LOCK_SH | LOCK_NB) < 0 || fstat(dfd, &sb) < 0 || time(NULL) - sb.st_ctime < 2)
 			continue;
-		remove_cgroup(ctx, de->d_name);
-		rm_rf_at(dirfd(d), de->d_name, NULL);
+		if (sandbox_cgroup_remove(ctx, de->d_name, NULL, NULL) == 0)
+			rm_rf_at(dirfd(d), de->d_name, NULL);
 	}
 	closedir(d);
+}
+
+/* Name index entries (runindex.c) whose sandbox has no runtime directory
+ * any more: left by a crash between the end of a sandbox and its
+ * bookkeeping.  The index is only a cache of the database. */
+static void sweep_names(struct capsa_ctx *ctx)
+{
+	int fd = openat(ctx->run_fd, "names", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	struct dirent *de;
+	char link[80];
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		ssize_t n = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
+		if (n < 0)
+			continue;
+		link[n] = '\0';
+		struct stat st;
+		if (n == 64 && fstatat(ctx->run_fd, link, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			continue;
+		runindex_remove(ctx->run_fd, de->d_name, link);
+	}
+	closedir(d);
+}
+
+/* Rows not recorded as ended, whole: liveness needs more than the id. */
+static int open_rows(struct capsa_ctx *ctx, struct sb_row **out, size_t *n, struct capsa_error **err)
+{
+	*out = NULL;
+	*n = 0;
+	struct store *db = ctx_db(ctx, err);
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	if (!db || store_prepare(db, "SELECT " ROW_COLUMNS " FROM sandboxes WHERE state!='exited'", &st, err) < 0)
+		return -1;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		*out = xrealloc(*out, (*n + 1) * sizeof(**out));
+		fill_row(st, &(*out)[(*n)++]);
+	}
+	return 0;
+}
+
+/* --rm sandboxes whose end was recorded but whose removal a crash cut short
+ * (sandbox_finalize commits the end first).  Only old ones: a young one's
+ * finalizer may still be at work. */
+static void remove_ended_auto(struct capsa_ctx *ctx, struct store *db)
+{
+	char **ids = NULL;
+	{
+		_cleanup_stmt_ sqlite3_stmt *st = NULL;
+		if (store_prepare(db, "SELECT id FROM sandboxes WHERE state='exited' AND auto_remove=1 AND finished_at<?",
+				  &st, NULL) < 0)
+			return;
+		sqlite3_bind_int64(st, 1, now_ms() - 60000);
+		while (sqlite3_step(st) == SQLITE_ROW)
+			ids = strv_push(ids, (const char *)sqlite3_column_text(st, 0));
+	}
+	for (char **p = ids; p && *p; p++) {
+		struct sb_row r;
+		if (sandbox_lookup(ctx, *p, &r, NULL) < 0)
+			continue;
+		if (!sandbox_alive(ctx, &r))
+			sandbox_destroy(ctx, &r, NULL);
+		sb_row_release(&r);
+	}
+	strv_free(ids);
 }
 
 CAPSA_EXPORT int capsa_sandbox_reconcile(struct capsa_ctx *ctx, struct capsa_error **err)
 {
 	struct store *db = ctx_db(ctx, err);
-	if (!db)
+	struct sb_row *rows;
+	size_t n;
+	if (!db || open_rows(ctx, &rows, &n, err) < 0)
 		return -1;
-	char **ids = NULL;
-	{
-		_cleanup_stmt_ sqlite3_stmt *st = NULL;
-		if (store_prepare(db, "SELECT id FROM sandboxes WHERE state!='exited'", &st, err) < 0)
-			return -1;
-		while (sqlite3_step(st) == SQLITE_ROW)
-			ids = strv_push(ids, (const char *)sqlite3_column_text(st, 0));
-	}
 	int rc = 0;
 	remove_orphan_run_dirs(ctx, db);
-	for (char **p = ids; p && *p; p++) {
-		if (sandbox_alive(ctx, *p))
-			continue;
+	remove_ended_auto(ctx, db);
+	sweep_names(ctx);
+	for (size_t i = 0; i < n; i++) {
 		struct capsa_error *e = NULL;
-		if (sandbox_finalize(ctx, *p, NULL, &e) < 0) {
-			if (!*err)
+		if (!sandbox_alive(ctx, &rows[i]) && sandbox_finalize(ctx, rows[i].id, NULL, &e) < 0 &&
+		    (!e || e->code != ENOENT) /* removed meanwhile: nothing to reconcile */) {
+			if (err && !*err)
 				error_move(err, &e);
-			capsa_error_free(e);
 			rc = -1;
 		}
+		capsa_error_free(e);
+		sb_row_release(&rows[i]);
 	}
-	strv_free(ids);
+	free(rows);
 	return rc;
 }
 

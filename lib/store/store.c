@@ -103,6 +103,17 @@ static const char *const migrations[] = {
 	"  uid_start INTEGER NOT NULL UNIQUE,"
 	"  gid_start INTEGER NOT NULL UNIQUE,"
 	"  count INTEGER NOT NULL);",
+	/* 4: what proves a sandbox's supervisor alive or gone without its
+	 * runtime directory (lib/sandbox/liveness.c): the processes that
+	 * create and supervise it, named by pid and start time within a boot;
+	 * the cgroup it was given; and a removal asked for while it was still
+	 * being created. */
+	"ALTER TABLE sandboxes ADD COLUMN boot_id TEXT;"
+	"ALTER TABLE sandboxes ADD COLUMN creator_pid INTEGER;"
+	"ALTER TABLE sandboxes ADD COLUMN creator_start INTEGER;"
+	"ALTER TABLE sandboxes ADD COLUMN supervisor_start INTEGER;"
+	"ALTER TABLE sandboxes ADD COLUMN cgroup TEXT;"
+	"ALTER TABLE sandboxes ADD COLUMN remove_requested INTEGER NOT NULL DEFAULT 0;",
 };
 
 const int store_schema_version = (int)ARRAY_SIZE(migrations);
