@@ -312,19 +312,29 @@ int sandbox_forget(struct capsa_ctx *ctx, const char *id, const char *name, stru
 	struct userns_block blk;
 	bool has_block = sandbox_userns_block(ctx, id, &blk) == 0;
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
-	if (store_prepare(db, "DELETE FROM sandboxes WHERE id=?", &st, err) < 0)
+	if (store_begin(db, err) < 0)
 		return -1;
+	if (store_prepare(db, "DELETE FROM sandboxes WHERE id=?", &st, err) < 0)
+		goto fail;
 	store_bind_text(st, 1, id);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return store_error(db, "remove sandbox", err);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		store_error(db, "remove sandbox", err);
+		goto fail;
+	}
+	if (sqlite3_changes(db->db) > 0)
+		sandbox_event(ctx, id, "remove", NULL);
+	if (store_commit(db, err) < 0)
+		return -1;
 	/* the row went first: a claim left by a crash here is stale, and
 	 * the next allocation that wants the block shows that (userns.c) */
 	if (has_block)
 		sandbox_userns_release(ctx, id, &blk);
 	if (name)
 		runindex_remove(ctx->run_fd, name, id);
-	sandbox_event(ctx, id, "remove", NULL);
 	return 0;
+fail:
+	store_rollback(db);
+	return -1;
 }
 
 int sandbox_destroy(struct capsa_ctx *ctx, const struct sb_row *r, struct capsa_error **err)
