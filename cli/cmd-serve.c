@@ -24,7 +24,8 @@ static const char serve_usage[] =
 	"      --listen HOST:PORT     also listen on TCP (repeatable; port 0: any free one);\n"
 	"                             every request there needs the API token\n"
 	"      --token-file FILE      the API token (default <root>/api-token, created with\n"
-	"                             a random token and mode 0600 on first start)\n"
+	"                             a random token and mode 0600 on first start; the\n"
+	"                             server prints its path)\n"
 	"\n"
 	"Admission (defaults: the machine's cpus, memory and store filesystem size):\n"
 	"      --capacity-cpus N      cpus the sandboxes' cpu limits may add up to\n"
@@ -55,11 +56,14 @@ static const char serve_usage[] =
 	"                             --max-unauth if lower)\n"
 	"  -h, --help                 show this help\n"
 	"\n"
+	"<root> is the store root: $CAPSA_ROOT, by default /var/lib/capsa, or\n"
+	"~/.local/share/capsa ($XDG_DATA_HOME/capsa) rootless.\n"
+	"\n"
 	"Examples:\n"
 	"  capsa serve\n"
 	"  capsa serve --listen 127.0.0.1:3000\n"
 	"  E2B_API_URL=http://127.0.0.1:3000 E2B_SANDBOX_URL=http://127.0.0.1:3000 \\\n"
-	"    E2B_API_KEY=$(cat /var/lib/capsa/api-token) node my-agent.js\n";
+	"    E2B_API_KEY=$(cat <root>/api-token) node my-agent.js\n";
 
 enum {
 	O_SOCKET = 256, O_LISTEN, O_TOKEN, O_CAP_CPUS, O_CAP_MEM, O_CAP_DISK, O_MIN_FREE, O_DEF_MEM, O_DEF_DISK, O_E2B_TIMEOUT,

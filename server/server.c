@@ -1,5 +1,5 @@
 /* server.c: starting and stopping capsa serve: the token, the listening
- * sockets, the worker pool, the ticker
+ * sockets (and removing the unix one at exit), the worker pool, the ticker
  * (keepalives, header deadlines, reconciliation), and the route matcher
  * shared by the API tables. */
 #include <arpa/inet.h>
@@ -95,6 +95,7 @@ char *server_sandbox_token(const struct server *srv, const char *sandbox_id)
 	return hex;
 }
 
+/* 1 when the file was created with a new token, 0 when it was read. */
 static int load_token(struct server *srv, const char *path, struct capsa_error **err)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -110,7 +111,7 @@ static int load_token(struct server *srv, const char *path, struct capsa_error *
 			return error_sys(err, e, "write token file %s", path);
 		}
 		srv->token = steal_pointer(&tok);
-		return 0;
+		return 1;
 	}
 	if (fd < 0)
 		return error_sys(err, errno, "open token file %s", path);
@@ -148,12 +149,36 @@ static int listen_unix(struct server *srv, const char *path, struct capsa_error 
 	int fd = unix_listen(path, 0660, 512);
 	if (fd < 0)
 		return error_sys(err, errno, "listen on %s", path);
+	struct stat st;
+	if (lstat(path, &st) < 0) {
+		int e = errno;
+		close(fd);
+		unlink(path);
+		return error_sys(err, e, "stat %s", path);
+	}
 	struct listener *l = &srv->lst[srv->n_lst++];
 	l->srv = srv;
 	l->fd = fd;
 	l->tcp = false;
 	l->desc = xasprintf("unix:%s", path);
+	l->sock_path = xstrdup(path);
+	l->sock_dev = st.st_dev;
+	l->sock_ino = st.st_ino;
 	return 0;
+}
+
+/* At exit: the socket path goes, unless it names another socket by now (a
+ * second server started after someone removed ours). */
+static void remove_socket(struct listener *l)
+{
+	struct stat st;
+	if (!l->sock_path)
+		return;
+	if (lstat(l->sock_path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == l->sock_dev &&
+	    st.st_ino == l->sock_ino && unlink(l->sock_path) < 0 && errno != ENOENT)
+		fprintf(stderr, "capsa serve: remove %s: %s\n", l->sock_path, strerror(errno));
+	free(l->sock_path);
+	l->sock_path = NULL;
 }
 
 static int listen_tcp(struct server *srv, const char *addr, struct capsa_error **err)
@@ -316,6 +341,7 @@ static void server_release(struct server *srv)
 		if (srv->lst[i].fd >= 0)
 			close(srv->lst[i].fd);
 		free(srv->lst[i].desc);
+		free(srv->lst[i].sock_path);
 	}
 	preauth_free(srv->preauth);
 	free(srv->token);
@@ -354,8 +380,12 @@ static int setup(struct server *srv, const struct server_opts *o, struct capsa_e
 	/* sandboxes that ended while no server ran give their capacity back */
 	capsa_sandbox_reconcile(ctx, NULL);
 	tokpath = o->token_file ? xstrdup(o->token_file) : xasprintf("%s/api-token", srv->root);
-	if (o->listen && o->listen[0] && load_token(srv, tokpath, err) < 0)
-		goto out;
+	if (o->listen && o->listen[0]) {
+		int made = load_token(srv, tokpath, err);
+		if (made < 0)
+			goto out;
+		fprintf(stderr, "capsa serve: API token in %s%s\n", tokpath, made ? " (new)" : "");
+	}
 	if (!srv->token)
 		srv->token = random_hex(32); /* unix socket only: never checked, never shown */
 	if (!sock || (strcmp(sock, "none") != 0 && *sock)) {
@@ -505,8 +535,10 @@ out:
 	atomic_store(&srv->stopping, true);
 	pthread_cond_broadcast(&srv->ticker_cond);
 	pthread_mutex_unlock(&srv->ticker_mu);
-	for (size_t i = 0; i < srv->n_lst; i++)
+	for (size_t i = 0; i < srv->n_lst; i++) {
 		http_listener_quiesce(&srv->lst[i]);
+		remove_socket(&srv->lst[i]);
+	}
 	streams_close_all(srv);
 	/* requests in workers finish and resume their connections */
 	pool_stop(srv->pool);

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "capsa/admission.h"
 #include "capsa/capsa.h"
@@ -46,6 +47,11 @@ struct listener {
 	int fd;
 	bool tcp; /* requests need the token */
 	char *desc;
+	/* a unix socket: its path and identity, to remove it at exit only
+	 * while it is still the one we bound */
+	char *sock_path;
+	dev_t sock_dev;
+	ino_t sock_ino;
 };
 
 struct pool;

@@ -1,13 +1,18 @@
 """capsa serve: connections before they show the token (the header deadline,
 the caps on unauthenticated connections per peer and overall), keep-alive
-after a good and a bad token.
+after a good and a bad token, and what the server leaves on disk and prints
+(its unix socket, the token file's path, --help).
 
 Slow clients here are raw sockets from loopback addresses (127.0.0.1,
 127.0.0.2, ...); every loop is bounded in count and in time."""
+import os
 import re
+import signal
 import socket
 import threading
 import time
+
+import pytest
 
 from serve_env import Serve
 
@@ -186,7 +191,37 @@ def test_keep_alive_after_a_good_token_and_close_after_a_bad_one(capsa):
         s.stop()
 
 
-def test_help_names_the_guard_flags(capsa):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_socket_removed_on_exit_and_token_path_printed(capsa, sig):
+    s = Serve(capsa)
+    assert os.path.exists(s.sock)
+    s.proc.send_signal(sig)
+    s.proc.wait(timeout=60)
+    err = s.stop()
+    assert not os.path.exists(s.sock), "capsa serve left its socket behind"
+    assert f"capsa serve: API token in {os.path.join(capsa.root, 'api-token')}" in err, err
+
+
+def test_socket_of_another_server_is_left_alone(capsa):
+    s = Serve(capsa, tcp=False)
+    other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        # someone replaced the path while the server ran: not ours to remove
+        os.unlink(s.sock)
+        other.bind(s.sock)
+        ino = os.stat(s.sock).st_ino
+        err = s.stop()
+        assert os.path.exists(s.sock) and os.stat(s.sock).st_ino == ino
+        assert "API token in" not in err  # no TCP: no token in use
+    finally:
+        other.close()
+        if os.path.exists(s.sock):
+            os.unlink(s.sock)
+
+
+def test_help_names_the_store_root_rather_than_a_fixed_path(capsa):
     out = capsa.ok("serve", "--help")
+    assert "cat /var/lib/capsa/api-token" not in out
+    assert "CAPSA_ROOT" in out and "~/.local/share/capsa" in out
     for flag in ("--header-timeout", "--max-unauth", "--max-unauth-per-peer"):
         assert flag in out
