@@ -687,7 +687,7 @@ static void notify_cb(void *cls, struct MHD_Connection *conn, void **socket_ctx,
 		*socket_ctx = preauth_add(l->srv->preauth, fd->connect_fd, peer ? peer->client_addr : NULL);
 }
 
-static void log_cb(void *cls, const char *fmt, va_list ap)
+static void PRINTF(2, 0) log_cb(void *cls, const char *fmt, va_list ap)
 {
 	(void)cls;
 	fputs("capsa serve: libmicrohttpd: ", stderr);
