@@ -24,7 +24,8 @@ static const char serve_usage[] =
 	"      --listen HOST:PORT     also listen on TCP (repeatable; port 0: any free one);\n"
 	"                             every request there needs the API token\n"
 	"      --token-file FILE      the API token (default <root>/api-token, created with\n"
-	"                             a random token and mode 0600 on first start)\n"
+	"                             a random token and mode 0600 on first start; the\n"
+	"                             server prints its path)\n"
 	"\n"
 	"Admission (defaults: the machine's cpus, memory and store filesystem size):\n"
 	"      --capacity-cpus N      cpus the sandboxes' cpu limits may add up to\n"
@@ -41,19 +42,33 @@ static const char serve_usage[] =
 	"      --max-body SIZE        largest JSON request body (default 1m)\n"
 	"      --max-upload SIZE      largest upload: files, image archives (default 4g)\n"
 	"      --conn-timeout DUR     close connections idle this long (default 60s)\n"
-	"      --max-connections N    (default 1024)\n"
+	"      --max-connections N    per listening address, at least 2 (default 1024)\n"
 	"      --max-streams N        concurrent streaming responses (default 512)\n"
+	"\n"
+	"TCP connections that have not shown the token yet (over a cap the oldest\n"
+	"is closed, so that a client with the token always gets in):\n"
+	"      --header-timeout DUR   the first request's headers must be complete this\n"
+	"                             long after the connect, however slowly they come\n"
+	"                             (default 10s)\n"
+	"      --max-unauth N         at most this many at once over all TCP addresses,\n"
+	"                             below --max-connections (default: half of it)\n"
+	"      --max-unauth-per-peer N  from one IPv4 address or IPv6 /64 (default 64, or\n"
+	"                             --max-unauth if lower)\n"
 	"  -h, --help                 show this help\n"
+	"\n"
+	"<root> is the store root: $CAPSA_ROOT, by default /var/lib/capsa, or\n"
+	"~/.local/share/capsa ($XDG_DATA_HOME/capsa) rootless.\n"
 	"\n"
 	"Examples:\n"
 	"  capsa serve\n"
 	"  capsa serve --listen 127.0.0.1:3000\n"
 	"  E2B_API_URL=http://127.0.0.1:3000 E2B_SANDBOX_URL=http://127.0.0.1:3000 \\\n"
-	"    E2B_API_KEY=$(cat /var/lib/capsa/api-token) node my-agent.js\n";
+	"    E2B_API_KEY=$(cat <root>/api-token) node my-agent.js\n";
 
 enum {
 	O_SOCKET = 256, O_LISTEN, O_TOKEN, O_CAP_CPUS, O_CAP_MEM, O_CAP_DISK, O_MIN_FREE, O_DEF_MEM, O_DEF_DISK, O_E2B_TIMEOUT,
-	O_WORKERS, O_MAX_BODY, O_MAX_UPLOAD, O_CONN_TIMEOUT, O_MAX_CONN, O_MAX_STREAMS,
+	O_WORKERS, O_MAX_BODY, O_MAX_UPLOAD, O_CONN_TIMEOUT, O_MAX_CONN, O_MAX_STREAMS, O_HEADER_TIMEOUT, O_MAX_UNAUTH,
+	O_MAX_UNAUTH_PEER,
 };
 
 static int size_opt(struct cli *cli, const char *name, const char *arg, int64_t *out)
@@ -67,11 +82,12 @@ static int size_opt(struct cli *cli, const char *name, const char *arg, int64_t 
 	return 0;
 }
 
-static int int_opt(struct cli *cli, const char *name, const char *arg, int64_t max, int *out)
+static int int_opt(struct cli *cli, const char *name, const char *arg, int64_t min, int64_t max, int *out)
 {
 	int64_t v;
-	if (parse_int64(arg, 1, max, &v) < 0)
-		return cli_usage_error(cli, "--%s: expected a number from 1 to %lld", name, (long long)max);
+	if (parse_int64(arg, min, max, &v) < 0)
+		return cli_usage_error(cli, "--%s: expected a number from %lld to %lld", name, (long long)min,
+				       (long long)max);
 	*out = (int)v;
 	return 0;
 }
@@ -106,6 +122,9 @@ CLI_CMD(serve)
 		{ "conn-timeout", required_argument, NULL, O_CONN_TIMEOUT },
 		{ "max-connections", required_argument, NULL, O_MAX_CONN },
 		{ "max-streams", required_argument, NULL, O_MAX_STREAMS },
+		{ "header-timeout", required_argument, NULL, O_HEADER_TIMEOUT },
+		{ "max-unauth", required_argument, NULL, O_MAX_UNAUTH },
+		{ "max-unauth-per-peer", required_argument, NULL, O_MAX_UNAUTH_PEER },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -153,7 +172,7 @@ CLI_CMD(serve)
 			rc = dur_opt(cli, "e2b-timeout", optarg, &o.e2b_default_timeout_ms);
 			break;
 		case O_WORKERS:
-			rc = int_opt(cli, "workers", optarg, 1024, &o.workers);
+			rc = int_opt(cli, "workers", optarg, 1, 1024, &o.workers);
 			break;
 		case O_MAX_BODY:
 			rc = size_opt(cli, "max-body", optarg, &o.max_json);
@@ -166,10 +185,19 @@ CLI_CMD(serve)
 			o.conn_timeout_s = (int)((v + 999) / 1000);
 			break;
 		case O_MAX_CONN:
-			rc = int_opt(cli, "max-connections", optarg, 1 << 20, &o.max_connections);
+			rc = int_opt(cli, "max-connections", optarg, 2, 1 << 20, &o.max_connections);
 			break;
 		case O_MAX_STREAMS:
-			rc = int_opt(cli, "max-streams", optarg, 1 << 20, &o.max_streams);
+			rc = int_opt(cli, "max-streams", optarg, 1, 1 << 20, &o.max_streams);
+			break;
+		case O_HEADER_TIMEOUT:
+			rc = dur_opt(cli, "header-timeout", optarg, &o.header_timeout_ms);
+			break;
+		case O_MAX_UNAUTH:
+			rc = int_opt(cli, "max-unauth", optarg, 1, 1 << 20, &o.max_unauth);
+			break;
+		case O_MAX_UNAUTH_PEER:
+			rc = int_opt(cli, "max-unauth-per-peer", optarg, 1, 1 << 20, &o.max_unauth_per_peer);
 			break;
 		case 'h':
 			return cli_help(serve_usage);

@@ -4,14 +4,18 @@
  *   1. uri_cb: the raw request target, before MHD parses it: allocate the
  *      request, split and percent-decode the path and query ourselves
  *      (so a %00 or a bad escape is refused, never silently truncated);
- *   2. first access call: headers complete: count them, authenticate,
- *      route, check the declared body size;
+ *   2. first access call: headers complete: count them, authenticate
+ *      (a TCP connection that shows the token leaves the guard on
+ *      unauthenticated connections, preauth.h; one that does not is
+ *      answered 401 and closed), route, check the declared body size;
  *   3. body calls: append to the route's sink, bounded;
  *   4. final call: suspend the connection and hand the request to a
  *      worker, which runs the handler and resumes the connection;
  *   5. the access call after the resume queues the response;
  *   6. completed_cb: metrics, then the request is freed.
  * Errors found in steps 1-3 are answered at once, from the MHD thread.
+ * Around them, notify_cb tells the guard of every TCP connection accepted
+ * and closed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +29,7 @@
 #include "http.h"
 #include "json.h"
 #include "pool.h"
+#include "preauth.h"
 #include "server.h"
 #include "stream.h"
 #include "util/error.h"
@@ -381,10 +386,22 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
  * 404/405: a client may send that much before it reads the answer. */
 #define DISCARD_MAX (64 * 1024)
 
+/* The guard's handle of r's connection; NULL on the unix socket. */
+static struct preauth_conn *conn_guard(const struct http_req *r)
+{
+	if (!r->lst->tcp)
+		return NULL;
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
 static enum MHD_Result queue_now(struct http_req *r)
 {
 	if (!r->resp)
 		http_reply_error(r, 500, "internal", "no response");
+	/* an answer on a connection that never showed the token is its last */
+	if (r->lst->tcp && !preauth_is_authenticated(conn_guard(r)))
+		http_reply_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	if (r->stream)
 		stream_attach(r->stream, r->conn);
 	enum MHD_Result ret = MHD_queue_response(r->conn, r->status, r->resp);
@@ -476,8 +493,15 @@ static enum MHD_Result on_headers(struct http_req *r)
 			p = -1;
 		r->sandbox_port = (int)p;
 	}
-	if (!authorized(r))
-		return reply_now(r, 401, "unauthorized", "unauthorized");
+	if (!authorized(r)) {
+		/* even on a connection that showed the right token before */
+		http_reply_error(r, 401, "unauthorized", "unauthorized");
+		http_reply_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+		return queue_now(r);
+	}
+	struct preauth_conn *guard = conn_guard(r);
+	if (guard && !preauth_authenticated(srv->preauth, guard))
+		return MHD_NO; /* the guard closed it as the headers completed */
 	if (r->bad)
 		return reply_now(r, (unsigned)r->bad_status, r->bad_status == 404 ? "not_found" : "invalid_argument", r->bad);
 	const struct route *table = native_routes;
@@ -645,7 +669,25 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 	return MHD_YES;
 }
 
-static void log_cb(void *cls, const char *fmt, va_list ap)
+/* Every TCP connection is in the guard from its accept to its close. */
+static void notify_cb(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+		      enum MHD_ConnectionNotificationCode code)
+{
+	struct listener *l = cls;
+	if (!l->tcp)
+		return;
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		preauth_remove(l->srv->preauth, *socket_ctx);
+		*socket_ctx = NULL;
+		return;
+	}
+	const union MHD_ConnectionInfo *fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	const union MHD_ConnectionInfo *peer = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (fd)
+		*socket_ctx = preauth_add(l->srv->preauth, fd->connect_fd, peer ? peer->client_addr : NULL);
+}
+
+static void PRINTF(2, 0) log_cb(void *cls, const char *fmt, va_list ap)
 {
 	(void)cls;
 	fputs("capsa serve: libmicrohttpd: ", stderr);
@@ -659,7 +701,8 @@ int http_listener_start(struct listener *l, int conn_timeout_s, int max_connecti
 				MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)conn_timeout_s,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_connections,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_URI_LOG_CALLBACK,
-				uri_cb, l, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, l, MHD_OPTION_END);
+				uri_cb, l, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, l, MHD_OPTION_NOTIFY_CONNECTION,
+				notify_cb, l, MHD_OPTION_END);
 	if (!l->d)
 		return error_set(err, EIO, "start the HTTP server on %s", l->desc);
 	return 0;

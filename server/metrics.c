@@ -56,6 +56,21 @@ static void histogram(struct buf *o, const char *name, const char *help, struct 
 		    (unsigned long long)atomic_load(&h->count));
 }
 
+/* The guard on connections that have not shown the token (preauth.h). */
+static void unauthenticated(struct buf *o, struct metrics *m)
+{
+	const char *name = "capsa_http_unauthenticated_closed_total";
+	buf_appendf(o, "# HELP capsa_http_unauthenticated_connections TCP connections that have not shown the API "
+		       "token yet.\n# TYPE capsa_http_unauthenticated_connections gauge\n"
+		       "capsa_http_unauthenticated_connections %d\n",
+		    atomic_load(&m->unauth_open));
+	buf_appendf(o, "# HELP %s TCP connections closed before they showed the API token, by reason.\n"
+		       "# TYPE %s counter\n", name, name);
+	for (size_t i = 0; i < PREAUTH_N_REASONS; i++)
+		buf_appendf(o, "%s{reason=\"%s\"} %llu\n", name, preauth_reason_names[i],
+			    (unsigned long long)atomic_load(&m->unauth_closed[i]));
+}
+
 static void ledger(struct buf *o, struct capsa_ctx *ctx, const struct capsa_capacity *cap)
 {
 	struct capsa_ledger u;
@@ -162,6 +177,7 @@ int metrics_render(struct metrics *m, struct capsa_ctx *ctx, const struct capsa_
 		atomic_load(&m->create_errors));
 	counter(out, "capsa_execs_total", "Processes started in sandboxes through the API.", atomic_load(&m->execs));
 	counter(out, "capsa_exec_errors_total", "Processes that could not be started.", atomic_load(&m->exec_errors));
+	unauthenticated(out, m);
 	histogram(out, "capsa_sandbox_create_duration_seconds", "Time to create and start a sandbox.",
 		  &m->create_seconds);
 	histogram(out, "capsa_exec_duration_seconds",

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "capsa/capsa.h"
+#include "preauth.h"
 #include "util/str.h"
 
 #define METRICS_BUCKETS 14
@@ -26,6 +27,10 @@ struct metrics {
 	atomic_uint_least64_t create_errors;
 	atomic_uint_least64_t execs;	    /* processes started in sandboxes */
 	atomic_uint_least64_t exec_errors;
+	/* TCP connections not yet authenticated (preauth.h): open now, and
+	 * closed by the guard, by enum preauth_reason */
+	atomic_int unauth_open;
+	atomic_uint_least64_t unauth_closed[PREAUTH_N_REASONS];
 	struct histogram create_seconds;
 	struct histogram exec_seconds;
 };

@@ -1,6 +1,7 @@
 /* server.c: starting and stopping capsa serve: the token, the listening
- * sockets, the worker pool, the ticker (keepalives, reconciliation), and
- * the route matcher shared by the API tables. */
+ * sockets (and removing the unix one at exit), the worker pool, the ticker
+ * (keepalives, header deadlines, reconciliation), and the route matcher
+ * shared by the API tables. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +23,7 @@
 #include "linux/cgroup.h"
 #include "hub.h"
 #include "pool.h"
+#include "preauth.h"
 #include "server.h"
 #include "stream.h"
 #include "util/error.h"
@@ -93,6 +95,7 @@ char *server_sandbox_token(const struct server *srv, const char *sandbox_id)
 	return hex;
 }
 
+/* 1 when the file was created with a new token, 0 when it was read. */
 static int load_token(struct server *srv, const char *path, struct capsa_error **err)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -108,7 +111,7 @@ static int load_token(struct server *srv, const char *path, struct capsa_error *
 			return error_sys(err, e, "write token file %s", path);
 		}
 		srv->token = steal_pointer(&tok);
-		return 0;
+		return 1;
 	}
 	if (fd < 0)
 		return error_sys(err, errno, "open token file %s", path);
@@ -146,12 +149,36 @@ static int listen_unix(struct server *srv, const char *path, struct capsa_error 
 	int fd = unix_listen(path, 0660, 512);
 	if (fd < 0)
 		return error_sys(err, errno, "listen on %s", path);
+	struct stat st;
+	if (lstat(path, &st) < 0) {
+		int e = errno;
+		close(fd);
+		unlink(path);
+		return error_sys(err, e, "stat %s", path);
+	}
 	struct listener *l = &srv->lst[srv->n_lst++];
 	l->srv = srv;
 	l->fd = fd;
 	l->tcp = false;
 	l->desc = xasprintf("unix:%s", path);
+	l->sock_path = xstrdup(path);
+	l->sock_dev = st.st_dev;
+	l->sock_ino = st.st_ino;
 	return 0;
+}
+
+/* At exit: the socket path goes, unless it names another socket by now (a
+ * second server started after someone removed ours). */
+static void remove_socket(struct listener *l)
+{
+	struct stat st;
+	if (!l->sock_path)
+		return;
+	if (lstat(l->sock_path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == l->sock_dev &&
+	    st.st_ino == l->sock_ino && unlink(l->sock_path) < 0 && errno != ENOENT)
+		fprintf(stderr, "capsa serve: remove %s: %s\n", l->sock_path, strerror(errno));
+	free(l->sock_path);
+	l->sock_path = NULL;
 }
 
 static int listen_tcp(struct server *srv, const char *addr, struct capsa_error **err)
@@ -270,7 +297,8 @@ int server_spawn(struct server *srv, void (*fn)(void *arg, struct capsa_ctx *ctx
 	return 0;
 }
 
-/* The ticker: keepalives on idle streams, and reconciliation, so that the
+/* The ticker, four times a second: keepalives on idle streams, the header
+ * deadline of unauthenticated connections, and reconciliation, so that the
  * capacity of sandboxes that crashed returns to the ledger. */
 static void *ticker_main(void *p)
 {
@@ -291,6 +319,7 @@ static void *ticker_main(void *p)
 		if (atomic_load(&srv->stopping))
 			break;
 		pthread_mutex_unlock(&srv->ticker_mu);
+		preauth_sweep(srv->preauth, mono_ms());
 		streams_tick(srv);
 		if (ctx && mono_ms() >= next_reconcile) {
 			capsa_sandbox_reconcile(ctx, NULL);
@@ -312,7 +341,9 @@ static void server_release(struct server *srv)
 		if (srv->lst[i].fd >= 0)
 			close(srv->lst[i].fd);
 		free(srv->lst[i].desc);
+		free(srv->lst[i].sock_path);
 	}
+	preauth_free(srv->preauth);
 	free(srv->token);
 	free(srv->root);
 	free(srv->run_root);
@@ -349,8 +380,12 @@ static int setup(struct server *srv, const struct server_opts *o, struct capsa_e
 	/* sandboxes that ended while no server ran give their capacity back */
 	capsa_sandbox_reconcile(ctx, NULL);
 	tokpath = o->token_file ? xstrdup(o->token_file) : xasprintf("%s/api-token", srv->root);
-	if (o->listen && o->listen[0] && load_token(srv, tokpath, err) < 0)
-		goto out;
+	if (o->listen && o->listen[0]) {
+		int made = load_token(srv, tokpath, err);
+		if (made < 0)
+			goto out;
+		fprintf(stderr, "capsa serve: API token in %s%s\n", tokpath, made ? " (new)" : "");
+	}
 	if (!srv->token)
 		srv->token = random_hex(32); /* unix socket only: never checked, never shown */
 	if (!sock || (strcmp(sock, "none") != 0 && *sock)) {
@@ -398,6 +433,12 @@ static void apply_defaults(struct server_opts *o, bool memcg)
 		o->conn_timeout_s = 60;
 	if (o->max_connections <= 0)
 		o->max_connections = 1024;
+	if (o->header_timeout_ms <= 0)
+		o->header_timeout_ms = 10000;
+	if (o->max_unauth <= 0)
+		o->max_unauth = o->max_connections / 2 > 0 ? o->max_connections / 2 : 1;
+	if (o->max_unauth_per_peer <= 0)
+		o->max_unauth_per_peer = o->max_unauth < 64 ? o->max_unauth : 64;
 	if (o->max_streams <= 0)
 		o->max_streams = 512;
 	if (o->e2b_default_timeout_ms <= 0)
@@ -409,6 +450,21 @@ static void apply_defaults(struct server_opts *o, bool memcg)
 	} else if (o->default_memory <= 0) {
 		o->default_memory = 512LL << 20;
 	}
+}
+
+/* Connections that have not shown the token must leave every listener a
+ * slot for one that has (preauth.h). */
+static int check_limits(const struct server_opts *o, struct capsa_error **err)
+{
+	if (o->max_unauth >= o->max_connections)
+		return error_set(err, EINVAL,
+				 "--max-unauth %d: must be below --max-connections (%d), so that clients with the "
+				 "token always find a free connection",
+				 o->max_unauth, o->max_connections);
+	if (o->max_unauth_per_peer > o->max_unauth)
+		return error_set(err, EINVAL, "--max-unauth-per-peer %d: must be at most --max-unauth (%d)",
+				 o->max_unauth_per_peer, o->max_unauth);
+	return 0;
 }
 
 int server_run(const struct server_opts *opts, struct capsa_error **err)
@@ -426,12 +482,17 @@ int server_run(const struct server_opts *opts, struct capsa_error **err)
 	srv->o = *opts;
 	struct server_opts *o = &srv->o;
 	apply_defaults(o, memcg);
+	if (check_limits(o, err) < 0) {
+		free(srv);
+		return -1;
+	}
 	srv->max_json = o->max_json;
 	srv->max_upload = o->max_upload;
 	pthread_mutex_init(&srv->streams_mu, NULL);
 	pthread_mutex_init(&srv->ticker_mu, NULL);
 	pthread_cond_init(&srv->ticker_cond, NULL);
 	metrics_init(&srv->metrics);
+	srv->preauth = preauth_new(o->max_unauth, o->max_unauth_per_peer, o->header_timeout_ms, &srv->metrics);
 	for (size_t i = 0; i < ARRAY_SIZE(srv->lst); i++)
 		srv->lst[i].fd = -1;
 
@@ -444,7 +505,7 @@ int server_run(const struct server_opts *opts, struct capsa_error **err)
 	pthread_sigmask(SIG_BLOCK, &mask, &old);
 	signal(SIGPIPE, SIG_IGN);
 
-	int rc = -1, sig = 0;
+	int rc = -1, sig = 0, e;
 	if (setup(srv, o, err) < 0)
 		goto out;
 	if (pool_start(&srv->pool, (size_t)o->workers, &srv->ctx_opts, &srv->capacity, err) < 0)
@@ -454,8 +515,13 @@ int server_run(const struct server_opts *opts, struct capsa_error **err)
 	for (size_t i = 0; i < srv->n_lst; i++)
 		if (http_listener_start(&srv->lst[i], o->conn_timeout_s, o->max_connections, err) < 0)
 			goto out;
-	if (pthread_create(&srv->ticker, NULL, ticker_main, srv) == 0)
-		srv->ticker_started = true;
+	/* the ticker enforces the header deadline: no server without it */
+	e = pthread_create(&srv->ticker, NULL, ticker_main, srv);
+	if (e) {
+		error_sys(err, e, "start the ticker thread");
+		goto out;
+	}
+	srv->ticker_started = true;
 	for (size_t i = 0; i < srv->n_lst; i++)
 		printf("capsa serve: listening on %s\n", srv->lst[i].desc);
 	fflush(stdout);
@@ -469,8 +535,10 @@ out:
 	atomic_store(&srv->stopping, true);
 	pthread_cond_broadcast(&srv->ticker_cond);
 	pthread_mutex_unlock(&srv->ticker_mu);
-	for (size_t i = 0; i < srv->n_lst; i++)
+	for (size_t i = 0; i < srv->n_lst; i++) {
 		http_listener_quiesce(&srv->lst[i]);
+		remove_socket(&srv->lst[i]);
+	}
 	streams_close_all(srv);
 	/* requests in workers finish and resume their connections */
 	pool_stop(srv->pool);

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "capsa/admission.h"
 #include "capsa/capsa.h"
@@ -29,7 +30,10 @@ struct server_opts {
 	int64_t max_json;	   /* bytes; 0: 1 MiB */
 	int64_t max_upload;	   /* bytes; 0: 4 GiB */
 	int conn_timeout_s;	   /* idle connection timeout; 0: 60 */
-	int max_connections;	   /* 0: 1024 */
+	int max_connections;	   /* per listener; 0: 1024 */
+	int64_t header_timeout_ms; /* a TCP connection's first headers, from accept; 0: 10 s */
+	int max_unauth;		   /* unauthenticated TCP connections (preauth.h); 0: max_connections / 2 */
+	int max_unauth_per_peer;   /* of them from one peer; 0: 64, at most max_unauth */
 	int max_streams;	   /* long-lived streaming responses; 0: 512 */
 	int64_t e2b_default_timeout_ms; /* 0: 300 s */
 	int64_t default_memory;	   /* limit of API sandboxes that give none; 0: 512 MiB */
@@ -43,6 +47,11 @@ struct listener {
 	int fd;
 	bool tcp; /* requests need the token */
 	char *desc;
+	/* a unix socket: its path and identity, to remove it at exit only
+	 * while it is still the one we bound */
+	char *sock_path;
+	dev_t sock_dev;
+	ino_t sock_ino;
 };
 
 struct pool;
@@ -57,6 +66,7 @@ struct server {
 	size_t n_lst;
 	char *token;
 	struct pool *pool;
+	struct preauth *preauth;
 	struct metrics metrics;
 	struct capsa_capacity capacity;
 	int64_t max_json, max_upload;

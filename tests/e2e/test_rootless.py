@@ -315,6 +315,7 @@ def test_serve_api_creates_and_removes_a_rootless_sandbox(rl):
         srv.terminate()
         out, err = srv.communicate(timeout=20)
     assert b"no default memory limit" in err, err
+    assert not os.path.exists(sock), "capsa serve left its socket behind"
     rl.assert_clean()
 
 

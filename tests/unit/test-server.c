@@ -1,16 +1,23 @@
 /* test-server.c: the parsers of capsa serve that see client bytes: request
  * targets, routing, strict JSON decoding, UTF-8 sanitizing, multipart
- * bodies and Connect envelopes. */
+ * bodies and Connect envelopes; and the guard on connections that have
+ * not shown the token (which ones it closes, on real sockets). */
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "server/connect.h"
 #include "server/http.h"
 #include "server/json.h"
+#include "server/metrics.h"
 #include "server/multipart.h"
+#include "server/preauth.h"
 #include "server/server.h"
 #include "tap.h"
 #include "util/fs.h"
@@ -299,6 +306,79 @@ static void test_connect(void)
 	is_str(connect_code_for_errno(ENOENT), "not_found", "ENOENT");
 }
 
+/* A stand-in for an accepted TCP connection: one end of a socket pair is
+ * what the guard shuts down, the other tells whether it did. */
+struct fake_conn {
+	int fds[2];
+	struct sockaddr_storage peer;
+	struct preauth_conn *c;
+};
+
+static void fake_open(struct preauth *pa, struct fake_conn *f, const char *addr)
+{
+	memset(f, 0, sizeof(*f));
+	socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, f->fds);
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&f->peer;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&f->peer;
+	if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1)
+		s4->sin_family = AF_INET;
+	else if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1)
+		s6->sin6_family = AF_INET6;
+	f->c = preauth_add(pa, f->fds[0], (struct sockaddr *)&f->peer);
+}
+
+static bool fake_shut(const struct fake_conn *f)
+{
+	char ch;
+	return recv(f->fds[1], &ch, 1, MSG_DONTWAIT) == 0;
+}
+
+static void fake_close(struct preauth *pa, struct fake_conn *f)
+{
+	preauth_remove(pa, f->c);
+	close(f->fds[0]);
+	close(f->fds[1]);
+}
+
+static void test_preauth(void)
+{
+	struct metrics m;
+	metrics_init(&m);
+	struct preauth *pa = preauth_new(4, 2, 10000, &m);
+	struct fake_conn f[8];
+	/* per peer: the third from one address closes that address's oldest */
+	fake_open(pa, &f[0], "10.0.0.1");
+	fake_open(pa, &f[1], "10.0.0.9");
+	fake_open(pa, &f[2], "10.0.0.1");
+	ok(!fake_shut(&f[0]) && !fake_shut(&f[1]) && !fake_shut(&f[2]), "two per peer are kept");
+	fake_open(pa, &f[3], "::ffff:10.0.0.1");
+	ok(fake_shut(&f[0]) && !fake_shut(&f[2]) && !fake_shut(&f[3]),
+	   "over the peer cap the peer's oldest is closed (a v4-mapped address is the v4 peer)");
+	is_int((int)atomic_load(&m.unauth_closed[PREAUTH_PEER_LIMIT]), 1, "counted as peer_limit");
+	is_int(atomic_load(&m.unauth_open), 3, "three open");
+	/* overall: the oldest of any peer goes; an IPv6 /64 is one peer */
+	fake_open(pa, &f[4], "2001:db8::1");
+	fake_open(pa, &f[5], "2001:db8::2:3");
+	ok(fake_shut(&f[1]) && !fake_shut(&f[2]) && !fake_shut(&f[4]), "over the overall cap the oldest is closed");
+	is_int((int)atomic_load(&m.unauth_closed[PREAUTH_LIMIT]), 1, "counted as limit");
+	/* an authenticated connection leaves the guard */
+	ok(preauth_authenticated(pa, f[2].c) && preauth_is_authenticated(f[2].c), "authenticated");
+	ok(!preauth_authenticated(pa, f[0].c), "a connection the guard closed does not authenticate");
+	fake_open(pa, &f[6], "2001:db8:0:0:ffff::1");
+	ok(fake_shut(&f[4]) && !fake_shut(&f[5]) && !fake_shut(&f[6]), "two in one /64: its oldest is closed");
+	/* the header deadline closes everything still unauthenticated */
+	preauth_sweep(pa, mono_ms() - 1);
+	ok(!fake_shut(&f[3]) && !fake_shut(&f[5]), "nothing before the deadline");
+	preauth_sweep(pa, mono_ms() + 10000);
+	ok(fake_shut(&f[3]) && fake_shut(&f[5]) && fake_shut(&f[6]) && !fake_shut(&f[2]),
+	   "past the deadline the unauthenticated are closed, the authenticated kept");
+	is_int((int)atomic_load(&m.unauth_closed[PREAUTH_HEADER_TIMEOUT]), 3, "counted as header_timeout");
+	is_int(atomic_load(&m.unauth_open), 0, "none open");
+	for (int i = 0; i <= 6; i++)
+		fake_close(pa, &f[i]);
+	preauth_free(pa);
+}
+
 int main(void)
 {
 	test_unescape();
@@ -307,5 +387,6 @@ int main(void)
 	test_json();
 	test_multipart();
 	test_connect();
+	test_preauth();
 	return done_testing();
 }
