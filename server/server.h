@@ -28,6 +28,7 @@ struct server_opts {
 	bool capacity_set[4];	   /* which capacity fields were given */
 	int64_t max_json;	   /* bytes; 0: 1 MiB */
 	int64_t max_upload;	   /* bytes; 0: 4 GiB */
+	int64_t max_download;	   /* bytes of one file or archive download; 0: 4 GiB */
 	int conn_timeout_s;	   /* idle connection timeout; 0: 60 */
 	int max_connections;	   /* 0: 1024 */
 	int max_streams;	   /* long-lived streaming responses; 0: 512 */
@@ -59,7 +60,7 @@ struct server {
 	struct pool *pool;
 	struct metrics metrics;
 	struct capsa_capacity capacity;
-	int64_t max_json, max_upload;
+	int64_t max_json, max_upload, max_download;
 	atomic_int n_streams;
 	atomic_bool stopping;
 	pthread_mutex_t streams_mu;
