@@ -743,7 +743,10 @@ static int map_block(struct tarx *x, struct capsa_error **err)
 	const char *p = x->meta.data;
 	uint64_t count = 0;
 	int r = x->map_lines ? map_number(&p, x->meta.data + x->meta.len, &count) : 0;
-	if (r < 0 || (r > 0 && x->map_lines < 2 * MIN(count, (uint64_t)TAR_SPARSE_MAX + 1) + 1))
+	if (r > 0 && count > TAR_SPARSE_MAX)
+		return error_set(err, E2BIG, "tar entry '%s': sparse map of more than %u regions", x->fd_name,
+				 TAR_SPARSE_MAX);
+	if (r < 0 || (r > 0 && x->map_lines < 2 * count + 1))
 		r = r < 0 ? -1 : 0;
 	else
 		r = parse_map(x, err);
