@@ -111,8 +111,9 @@ static bool own_proc;
 static void fail_errno(uint32_t stream, int e, const char *what, const char *path)
 {
 	const char *user = acred_user();
-	if (e == EACCES && own_proc)
-		agent_send_error(stream, e, "%s %s: the sandbox agent's own /proc entries are off limits", what, path);
+	if ((e == EACCES || e == EPERM) && own_proc)
+		agent_send_error(stream, EACCES, "%s %s: the sandbox agent's own /proc entries are off limits", what,
+				 path);
 	else if (user && (e == EACCES || e == EPERM))
 		agent_send_error(stream, e, "%s %s: %s (as user %s)", what, path,
 				 e == EACCES ? "permission denied" : "operation not permitted", user);
@@ -137,6 +138,16 @@ static int sb_open(const char *path, int flags, mode_t mode)
 {
 	own_proc = false;
 	int fd = open_beneath(agent.root_fd, path, flags, mode, RES_IN_ROOT);
+	if (fd < 0 && (errno == EACCES || errno == EPERM)) {
+		/* the user may not open it: say so, or that nobody may */
+		int e = errno;
+		fd = open_beneath(agent.root_fd, path, O_PATH | (flags & O_NOFOLLOW), 0, RES_IN_ROOT);
+		own_proc = fd >= 0 && agent_proc_is_own(fd, NULL);
+		if (fd >= 0)
+			close(fd);
+		errno = e;
+		return -1;
+	}
 	if (fd >= 0 && agent_proc_is_own(fd, NULL)) {
 		close(fd);
 		own_proc = true;

@@ -291,6 +291,17 @@ static void on_inotify(struct ev_loop *l, struct ev_io *io, uint32_t revents)
 	agent_chan_update();
 }
 
+/* Whether the directory at path, which the user may not open, is one
+ * nobody may (to say so). */
+static bool own_proc_dir(const char *path)
+{
+	int look = open_beneath(agent.root_fd, path, O_PATH | O_DIRECTORY, 0, RES_IN_ROOT);
+	bool own = look >= 0 && agent_proc_is_own(look, NULL);
+	if (look >= 0)
+		close(look);
+	return own;
+}
+
 /* Opens the directory and adds the first watches, as the user. */
 static int watch_begin(struct awatch *w, const char *path)
 {
@@ -301,15 +312,14 @@ static int watch_begin(struct awatch *w, const char *path)
 		return -1;
 	}
 	int e = 0;
+	bool own = false;
 	int fd = open_beneath(agent.root_fd, path, O_RDONLY | O_DIRECTORY, 0, RES_IN_ROOT);
 	if (fd < 0) {
 		e = errno;
+		own = (e == EACCES || e == EPERM) && own_proc_dir(path);
 	} else if (agent_proc_is_own(fd, NULL)) {
+		own = true;
 		close(fd);
-		acred_leave();
-		agent_send_error(w->stream, EACCES, "watch %s: the sandbox agent's own /proc entries are off limits",
-				 path);
-		return -1;
 	} else if ((w->root_wd = add_dir(w, fd, path)) < 0) {
 		e = errno;
 		close(fd);
@@ -320,14 +330,15 @@ static int watch_begin(struct awatch *w, const char *path)
 	}
 	const char *user = acred_user();
 	acred_leave();
-	if (!e)
-		return 0;
-	if (user && (e == EACCES || e == EPERM))
+	if (own)
+		agent_send_error(w->stream, EACCES, "watch %s: the sandbox agent's own /proc entries are off limits",
+				 path);
+	else if (user && (e == EACCES || e == EPERM))
 		agent_send_error(w->stream, e, "watch %s: permission denied (as user %s)", path, user);
-	else
+	else if (e)
 		agent_send_error(w->stream, e, "watch %s: %s%s", path, strerror(e),
 				 e == ENOSPC ? " (at most 4096 directories are watched per sandbox)" : "");
-	return -1;
+	return own || e ? -1 : 0;
 }
 
 void watch_start(uint32_t stream, struct proto_fileop *op, struct acred *cred)

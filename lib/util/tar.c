@@ -257,10 +257,11 @@ static int emit(struct tarw *t, int dirfd, const char *base, const char *arcname
 	if (S_ISREG(st.st_mode)) {
 		int fd = base ? openat(dirfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
 			      : fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
-		if (fd < 0 && (errno == EACCES || errno == EPERM))
+		/* (a pseudo file system's files, /proc/kmsg, are not refused data) */
+		if (fd < 0 && (errno == EACCES || errno == EPERM) && !fs_is_pseudo(dirfd))
 			return error_sys(err, errno, "archive %s", arcname);
 		if (fd < 0)
-			return 1; /* gone meanwhile */
+			return 1; /* gone meanwhile, or a kernel interface not for us */
 		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_ino != lst->st_ino) {
 			close(fd);
 			return 1; /* swapped meanwhile */
