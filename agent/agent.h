@@ -10,11 +10,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "ev/ev.h"
 #include "proto/conn.h"
 #include "proto/msg.h"
+#include "util/error.h"
 
 struct aproc;
 
@@ -54,6 +56,35 @@ void proc_kill_all(void);
 bool proc_all_done(void);
 bool proc_stream_in_use(uint32_t stream);
 
+/* creds.c: the credentials of a file operation that names a user */
+struct acred {
+	bool on;	/* a user was named; otherwise the agent's own serve */
+	char *user;	/* as named, for messages */
+	uid_t uid;
+	gid_t gid;
+	gid_t *groups;
+	size_t n_groups;
+	uint64_t caps;	/* the effective set while switched */
+};
+/* Resolves user (NULL or "": the agent's own credentials) in the sandbox's
+ * /etc/passwd and /etc/group, as the exec path does. */
+int acred_init(struct acred *c, const char *user, struct capsa_error **err);
+void acred_release(struct acred *c);
+void acred_move(struct acred *to, struct acred *from);
+/* Switches to c for the file system steps that follow (no-op without a
+ * user); -1 with errno, the agent's own credentials still in place. */
+int acred_enter(const struct acred *c);
+/* Back to the agent's own credentials. */
+void acred_leave(void);
+/* The user switched to, or NULL. */
+const char *acred_user(void);
+
+/* procself.c: true when fd (or its entry base, when not NULL) is one of
+ * the agent's own /proc entries, which no file operation may touch. */
+bool agent_proc_is_own(int fd, const char *base);
+/* A walker's hide hook (walk.h) that leaves them out of /proc. */
+bool agent_walk_hide(void *ud, int dirfd, const char *name, const struct stat *st);
+
 /* files.c */
 void file_start(uint32_t stream, const uint8_t *payload, size_t len);
 /* false: not a file stream */
@@ -61,7 +92,8 @@ bool file_frame(const struct proto_hdr *h, const uint8_t *payload);
 bool files_stream_in_use(uint32_t stream);
 
 /* watch.c */
-void watch_start(uint32_t stream, struct proto_fileop *op);
+/* Takes over cred. */
+void watch_start(uint32_t stream, struct proto_fileop *op, struct acred *cred);
 bool watch_frame(const struct proto_hdr *h, const uint8_t *payload);
 bool watch_stream_in_use(uint32_t stream);
 

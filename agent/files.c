@@ -13,6 +13,12 @@
  * Output (file content, listings, tar streams) is sent only within the
  * stream's credit, like process output; input (write, tar put) is written
  * out before its credit is returned.
+ *
+ * An operation that names a user runs every file system step with that
+ * user's credentials (creds.c): at its start and again at each event of a
+ * stream (credit, input, end).  Files it creates are the user's because
+ * the kernel makes them so.  Without a user the agent's own serve.  The
+ * agent's own /proc entries are refused to every operation (procself.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,9 +48,8 @@ struct afile {
 	char *base, *tmp;	/* write: target and temporary names in dirfd */
 	bool existed;
 	struct stat old;	/* write: the replaced file */
-	uid_t uid;
-	gid_t gid;
-	bool chown;
+	struct acred cred;	/* the user it runs as (cred.on), or the agent */
+	bool in_place;		/* write: into the file itself (the user may not write its directory) */
 	int64_t total;
 	struct walker w;	/* list */
 	bool walking;
@@ -94,13 +99,62 @@ static void file_free(struct afile *f)
 		tarw_release(&f->tw);
 	if (f->tx_on)
 		tarx_release(&f->tx);
+	acred_release(&f->cred);
 	proto_fileop_release(&f->op);
 	free(f);
 }
 
+/* The last guarded open refused one of the agent's own /proc entries. */
+static bool own_proc;
+
+/* The kernel's answer, naming the path (and the user it was refused to). */
 static void fail_errno(uint32_t stream, int e, const char *what, const char *path)
 {
-	agent_send_error(stream, e, "%s %s: %s", what, path, strerror(e));
+	const char *user = acred_user();
+	if ((e == EACCES || e == EPERM) && own_proc)
+		agent_send_error(stream, EACCES, "%s %s: the sandbox agent's own /proc entries are off limits", what,
+				 path);
+	else if (user && (e == EACCES || e == EPERM))
+		agent_send_error(stream, e, "%s %s: %s (as user %s)", what, path,
+				 e == EACCES ? "permission denied" : "operation not permitted", user);
+	else
+		agent_send_error(stream, e, "%s %s: %s", what, path, strerror(e));
+}
+
+/* An error of ours or of a helper, with the user named the same way. */
+static void fail_err(uint32_t stream, struct capsa_error *err, const char *what, const char *path)
+{
+	const char *user = acred_user();
+	if (user && (err->code == EACCES || err->code == EPERM))
+		agent_send_error(stream, err->code, "%s %s: %s (as user %s)", what, path, err->msg, user);
+	else
+		agent_send_error(stream, err->code, "%s %s: %s", what, path, err->msg);
+	capsa_error_free(err);
+}
+
+/* open_beneath in the sandbox's root, refusing the agent's own /proc
+ * entries whatever the path went through. */
+static int sb_open(const char *path, int flags, mode_t mode)
+{
+	own_proc = false;
+	int fd = open_beneath(agent.root_fd, path, flags, mode, RES_IN_ROOT);
+	if (fd < 0 && (errno == EACCES || errno == EPERM)) {
+		/* the user may not open it: say so, or that nobody may */
+		int e = errno;
+		fd = open_beneath(agent.root_fd, path, O_PATH | (flags & O_NOFOLLOW), 0, RES_IN_ROOT);
+		own_proc = fd >= 0 && agent_proc_is_own(fd, NULL);
+		if (fd >= 0)
+			close(fd);
+		errno = e;
+		return -1;
+	}
+	if (fd >= 0 && agent_proc_is_own(fd, NULL)) {
+		close(fd);
+		own_proc = true;
+		errno = EACCES;
+		return -1;
+	}
+	return fd;
 }
 
 static void fail_file(struct afile *f, int e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -146,11 +200,10 @@ static int file_type(mode_t m)
 	return S_ISREG(m) ? 0 : S_ISDIR(m) ? 1 : S_ISLNK(m) ? 2 : 3;
 }
 
+/* ids were loaded before the operation took its user's credentials. */
 static void put_info(struct buf *b, const char *path, const char *name, const struct stat *st, const char *link,
-		     struct linux_idnames *ids)
+		     const struct linux_idnames *ids)
 {
-	if (!ids->loaded)
-		linux_idnames_load(agent.root_fd, ids);
 	struct proto_finfo fi = {
 		.name = (char *)name, .path = (char *)path, .link = (char *)link, .type = file_type(st->st_mode),
 		.size = st->st_size, .mtime_ms = (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000,
@@ -164,6 +217,7 @@ static void put_info(struct buf *b, const char *path, const char *name, const st
  * path. */
 static int parent_of(const char *path, bool parents, const char **base)
 {
+	own_proc = false;
 	int fd = open_parent_beneath(agent.root_fd, path, RES_IN_ROOT, base);
 	if (fd < 0 && errno == ENOENT && parents) {
 		_cleanup_free_ char *dir = xstrndup(path, (size_t)(strrchr(path, '/') - path));
@@ -173,26 +227,21 @@ static int parent_of(const char *path, bool parents, const char **base)
 	}
 	if (fd < 0 && errno == EINVAL)
 		errno = EPERM; /* "/" itself has no parent to work in */
-	return fd;
-}
-
-static int resolve_owner(const char *user, uid_t *uid, gid_t *gid, struct capsa_error **err)
-{
-	struct linux_user u;
-	if (linux_user_resolve(agent.root_fd, user, &u, err) < 0)
+	if (fd >= 0 && agent_proc_is_own(fd, *base)) {
+		close(fd);
+		own_proc = true;
+		errno = EACCES;
 		return -1;
-	*uid = u.uid;
-	*gid = u.gid;
-	linux_user_release(&u);
-	return 0;
+	}
+	return fd;
 }
 
 /* ---- one-shot operations ------------------------------------------------------ */
 
-static void do_stat(uint32_t stream, struct proto_fileop *op)
+static void do_stat(uint32_t stream, struct proto_fileop *op, struct linux_idnames *ids)
 {
 	int nofollow = (op->flags & FOPF_FOLLOW) ? 0 : O_NOFOLLOW;
-	_cleanup_close_ int fd = open_beneath(agent.root_fd, op->path, O_PATH | nofollow, 0, RES_IN_ROOT);
+	_cleanup_close_ int fd = sb_open(op->path, O_PATH | nofollow, 0);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return fail_errno(stream, errno, "stat", op->path);
@@ -201,26 +250,18 @@ static void do_stat(uint32_t stream, struct proto_fileop *op)
 		ssize_t n = readlinkat(fd, "", link, sizeof(link) - 1);
 		link[n > 0 ? n : 0] = '\0';
 	}
-	struct linux_idnames ids = { 0 };
 	struct buf b = BUF_INIT;
 	put_info(&b, op->path, strcmp(op->path, "/") == 0 ? "/" : base_name(op->path), &st,
-		 S_ISLNK(st.st_mode) ? link : NULL, &ids);
+		 S_ISLNK(st.st_mode) ? link : NULL, ids);
 	result(stream, &b);
 	buf_release(&b);
-	linux_idnames_release(&ids);
 }
 
+/* Without a user, what is created belongs to root (the agent); with one,
+ * to the user, by the kernel's doing. */
 static void do_mkdir(uint32_t stream, struct proto_fileop *op)
 {
 	mode_t mode = op->mode >= 0 ? (mode_t)op->mode : 0755;
-	uid_t uid = 0;
-	gid_t gid = 0;
-	struct capsa_error *err = NULL;
-	if (op->user && resolve_owner(op->user, &uid, &gid, &err) < 0) {
-		agent_send_error(stream, err->code, "mkdir %s: %s", op->path, err->msg);
-		capsa_error_free(err);
-		return;
-	}
 	const char *base;
 	_cleanup_close_ int pfd = parent_of(op->path, op->flags & FOPF_PARENTS, &base);
 	if (pfd < 0)
@@ -228,7 +269,7 @@ static void do_mkdir(uint32_t stream, struct proto_fileop *op)
 	bool created = true;
 	if (mkdirat(pfd, base, mode) < 0) {
 		int e = errno;
-		_cleanup_close_ int d = open_beneath(agent.root_fd, op->path, O_PATH | O_DIRECTORY, 0, RES_IN_ROOT);
+		_cleanup_close_ int d = sb_open(op->path, O_PATH | O_DIRECTORY, 0);
 		if (e != EEXIST || d < 0) {
 			if (e == EEXIST)
 				agent_send_error(stream, EEXIST, "mkdir %s: exists and is not a directory", op->path);
@@ -239,8 +280,6 @@ static void do_mkdir(uint32_t stream, struct proto_fileop *op)
 		created = false;
 	} else {
 		fchmodat(pfd, base, mode, 0);
-		if (op->user && fchownat(pfd, base, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
-			return fail_errno(stream, errno, "chown", op->path);
 	}
 	struct buf b = BUF_INIT;
 	tlv_put_flag(&b, T_CREATED, created);
@@ -260,11 +299,8 @@ static void do_remove(uint32_t stream, struct proto_fileop *op)
 	if (S_ISDIR(st.st_mode)) {
 		if (op->flags & FOPF_RECURSIVE) {
 			struct capsa_error *err = NULL;
-			if (rm_rf_at(pfd, base, &err) < 0) {
-				agent_send_error(stream, err->code, "remove %s: %s", op->path, err->msg);
-				capsa_error_free(err);
-				return;
-			}
+			if (rm_rf_at(pfd, base, &err) < 0)
+				return fail_err(stream, err, "remove", op->path);
 		} else if (unlinkat(pfd, base, AT_REMOVEDIR) < 0) {
 			return fail_errno(stream, errno, "remove", op->path);
 		}
@@ -285,9 +321,8 @@ static void do_rename(uint32_t stream, struct proto_fileop *op)
 	if (tpfd < 0)
 		return fail_errno(stream, errno, "rename to", to);
 	if (rename_at(fpfd, fb, tpfd, tb, (op->flags & FOPF_EXCL) ? RENAME_NOREPLACE_FLAG : 0) < 0) {
-		int e = errno;
-		agent_send_error(stream, e, "rename %s to %s: %s", op->path, to, strerror(e));
-		return;
+		_cleanup_free_ char *what = xasprintf("%s to %s", op->path, to);
+		return fail_errno(stream, errno, "rename", what);
 	}
 	result(stream, NULL);
 }
@@ -343,11 +378,8 @@ static void pump_list(struct afile *f)
 		}
 		if (r < 0) {
 			buf_release(&b);
-			int code = err->code;
-			char msg[512];
-			snprintf(msg, sizeof(msg), "list %s: %s", f->op.path, err->msg);
-			capsa_error_free(err);
-			return fail_file(f, code, "%s", msg);
+			fail_err(f->stream, err, "list", f->op.path);
+			return file_free(f);
 		}
 		if (b.len) {
 			agent_send(P_FILE_INFO, 0, f->stream, b.data, b.len);
@@ -383,11 +415,10 @@ static void pump_tar_get(struct afile *f)
 		size_t want = MIN((size_t)f->credit, (size_t)PROTO_DATA_CHUNK);
 		ssize_t r = proto_conn_queue_fill(&agent.chan, P_DATA, CH_STDOUT, f->stream, want, fill_tar, &tf);
 		if (r < 0) {
-			int code = tf.err ? tf.err->code : errno;
-			char msg[512];
-			snprintf(msg, sizeof(msg), "%s", tf.err ? tf.err->msg : strerror(errno));
-			capsa_error_free(tf.err);
-			return fail_file(f, code, "copy %s: %s", f->op.path, msg);
+			if (!tf.err)
+				error_sys(&tf.err, errno, "send");
+			fail_err(f->stream, tf.err, "copy", f->op.path);
+			return file_free(f);
 		}
 		if (r == 0) {
 			struct buf b = BUF_INIT;
@@ -415,7 +446,7 @@ static void pump(struct afile *f)
 
 static int start_read(struct afile *f)
 {
-	f->fd = open_beneath(agent.root_fd, f->op.path, O_RDONLY | O_NOCTTY | O_NONBLOCK, 0, RES_IN_ROOT);
+	f->fd = sb_open(f->op.path, O_RDONLY | O_NOCTTY | O_NONBLOCK, 0);
 	struct stat st;
 	if (f->fd < 0 || fstat(f->fd, &st) < 0)
 		return fail_errno(f->stream, errno, "read", f->op.path), -1;
@@ -436,15 +467,13 @@ static int start_read(struct afile *f)
 
 static int start_list(struct afile *f)
 {
-	int fd = open_beneath(agent.root_fd, f->op.path, O_RDONLY | O_DIRECTORY | O_NOCTTY, 0, RES_IN_ROOT);
+	int fd = sb_open(f->op.path, O_RDONLY | O_DIRECTORY | O_NOCTTY, 0);
 	if (fd < 0)
 		return fail_errno(f->stream, errno, "list", f->op.path), -1;
 	struct capsa_error *err = NULL;
-	if (walk_open(&f->w, fd, f->op.depth > 0 ? (size_t)f->op.depth : 1, false, &err) < 0) {
-		agent_send_error(f->stream, err->code, "list %s: %s", f->op.path, err->msg);
-		capsa_error_free(err);
-		return -1;
-	}
+	if (walk_open(&f->w, fd, f->op.depth > 0 ? (size_t)f->op.depth : 1, false, &err) < 0)
+		return fail_err(f->stream, err, "list", f->op.path), -1;
+	f->w.hide = agent_walk_hide;
 	f->walking = true;
 	return 0;
 }
@@ -463,11 +492,9 @@ static int start_tar_get(struct afile *f)
 			return fail_errno(f->stream, errno, "copy", f->op.path), -1;
 		rc = tarw_init(&f->tw, pfd, base, f->op.name ? f->op.name : base, &err);
 	}
-	if (rc < 0) {
-		agent_send_error(f->stream, err->code, "copy %s: %s", f->op.path, err->msg);
-		capsa_error_free(err);
-		return -1;
-	}
+	if (rc < 0)
+		return fail_err(f->stream, err, "copy", f->op.path), -1;
+	f->tw.hide = agent_walk_hide;
 	f->tw_on = true;
 	return 0;
 }
@@ -527,44 +554,53 @@ static int write_target(struct afile *f)
 	}
 }
 
+static int start_append(struct afile *f)
+{
+	mode_t mode = f->op.mode >= 0 ? (mode_t)f->op.mode : 0644;
+	if (f->op.flags & FOPF_PARENTS) {
+		const char *b;
+		int pfd = parent_of(f->op.path, true, &b);
+		if (pfd >= 0)
+			close(pfd);
+	}
+	f->fd = sb_open(f->op.path, O_WRONLY | O_APPEND | O_NOCTTY | O_NONBLOCK, 0);
+	if (f->fd < 0 && errno == ENOENT && !own_proc)
+		f->fd = sb_open(f->op.path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOCTTY | O_NONBLOCK, mode);
+	else
+		f->existed = true;
+	struct stat st;
+	if (f->fd < 0 || fstat(f->fd, &st) < 0)
+		return fail_errno(f->stream, errno == ELOOP ? EISDIR : errno, "write", f->op.path), -1;
+	if (!S_ISREG(st.st_mode))
+		return agent_send_error(f->stream, S_ISDIR(st.st_mode) ? EISDIR : EINVAL, "write %s: %s", f->op.path,
+					S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file"),
+		       -1;
+	return 0;
+}
+
+/* A user who may write the file but not its directory writes it in place
+ * (truncated first), as a shell's `>` would: not atomic. */
+static int open_in_place(struct afile *f, int e)
+{
+	if (!f->cred.on || !f->existed || (e != EACCES && e != EPERM))
+		return -1;
+	f->fd = openat(f->dirfd, f->base, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (f->fd < 0)
+		return -1;
+	struct stat st;
+	if (fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(f->fd);
+		f->fd = -1;
+		return -1;
+	}
+	f->in_place = true;
+	return 0;
+}
+
 static int start_write(struct afile *f)
 {
-	struct capsa_error *err = NULL;
-	if (f->op.user) {
-		if (resolve_owner(f->op.user, &f->uid, &f->gid, &err) < 0) {
-			agent_send_error(f->stream, err->code, "write %s: %s", f->op.path, err->msg);
-			capsa_error_free(err);
-			return -1;
-		}
-		f->chown = true;
-	}
-	if (f->op.flags & FOPF_APPEND) {
-		mode_t mode = f->op.mode >= 0 ? (mode_t)f->op.mode : 0644;
-		if (f->op.flags & FOPF_PARENTS) {
-			const char *b;
-			int pfd = parent_of(f->op.path, true, &b);
-			if (pfd >= 0)
-				close(pfd);
-		}
-		f->fd = open_beneath(agent.root_fd, f->op.path, O_WRONLY | O_APPEND | O_NOCTTY | O_NONBLOCK, 0,
-				     RES_IN_ROOT);
-		if (f->fd < 0 && errno == ENOENT) {
-			f->fd = open_beneath(agent.root_fd, f->op.path,
-					     O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOCTTY | O_NONBLOCK, mode, RES_IN_ROOT);
-			if (f->fd >= 0 && f->chown && fchown(f->fd, f->uid, f->gid) < 0)
-				return fail_errno(f->stream, errno, "chown", f->op.path), -1;
-		} else {
-			f->existed = true;
-		}
-		struct stat st;
-		if (f->fd < 0 || fstat(f->fd, &st) < 0)
-			return fail_errno(f->stream, errno == ELOOP ? EISDIR : errno, "write", f->op.path), -1;
-		if (!S_ISREG(st.st_mode))
-			return agent_send_error(f->stream, S_ISDIR(st.st_mode) ? EISDIR : EINVAL, "write %s: %s",
-						f->op.path, S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file"),
-			       -1;
-		return 0;
-	}
+	if (f->op.flags & FOPF_APPEND)
+		return start_append(f);
 	if (write_target(f) < 0)
 		return -1;
 	if (f->existed && (f->op.flags & FOPF_EXCL))
@@ -576,39 +612,57 @@ static int start_write(struct afile *f)
 		int e = errno;
 		free(f->tmp);
 		f->tmp = NULL;
+		if (open_in_place(f, e) == 0)
+			return 0;
 		return fail_errno(f->stream, e, "write", f->op.path), -1;
 	}
 	return 0;
 }
 
+/* The replacing file gets its mode (asked for, else the replaced file's)
+ * and, without a user, the replaced file's owner (else root's); a user's
+ * file is already the user's. */
+static int finish_replace(struct afile *f)
+{
+	mode_t mode = f->op.mode >= 0 ? (mode_t)f->op.mode : f->existed ? f->old.st_mode & 07777 : 0644;
+	uid_t uid = f->existed ? f->old.st_uid : 0;
+	gid_t gid = f->existed ? f->old.st_gid : 0;
+	if ((!f->cred.on && fchown(f->fd, uid, gid) < 0) || fchmod(f->fd, mode) < 0)
+		return fail_file(f, errno, "write %s: set owner and mode: %s", f->op.path, strerror(errno)), -1;
+	if (close(f->fd) < 0) {
+		f->fd = -1;
+		return fail_file(f, errno, "write %s: %s", f->op.path, strerror(errno)), -1;
+	}
+	f->fd = -1;
+	int r;
+	if (f->op.flags & FOPF_EXCL) {
+		r = rename_at(f->dirfd, f->tmp, f->dirfd, f->base, RENAME_NOREPLACE_FLAG);
+		if (r < 0 && errno == EINVAL) {
+			r = linkat(f->dirfd, f->tmp, f->dirfd, f->base, 0);
+			if (r == 0)
+				unlinkat(f->dirfd, f->tmp, 0);
+		}
+	} else {
+		r = renameat(f->dirfd, f->tmp, f->dirfd, f->base);
+	}
+	if (r < 0) {
+		int e = errno;
+		fail_errno(f->stream, e, "write", f->op.path);
+		return file_free(f), -1;
+	}
+	free(f->tmp);
+	f->tmp = NULL;
+	return 0;
+}
+
 static void finish_write(struct afile *f)
 {
-	if (!(f->op.flags & FOPF_APPEND)) {
-		mode_t mode = f->op.mode >= 0 ? (mode_t)f->op.mode : f->existed ? f->old.st_mode & 07777 : 0644;
-		uid_t uid = f->chown ? f->uid : f->existed ? f->old.st_uid : 0;
-		gid_t gid = f->chown ? f->gid : f->existed ? f->old.st_gid : 0;
-		if (fchown(f->fd, uid, gid) < 0 || fchmod(f->fd, mode) < 0)
-			return fail_file(f, errno, "write %s: set owner and mode: %s", f->op.path, strerror(errno));
-		if (close(f->fd) < 0) {
-			f->fd = -1;
-			return fail_file(f, errno, "write %s: %s", f->op.path, strerror(errno));
-		}
-		f->fd = -1;
-		int r;
-		if (f->op.flags & FOPF_EXCL) {
-			r = rename_at(f->dirfd, f->tmp, f->dirfd, f->base, RENAME_NOREPLACE_FLAG);
-			if (r < 0 && errno == EINVAL) {
-				r = linkat(f->dirfd, f->tmp, f->dirfd, f->base, 0);
-				if (r == 0)
-					unlinkat(f->dirfd, f->tmp, 0);
-			}
-		} else {
-			r = renameat(f->dirfd, f->tmp, f->dirfd, f->base);
-		}
-		if (r < 0)
-			return fail_file(f, errno, "write %s: %s", f->op.path, strerror(errno));
-		free(f->tmp);
-		f->tmp = NULL;
+	if (!(f->op.flags & FOPF_APPEND) && !f->in_place && finish_replace(f) < 0)
+		return;
+	if (f->in_place && f->op.mode >= 0 && fchmod(f->fd, (mode_t)f->op.mode) < 0) {
+		int e = errno;
+		fail_errno(f->stream, e, "write", f->op.path);
+		return file_free(f);
 	}
 	struct buf b = BUF_INIT;
 	tlv_put_i64(&b, T_SIZE, f->total);
@@ -618,25 +672,19 @@ static void finish_write(struct afile *f)
 	file_free(f);
 }
 
+/* Extracted entries are root's (without a user), the archive's owners
+ * (CHOWN: as far as the credentials allow) or the user's (the kernel's
+ * doing). */
 static int start_tar_put(struct afile *f)
 {
 	if ((f->op.flags & FOPF_PARENTS) && mkdir_p_beneath(agent.root_fd, f->op.path, 0755, RES_IN_ROOT) < 0)
 		return fail_errno(f->stream, errno, "copy to", f->op.path), -1;
-	_cleanup_close_ int d = open_beneath(agent.root_fd, f->op.path, O_PATH | O_DIRECTORY, 0, RES_IN_ROOT);
+	_cleanup_close_ int d = sb_open(f->op.path, O_PATH | O_DIRECTORY, 0);
 	if (d < 0)
 		return fail_errno(f->stream, errno, "copy to", f->op.path), -1;
 	struct tarx_opts o = { .root_fd = agent.root_fd, .dir = f->op.path, .res = RES_IN_ROOT };
-	if (f->op.user) {
-		struct capsa_error *err = NULL;
-		if (resolve_owner(f->op.user, &o.uid, &o.gid, &err) < 0) {
-			agent_send_error(f->stream, err->code, "copy to %s: %s", f->op.path, err->msg);
-			capsa_error_free(err);
-			return -1;
-		}
-		o.owner = TARX_OWNER_FIXED;
-	} else if (f->op.flags & FOPF_CHOWN) {
+	if (f->op.flags & FOPF_CHOWN)
 		o.owner = TARX_OWNER_ARCHIVE;
-	}
 	tarx_init(&f->tx, &o);
 	f->tx_on = true;
 	return 0;
@@ -645,16 +693,15 @@ static int start_tar_put(struct afile *f)
 static void input(struct afile *f, const uint8_t *data, size_t n)
 {
 	if (f->op.op == FOP_WRITE) {
-		if (write_all(f->fd, data, n) < 0)
-			return fail_file(f, errno, "write %s: %s", f->op.path, strerror(errno));
+		if (write_all(f->fd, data, n) < 0) {
+			fail_errno(f->stream, errno, "write", f->op.path);
+			return file_free(f);
+		}
 	} else {
 		struct capsa_error *err = NULL;
 		if (tarx_feed(&f->tx, data, n, &err) < 0) {
-			char msg[600];
-			snprintf(msg, sizeof(msg), "copy to %s: %s", f->op.path, err->msg);
-			int code = err->code;
-			capsa_error_free(err);
-			return fail_file(f, code, "%s", msg);
+			fail_err(f->stream, err, "copy to", f->op.path);
+			return file_free(f);
 		}
 	}
 	f->total += (int64_t)n;
@@ -669,11 +716,8 @@ static void input_end(struct afile *f)
 		return finish_write(f);
 	struct capsa_error *err = NULL;
 	if (tarx_finish(&f->tx, &err) < 0) {
-		char msg[600];
-		snprintf(msg, sizeof(msg), "copy to %s: %s", f->op.path, err->msg);
-		int code = err->code;
-		capsa_error_free(err);
-		return fail_file(f, code, "%s", msg);
+		fail_err(f->stream, err, "copy to", f->op.path);
+		return file_free(f);
 	}
 	struct buf b = BUF_INIT;
 	tlv_put_i64(&b, T_COUNT, (int64_t)f->tx.entries);
@@ -685,6 +729,77 @@ static void input_end(struct afile *f)
 
 /* ---- entry points -------------------------------------------------------------- */
 
+static const char *op_verb(int op)
+{
+	switch (op) {
+	case FOP_STAT: return "stat";
+	case FOP_LIST: return "list";
+	case FOP_READ: return "read";
+	case FOP_WRITE: return "write";
+	case FOP_MKDIR: return "mkdir";
+	case FOP_REMOVE: return "remove";
+	case FOP_RENAME: return "rename";
+	case FOP_TAR_GET: return "copy";
+	case FOP_TAR_PUT: return "copy to";
+	case FOP_WATCH: return "watch";
+	default: return "file operation on";
+	}
+}
+
+/* A one-shot operation, under its user's credentials. */
+static void one_shot(uint32_t stream, struct proto_fileop *op, const struct acred *cred)
+{
+	struct linux_idnames ids = { 0 };
+	if (op->op == FOP_STAT)
+		linux_idnames_load(agent.root_fd, &ids); /* names, as the agent */
+	if (acred_enter(cred) < 0) {
+		agent_send_error(stream, errno, "%s %s: cannot take the credentials of user %s: %s", op_verb(op->op),
+				 op->path, cred->user, strerror(errno));
+	} else {
+		switch (op->op) {
+		case FOP_STAT: do_stat(stream, op, &ids); break;
+		case FOP_MKDIR: do_mkdir(stream, op); break;
+		case FOP_REMOVE: do_remove(stream, op); break;
+		default: do_rename(stream, op); break;
+		}
+		acred_leave();
+	}
+	linux_idnames_release(&ids);
+}
+
+static void stream_start(uint32_t stream, struct proto_fileop *op, struct acred *cred)
+{
+	struct afile *f = xcalloc(1, sizeof(*f));
+	f->stream = stream;
+	f->op = *op;
+	memset(op, 0, sizeof(*op));
+	acred_move(&f->cred, cred);
+	f->fd = f->dirfd = -1;
+	f->credit = PROTO_WINDOW;
+	f->next = files;
+	files = f;
+	if (f->op.op == FOP_READ || f->op.op == FOP_LIST)
+		linux_idnames_load(agent.root_fd, &f->ids); /* names, as the agent */
+	if (acred_enter(&f->cred) < 0) {
+		agent_send_error(stream, errno, "%s %s: cannot take the credentials of user %s: %s",
+				 op_verb(f->op.op), f->op.path, f->cred.user, strerror(errno));
+		return file_free(f);
+	}
+	int rc;
+	switch (f->op.op) {
+	case FOP_READ: rc = start_read(f); break;
+	case FOP_LIST: rc = start_list(f); break;
+	case FOP_TAR_GET: rc = start_tar_get(f); break;
+	case FOP_WRITE: rc = start_write(f); break;
+	default: rc = start_tar_put(f); break;
+	}
+	if (rc < 0)
+		file_free(f);
+	else
+		pump(f);
+	acred_leave();
+}
+
 void file_start(uint32_t stream, const uint8_t *payload, size_t len)
 {
 	struct proto_fileop op;
@@ -694,36 +809,19 @@ void file_start(uint32_t stream, const uint8_t *payload, size_t len)
 	char *p = norm_path(op.path);
 	free(op.path);
 	op.path = p;
-	switch (op.op) {
-	case FOP_STAT: do_stat(stream, &op); break;
-	case FOP_MKDIR: do_mkdir(stream, &op); break;
-	case FOP_REMOVE: do_remove(stream, &op); break;
-	case FOP_RENAME: do_rename(stream, &op); break;
-	case FOP_WATCH: watch_start(stream, &op); break;
-	default: {
-		struct afile *f = xcalloc(1, sizeof(*f));
-		f->stream = stream;
-		f->op = op;
-		memset(&op, 0, sizeof(op));
-		f->fd = f->dirfd = -1;
-		f->credit = PROTO_WINDOW;
-		int rc;
-		switch (f->op.op) {
-		case FOP_READ: rc = start_read(f); break;
-		case FOP_LIST: rc = start_list(f); break;
-		case FOP_TAR_GET: rc = start_tar_get(f); break;
-		case FOP_WRITE: rc = start_write(f); break;
-		default: rc = start_tar_put(f); break;
-		}
-		f->next = files;
-		files = f;
-		if (rc < 0)
-			file_free(f);
-		else
-			pump(f);
-		return;
+	struct acred cred;
+	struct capsa_error *err = NULL;
+	if (acred_init(&cred, op.user, &err) < 0) {
+		agent_send_error(stream, err->code, "%s %s: %s", op_verb(op.op), op.path, err->msg);
+		capsa_error_free(err);
+	} else if (op.op == FOP_WATCH) {
+		watch_start(stream, &op, &cred);
+	} else if (op.op == FOP_STAT || op.op == FOP_MKDIR || op.op == FOP_REMOVE || op.op == FOP_RENAME) {
+		one_shot(stream, &op, &cred);
+	} else {
+		stream_start(stream, &op, &cred);
 	}
-	}
+	acred_release(&cred);
 	proto_fileop_release(&op);
 }
 
@@ -733,6 +831,13 @@ bool file_frame(const struct proto_hdr *h, const uint8_t *payload)
 	if (!f)
 		return false;
 	bool in = f->op.op == FOP_WRITE || f->op.op == FOP_TAR_PUT;
+	/* every step of a stream runs as its user (f may be freed below) */
+	if (acred_enter(&f->cred) < 0) {
+		agent_send_error(f->stream, errno, "%s %s: cannot take the credentials of user %s: %s",
+				 op_verb(f->op.op), f->op.path, f->cred.user, strerror(errno));
+		file_free(f);
+		return true;
+	}
 	switch (h->type) {
 	case P_CREDIT:
 		if (h->len == 4 && h->flags == CH_STDOUT && !in) {
@@ -755,6 +860,7 @@ bool file_frame(const struct proto_hdr *h, const uint8_t *payload)
 	default:
 		break;
 	}
+	acred_leave();
 	return true;
 }
 

@@ -10,6 +10,11 @@
  * Events are sent as FILE_EVENT frames within the stream's credit; while a
  * client does not take them, the agent stops reading inotify, and when the
  * kernel's queue overflows the client gets one OVERFLOW event.
+ *
+ * A watch that names a user adds every watch (the first ones and those on
+ * directories created later) with the user's credentials: inotify needs
+ * read permission on a directory to watch it.  The agent's own /proc
+ * entries cannot be watched.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,6 +54,7 @@ struct awatch {
 	uint32_t credit;
 	struct buf q;	   /* encoded T_ENTRY items not yet sent */
 	bool ending;	   /* the watched directory is gone: end once q is sent */
+	struct acred cred; /* the user it runs as */
 };
 
 static struct awatch *watches;
@@ -86,6 +92,7 @@ static void watch_free(struct awatch *w)
 	free(w->dirs);
 	free(w->root);
 	buf_release(&w->q);
+	acred_release(&w->cred);
 	ev_defer(&agent.loop, free, w);
 }
 
@@ -136,6 +143,7 @@ static int add_tree(struct awatch *w, int fd, const char *path, bool report)
 		capsa_error_free(err);
 		return 0;
 	}
+	wk.hide = agent_walk_hide;
 	int rc = 0;
 	struct walk_entry e;
 	while (walk_next(&wk, &e, NULL) > 0) {
@@ -149,6 +157,8 @@ static int add_tree(struct awatch *w, int fd, const char *path, bool report)
 			continue;
 		int r = add_dir(w, d, p);
 		close(d);
+		if (r < 0 && (errno == EACCES || errno == EPERM))
+			continue; /* the user may not read it: left unwatched */
 		if (r < 0) {
 			rc = -1;
 			break;
@@ -263,7 +273,10 @@ static void on_inotify(struct ev_loop *l, struct ev_io *io, uint32_t revents)
 	(void)revents;
 	struct awatch *w = container_of(io, struct awatch, io);
 	char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
-	for (int rounds = 0; rounds < 4 && w->q.len < WATCH_QUEUE_MAX; rounds++) {
+	/* new directories are watched as the user (a failure to switch only
+	 * leaves them unwatched: events come in the user's name or not at all) */
+	bool as_user = acred_enter(&w->cred) == 0;
+	for (int rounds = 0; as_user && rounds < 4 && w->q.len < WATCH_QUEUE_MAX; rounds++) {
 		ssize_t n = read(w->ifd, buf, sizeof(buf));
 		if (n <= 0)
 			break;
@@ -273,48 +286,86 @@ static void on_inotify(struct ev_loop *l, struct ev_io *io, uint32_t revents)
 			p += sizeof(*ev) + ev->len;
 		}
 	}
+	acred_leave();
 	flush(w);
 	agent_chan_update();
 }
 
-void watch_start(uint32_t stream, struct proto_fileop *op)
+/* Whether the directory at path, which the user may not open, is one
+ * nobody may (to say so). */
+static bool own_proc_dir(const char *path)
+{
+	int look = open_beneath(agent.root_fd, path, O_PATH | O_DIRECTORY, 0, RES_IN_ROOT);
+	bool own = look >= 0 && agent_proc_is_own(look, NULL);
+	if (look >= 0)
+		close(look);
+	return own;
+}
+
+/* Opens the directory and adds the first watches, as the user. */
+static int watch_begin(struct awatch *w, const char *path)
+{
+	if (acred_enter(&w->cred) < 0) {
+		int e = errno;
+		agent_send_error(w->stream, e, "watch %s: cannot take the credentials of user %s: %s", path,
+				 w->cred.user, strerror(e));
+		return -1;
+	}
+	int e = 0;
+	bool own = false;
+	int fd = open_beneath(agent.root_fd, path, O_RDONLY | O_DIRECTORY, 0, RES_IN_ROOT);
+	if (fd < 0) {
+		e = errno;
+		own = (e == EACCES || e == EPERM) && own_proc_dir(path);
+	} else if (agent_proc_is_own(fd, NULL)) {
+		own = true;
+		close(fd);
+	} else if ((w->root_wd = add_dir(w, fd, path)) < 0) {
+		e = errno;
+		close(fd);
+	} else if (!w->recursive) {
+		close(fd);
+	} else if (add_tree(w, fd, path, false) < 0) { /* it took fd */
+		e = errno;
+	}
+	const char *user = acred_user();
+	acred_leave();
+	if (own)
+		agent_send_error(w->stream, EACCES, "watch %s: the sandbox agent's own /proc entries are off limits",
+				 path);
+	else if (user && (e == EACCES || e == EPERM))
+		agent_send_error(w->stream, e, "watch %s: permission denied (as user %s)", path, user);
+	else if (e)
+		agent_send_error(w->stream, e, "watch %s: %s%s", path, strerror(e),
+				 e == ENOSPC ? " (at most 4096 directories are watched per sandbox)" : "");
+	return own || e ? -1 : 0;
+}
+
+void watch_start(uint32_t stream, struct proto_fileop *op, struct acred *cred)
 {
 	if (n_streams >= WATCH_MAX_STREAMS)
 		return agent_send_error(stream, EMFILE, "watch %s: this sandbox already has %d watches", op->path,
 					WATCH_MAX_STREAMS);
-	int fd = open_beneath(agent.root_fd, op->path, O_RDONLY | O_DIRECTORY, 0, RES_IN_ROOT);
-	if (fd < 0) {
-		int e = errno;
-		return agent_send_error(stream, e, "watch %s: %s", op->path, strerror(e));
-	}
 	struct awatch *w = xcalloc(1, sizeof(*w));
 	w->stream = stream;
 	w->root = xstrdup(op->path);
 	w->recursive = op->flags & FOPF_RECURSIVE;
 	w->credit = PROTO_WINDOW;
+	acred_move(&w->cred, cred);
 	w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	w->next = watches;
 	watches = w;
 	n_streams++;
 	if (w->ifd < 0) {
 		int e = errno;
-		close(fd);
 		agent_send_error(stream, e, "watch %s: %s", op->path, strerror(e));
 		watch_free(w);
 		return;
 	}
-	w->root_wd = add_dir(w, fd, op->path);
-	if (w->root_wd < 0 || (w->recursive && add_tree(w, fd, op->path, false) < 0)) {
-		int e = errno;
-		if (w->root_wd < 0)
-			close(fd);
-		agent_send_error(stream, e, "watch %s: %s%s", op->path, strerror(e),
-				 e == ENOSPC ? " (at most 4096 directories are watched per sandbox)" : "");
+	if (watch_begin(w, op->path) < 0) {
 		watch_free(w);
 		return;
 	}
-	if (!w->recursive)
-		close(fd);
 	ev_io_start(&agent.loop, &w->io, w->ifd, EPOLLIN, on_inotify);
 	agent_send(P_OK, 0, stream, NULL, 0);
 }

@@ -6,8 +6,11 @@
  *                                               capsa_proc_start; the median and p90 of each
  *   bench-sessions spawn PATH ARGV0 N           posix_spawn + waitpid of PATH on the host N
  *                                               times: the floor under an exec round trip
- *   bench-sessions files ROOT RUNROOT SANDBOX N  N sequential 1 KiB writes + reads through
- *                                               one capsa_files handle; median per pair, total
+ *   bench-sessions files ROOT RUNROOT SANDBOX N [USER]
+ *                                               N sequential 1 KiB writes + reads through
+ *                                               one capsa_files handle; median per pair, total;
+ *                                               then N stats; as USER when given (the
+ *                                               agent switches credentials per step)
  *   bench-sessions tunnel ROOT RUNROOT SANDBOX PORT
  *                                               capsa_tunnel_open to PORT, read to EOF; MB/s
  *   bench-sessions connect HOST PORT            TCP connect, read to EOF; MB/s
@@ -133,14 +136,15 @@ static int bench_spawn(const char *path, const char *argv0, int n)
 	return 0;
 }
 
-static int bench_files(struct capsa_ctx *ctx, const char *sb, int n)
+static int bench_files(struct capsa_ctx *ctx, const char *sb, int n, const char *user)
 {
 	struct capsa_files *f;
 	struct capsa_error *err = NULL;
 	if (capsa_files_open(ctx, sb, &f, &err) < 0)
 		die("files open", err);
-	if (capsa_files_mkdir(f, "/bench-files", -1, true, NULL, &err) < 0)
+	if (capsa_files_mkdir(f, "/bench-files", 0777, true, NULL, &err) < 0)
 		die("mkdir", err);
+	capsa_files_set_user(f, user);
 	char data[1024];
 	for (size_t i = 0; i < sizeof(data); i++)
 		data[i] = (char)('a' + i % 26);
@@ -164,6 +168,16 @@ static int bench_files(struct capsa_ctx *ctx, const char *sb, int n)
 	double total = (double)(mono_ns() - total0) / 1e9;
 	stats("files_write_read", t, n);
 	printf("files_total_s %.3f n %d\n", total, n);
+	for (int i = 0; i < n; i++) {
+		struct capsa_file_info fi;
+		int64_t t0 = mono_ns();
+		if (capsa_files_stat(f, "/bench-files/f0", &fi, &err) < 0)
+			die("stat", err);
+		capsa_file_info_release(&fi);
+		t[i] = mono_ns() - t0;
+	}
+	stats("files_stat", t, n);
+	capsa_files_set_user(f, NULL);
 	capsa_files_remove(f, "/bench-files", true, NULL);
 	capsa_files_close(f);
 	free(t);
@@ -200,7 +214,7 @@ int main(int argc, char **argv)
 	if (argc >= 5 && strcmp(argv[1], "spawn") == 0)
 		return bench_spawn(argv[2], argv[3], atoi(argv[4]));
 	if (argc >= 6 && strcmp(argv[1], "files") == 0)
-		return bench_files(open_ctx(argv[2], argv[3]), argv[4], atoi(argv[5]));
+		return bench_files(open_ctx(argv[2], argv[3]), argv[4], atoi(argv[5]), argc > 6 ? argv[6] : NULL);
 	if (argc >= 6 && strcmp(argv[1], "tunnel") == 0) {
 		struct capsa_error *err = NULL;
 		int fd = capsa_tunnel_open(open_ctx(argv[2], argv[3]), argv[4], (uint16_t)atoi(argv[5]), &err);

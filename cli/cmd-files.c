@@ -28,10 +28,16 @@ static const char cp_usage[] =
 	"symlinks.  '-' reads a tar stream from stdin (extracted into the directory\n"
 	"SANDBOX:PATH) or writes one to stdout.  Paths in the sandbox are resolved\n"
 	"inside it: symlinks and '..' never lead out.  Files copied out lose their\n"
-	"setuid/setgid bits and belong to the caller.\n"
+	"setuid/setgid bits and belong to the caller.  Sparse files keep their holes\n"
+	"(tar's PAX 1.0 sparse format with '-', which GNU tar reads).\n"
 	"\n"
 	"Options:\n"
-	"  -h, --help   show this help\n";
+	"  -u, --user USER      read or write in the sandbox as USER (user[:group], as for\n"
+	"                       exec): the kernel checks that user's permissions, and what\n"
+	"                       is copied in is the user's; default: root\n"
+	"      --max-size SIZE  copying out (or to '-'): fail once more than SIZE bytes of\n"
+	"                       file data would be written on the host (default: no bound)\n"
+	"  -h, --help           show this help\n";
 
 /* "name:path" names a sandbox unless what precedes ':' holds a '/' (a host
  * path such as ./a:b). */
@@ -47,12 +53,29 @@ static bool split_remote(const char *arg, char **sandbox, const char **path)
 
 CLI_CMD(cp)
 {
-	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
+	enum { O_MAX_SIZE = 256 };
+	static const struct option opts[] = {
+		{ "user", required_argument, NULL, 'u' }, { "max-size", required_argument, NULL, O_MAX_SIZE },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	const char *user = NULL;
+	int64_t max = 0;
+	struct capsa_error *err = NULL;
 	int c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "u:h", opts, NULL)) != -1) {
 		if (c == 'h')
 			return cli_help(cp_usage);
-		return cli_usage_error(cli, "unknown option");
+		if (c == 'u') {
+			user = optarg;
+		} else if (c == O_MAX_SIZE) {
+			if (parse_size(optarg, &max, &err) < 0 || max <= 0) {
+				capsa_error_free(err);
+				return cli_usage_error(cli, "invalid --max-size '%s': expected a size such as 512m",
+						       optarg);
+			}
+		} else {
+			return cli_usage_error(cli, "unknown option");
+		}
 	}
 	if (argc - optind != 2)
 		return cli_usage_error(cli, "requires a SOURCE and a DESTINATION");
@@ -66,11 +89,12 @@ CLI_CMD(cp)
 	const char *path = sr ? spath : dpath;
 	if (!*path)
 		return cli_usage_error(cli, "'%s': empty path in the sandbox", sr ? src : dst);
-	struct capsa_error *err = NULL;
 	struct capsa_files *f;
 	signal(SIGPIPE, SIG_IGN);
 	if (capsa_files_open(cli_ctx(cli), sandbox, &f, &err) < 0)
 		return cli_fail(cli, err);
+	capsa_files_set_user(f, user);
+	capsa_files_set_max(f, max);
 	int rc;
 	if (sr && strcmp(dst, "-") == 0)
 		rc = capsa_files_tar_get(f, path, NULL, 1, &err);
@@ -93,7 +117,8 @@ static const char files_usage[] =
 	"\n"
 	"Commands:\n";
 
-static struct capsa_files *open_files(struct cli *cli, const char *sandbox)
+/* A handle running as user (NULL: root). */
+static struct capsa_files *open_files(struct cli *cli, const char *sandbox, const char *user)
 {
 	struct capsa_error *err = NULL;
 	struct capsa_files *f;
@@ -101,8 +126,11 @@ static struct capsa_files *open_files(struct cli *cli, const char *sandbox)
 		cli_fail(cli, err);
 		return NULL;
 	}
+	capsa_files_set_user(f, user);
 	return f;
 }
+
+#define USER_HELP "  -u, --user USER    as USER (user[:group], as for exec; default: root)\n"
 
 /* err is passed by address: an argument list does not order its evaluation. */
 static int finish(struct cli *cli, struct capsa_files *f, int rc, struct capsa_error **err)
@@ -124,16 +152,27 @@ static int parse_mode(const char *s, int *mode)
 
 static CLI_CMD(files_read)
 {
-	if (argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0))
-		return cli_help("Usage: capsa files read SANDBOX PATH\n\nWrite the content of a regular file to stdout.\n");
-	if (argc != 3)
+	static const struct option opts[] = {
+		{ "user", required_argument, NULL, 'u' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	const char *user = NULL;
+	int c;
+	while ((c = getopt_long(argc, argv, "u:h", opts, NULL)) != -1) {
+		if (c == 'h')
+			return cli_help("Usage: capsa files read [-u USER] SANDBOX PATH\n\n"
+					"Write the content of a regular file to stdout.\n\nOptions:\n" USER_HELP);
+		if (c != 'u')
+			return cli_usage_error(cli, "unknown option");
+		user = optarg;
+	}
+	if (argc - optind != 2)
 		return cli_usage_error(cli, "requires a SANDBOX and a PATH");
 	signal(SIGPIPE, SIG_IGN);
-	struct capsa_files *f = open_files(cli, argv[1]);
+	struct capsa_files *f = open_files(cli, argv[optind], user);
 	if (!f)
 		return EXIT_CAPSA;
 	struct capsa_error *err = NULL;
-	return finish(cli, f, capsa_files_read_fd(f, argv[2], 1, NULL, &err), &err);
+	return finish(cli, f, capsa_files_read_fd(f, argv[optind + 1], 1, NULL, &err), &err);
 }
 
 static const char write_usage[] =
@@ -148,7 +187,8 @@ static const char write_usage[] =
 	"      --create       fail if the file exists\n"
 	"  -m, --mode MODE    permission bits in octal (default: the replaced file's, or 644)\n"
 	"  -p, --parents      create missing parent directories\n"
-	"  -u, --user USER    owner of what is created (user[:group])\n";
+	"  -u, --user USER    write as USER (user[:group], as for exec), who owns what\n"
+	"                     is created; default: root\n";
 
 static CLI_CMD(files_write)
 {
@@ -176,7 +216,7 @@ static CLI_CMD(files_write)
 	}
 	if (argc - optind != 2)
 		return cli_usage_error(cli, "requires a SANDBOX and a PATH");
-	struct capsa_files *f = open_files(cli, argv[optind]);
+	struct capsa_files *f = open_files(cli, argv[optind], NULL);
 	if (!f)
 		return EXIT_CAPSA;
 	struct capsa_error *err = NULL;
@@ -236,24 +276,28 @@ static CLI_CMD(files_stat)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' }, { "follow", no_argument, NULL, 'L' },
-		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+		{ "user", required_argument, NULL, 'u' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	bool js = false, follow = false;
+	const char *user = NULL;
 	int c;
-	while ((c = getopt_long(argc, argv, "Lh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "Lu:h", opts, NULL)) != -1) {
 		if (c == 'h')
-			return cli_help("Usage: capsa files stat [--json] [-L] SANDBOX PATH\n\n"
-					"Show a file's type, size, mode, owner and time (-L: follow a final symlink).\n");
+			return cli_help("Usage: capsa files stat [--json] [-L] [-u USER] SANDBOX PATH\n\n"
+					"Show a file's type, size, mode, owner and time (-L: follow a final symlink).\n"
+					"\nOptions:\n" USER_HELP);
 		if (c == 'j')
 			js = true;
 		else if (c == 'L')
 			follow = true;
+		else if (c == 'u')
+			user = optarg;
 		else
 			return cli_usage_error(cli, "unknown option");
 	}
 	if (argc - optind != 2)
 		return cli_usage_error(cli, "requires a SANDBOX and a PATH");
-	struct capsa_files *f = open_files(cli, argv[optind]);
+	struct capsa_files *f = open_files(cli, argv[optind], user);
 	if (!f)
 		return EXIT_CAPSA;
 	struct capsa_error *err = NULL;
@@ -279,28 +323,33 @@ static CLI_CMD(files_ls)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' }, { "depth", required_argument, NULL, 'd' },
-		{ "long", no_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+		{ "long", no_argument, NULL, 'l' }, { "user", required_argument, NULL, 'u' },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	bool js = false, lng = false;
+	const char *user = NULL;
 	int64_t depth = 1;
 	int c;
-	while ((c = getopt_long(argc, argv, "d:lh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:lu:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j': js = true; break;
 		case 'l': lng = true; break;
+		case 'u': user = optarg; break;
 		case 'd':
 			if (parse_int64(optarg, 1, 1024, &depth) < 0)
 				return cli_usage_error(cli, "invalid --depth '%s': 1-1024", optarg);
 			break;
 		case 'h':
-			return cli_help("Usage: capsa files ls [-l] [-d DEPTH] [--json] SANDBOX PATH\n\n"
-					"List a directory (DEPTH levels down, default 1), depth first, sorted by name.\n");
+			return cli_help("Usage: capsa files ls [-l] [-d DEPTH] [--json] [-u USER] SANDBOX PATH\n\n"
+					"List a directory (DEPTH levels down, default 1), depth first, sorted by\n"
+					"name.  Directories below that USER may not read are listed, not entered.\n"
+					"\nOptions:\n" USER_HELP);
 		default: return cli_usage_error(cli, "unknown option");
 		}
 	}
 	if (argc - optind != 2)
 		return cli_usage_error(cli, "requires a SANDBOX and a PATH");
-	struct capsa_files *f = open_files(cli, argv[optind]);
+	struct capsa_files *f = open_files(cli, argv[optind], user);
 	if (!f)
 		return EXIT_CAPSA;
 	struct capsa_error *err = NULL;
@@ -348,13 +397,14 @@ static CLI_CMD(files_mkdir)
 		case 'u': user = optarg; break;
 		case 'h':
 			return cli_help("Usage: capsa files mkdir [-p] [-m MODE] [-u USER] SANDBOX PATH\n\n"
-					"Create a directory (-p: with its parents; an existing one is then fine).\n");
+					"Create a directory (-p: with its parents; an existing one is then fine).\n"
+					"\nOptions:\n" USER_HELP);
 		default: return cli_usage_error(cli, "unknown option");
 		}
 	}
 	if (argc - optind != 2)
 		return cli_usage_error(cli, "requires a SANDBOX and a PATH");
-	struct capsa_files *f = open_files(cli, argv[optind]);
+	struct capsa_files *f = open_files(cli, argv[optind], user);
 	if (!f)
 		return EXIT_CAPSA;
 	struct capsa_error *err = NULL;
@@ -370,21 +420,27 @@ static CLI_CMD(files_mkdir)
 static CLI_CMD(files_rm)
 {
 	static const struct option opts[] = {
-		{ "recursive", no_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+		{ "recursive", no_argument, NULL, 'r' }, { "user", required_argument, NULL, 'u' },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	bool rec = false;
+	const char *user = NULL;
 	int c;
-	while ((c = getopt_long(argc, argv, "rRh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "rRu:h", opts, NULL)) != -1) {
 		if (c == 'h')
-			return cli_help("Usage: capsa files rm [-r] SANDBOX PATH\n\n"
-					"Remove a file, symlink or empty directory (-r: a whole tree).\n");
-		if (c != 'r' && c != 'R')
+			return cli_help("Usage: capsa files rm [-r] [-u USER] SANDBOX PATH\n\n"
+					"Remove a file, symlink or empty directory (-r: a whole tree).\n"
+					"\nOptions:\n" USER_HELP);
+		if (c == 'u')
+			user = optarg;
+		else if (c == 'r' || c == 'R')
+			rec = true;
+		else
 			return cli_usage_error(cli, "unknown option");
-		rec = true;
 	}
 	if (argc - optind != 2)
 		return cli_usage_error(cli, "requires a SANDBOX and a PATH");
-	struct capsa_files *f = open_files(cli, argv[optind]);
+	struct capsa_files *f = open_files(cli, argv[optind], user);
 	if (!f)
 		return EXIT_CAPSA;
 	struct capsa_error *err = NULL;
@@ -394,21 +450,26 @@ static CLI_CMD(files_rm)
 static CLI_CMD(files_mv)
 {
 	static const struct option opts[] = {
-		{ "no-clobber", no_argument, NULL, 'n' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+		{ "no-clobber", no_argument, NULL, 'n' }, { "user", required_argument, NULL, 'u' },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	bool noclobber = false;
+	const char *user = NULL;
 	int c;
-	while ((c = getopt_long(argc, argv, "nh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "nu:h", opts, NULL)) != -1) {
 		if (c == 'h')
-			return cli_help("Usage: capsa files mv [-n] SANDBOX FROM TO\n\n"
-					"Rename FROM to TO (-n: fail if TO exists).\n");
-		if (c != 'n')
+			return cli_help("Usage: capsa files mv [-n] [-u USER] SANDBOX FROM TO\n\n"
+					"Rename FROM to TO (-n: fail if TO exists).\n\nOptions:\n" USER_HELP);
+		if (c == 'u')
+			user = optarg;
+		else if (c == 'n')
+			noclobber = true;
+		else
 			return cli_usage_error(cli, "unknown option");
-		noclobber = true;
 	}
 	if (argc - optind != 3)
 		return cli_usage_error(cli, "requires a SANDBOX, FROM and TO");
-	struct capsa_files *f = open_files(cli, argv[optind]);
+	struct capsa_files *f = open_files(cli, argv[optind], user);
 	if (!f)
 		return EXIT_CAPSA;
 	struct capsa_error *err = NULL;
@@ -437,19 +498,23 @@ static CLI_CMD(files_watch)
 {
 	static const struct option opts[] = {
 		{ "recursive", no_argument, NULL, 'r' }, { "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+		{ "user", required_argument, NULL, 'u' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	bool rec = false, js = false;
+	const char *user = NULL;
 	int c;
-	while ((c = getopt_long(argc, argv, "rh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "ru:h", opts, NULL)) != -1) {
 		if (c == 'h')
-			return cli_help("Usage: capsa files watch [-r] [--json] SANDBOX DIR\n\n"
+			return cli_help("Usage: capsa files watch [-r] [--json] [-u USER] SANDBOX DIR\n\n"
 					"Print create, write, remove, rename and chmod events under DIR (-r: in\n"
-					"every directory below it too) until interrupted or DIR is removed.\n");
+					"every directory below it too) until interrupted or DIR is removed.\n"
+					"\nOptions:\n" USER_HELP);
 		if (c == 'r')
 			rec = true;
 		else if (c == 'j')
 			js = true;
+		else if (c == 'u')
+			user = optarg;
 		else
 			return cli_usage_error(cli, "unknown option");
 	}
@@ -458,7 +523,7 @@ static CLI_CMD(files_watch)
 	struct capsa_error *err = NULL;
 	struct capsa_watch *w;
 	int sfd = session_signals_open();
-	if (capsa_watch_open(cli_ctx(cli), argv[optind], argv[optind + 1], rec, &w, &err) < 0) {
+	if (capsa_watch_open(cli_ctx(cli), argv[optind], argv[optind + 1], rec, user, &w, &err) < 0) {
 		session_signals_close(sfd);
 		return cli_fail(cli, err);
 	}

@@ -41,6 +41,8 @@ static const char serve_usage[] =
 	"      --workers N            threads running requests (default 16)\n"
 	"      --max-body SIZE        largest JSON request body (default 1m)\n"
 	"      --max-upload SIZE      largest upload: files, image archives (default 4g)\n"
+	"      --max-download SIZE    largest file or archive download from a sandbox (default 4g;\n"
+	"                             a sparse file counts its full size, an archive its data)\n"
 	"      --conn-timeout DUR     close connections idle this long (default 60s)\n"
 	"      --max-connections N    per listening address, at least 2 (default 1024)\n"
 	"      --max-streams N        concurrent streaming responses (default 512)\n"
@@ -67,8 +69,8 @@ static const char serve_usage[] =
 
 enum {
 	O_SOCKET = 256, O_LISTEN, O_TOKEN, O_CAP_CPUS, O_CAP_MEM, O_CAP_DISK, O_MIN_FREE, O_DEF_MEM, O_DEF_DISK, O_E2B_TIMEOUT,
-	O_WORKERS, O_MAX_BODY, O_MAX_UPLOAD, O_CONN_TIMEOUT, O_MAX_CONN, O_MAX_STREAMS, O_HEADER_TIMEOUT, O_MAX_UNAUTH,
-	O_MAX_UNAUTH_PEER,
+	O_WORKERS, O_MAX_BODY, O_MAX_UPLOAD, O_MAX_DOWNLOAD, O_CONN_TIMEOUT, O_MAX_CONN, O_MAX_STREAMS, O_HEADER_TIMEOUT,
+	O_MAX_UNAUTH, O_MAX_UNAUTH_PEER,
 };
 
 static int size_opt(struct cli *cli, const char *name, const char *arg, int64_t *out)
@@ -119,6 +121,7 @@ CLI_CMD(serve)
 		{ "workers", required_argument, NULL, O_WORKERS },
 		{ "max-body", required_argument, NULL, O_MAX_BODY },
 		{ "max-upload", required_argument, NULL, O_MAX_UPLOAD },
+		{ "max-download", required_argument, NULL, O_MAX_DOWNLOAD },
 		{ "conn-timeout", required_argument, NULL, O_CONN_TIMEOUT },
 		{ "max-connections", required_argument, NULL, O_MAX_CONN },
 		{ "max-streams", required_argument, NULL, O_MAX_STREAMS },
@@ -176,6 +179,9 @@ CLI_CMD(serve)
 			break;
 		case O_MAX_BODY:
 			rc = size_opt(cli, "max-body", optarg, &o.max_json);
+			break;
+		case O_MAX_DOWNLOAD:
+			rc = size_opt(cli, "max-download", optarg, &o.max_download);
 			break;
 		case O_MAX_UPLOAD:
 			rc = size_opt(cli, "max-upload", optarg, &o.max_upload);

@@ -601,7 +601,18 @@ json_t *envd_entry_json(const struct capsa_file_info *i)
 	return o;
 }
 
-/* A files handle on the request's sandbox, or NULL after replying. */
+/* The user a request names: `Authorization: Basic base64(user:)` (what the
+ * SDK sends with RPCs), else the `username` query (what it sends to
+ * /files); NULL: root. */
+static char *request_user(struct http_req *r)
+{
+	char *user = envd_user(r);
+	const char *u = user ? NULL : http_query(r, "username");
+	return user ? user : u && *u ? xstrdup(u) : NULL;
+}
+
+/* A files handle on the request's sandbox, running as the request's user,
+ * or NULL after replying. */
 static struct capsa_files *files_open(struct http_req *r, struct capsa_ctx *ctx, const char *id, bool rpc)
 {
 	struct capsa_files *f = NULL;
@@ -617,6 +628,9 @@ static struct capsa_files *files_open(struct http_req *r, struct capsa_ctx *ctx,
 		}
 		return NULL;
 	}
+	_cleanup_free_ char *user = request_user(r);
+	capsa_files_set_user(f, user);
+	capsa_files_set_max(f, r->srv->max_download);
 	return f;
 }
 
@@ -777,6 +791,7 @@ static void fs_watch(struct http_req *r, struct capsa_ctx *ctx, bool stream)
 	if (!req)
 		return;
 	const char *path = jstr_field(req, "path", NULL);
+	_cleanup_free_ char *user = request_user(r);
 	struct capsa_watch *cw = NULL;
 	struct capsa_error *err = NULL;
 	if (!path || !*path) {
@@ -784,7 +799,8 @@ static void fs_watch(struct http_req *r, struct capsa_ctx *ctx, bool stream)
 			connect_reply_stream_error(r, "invalid_argument", "path is required");
 		else
 			connect_reply_error(r, "invalid_argument", "path is required");
-	} else if (capsa_watch_open(ctx, id, path, json_is_true(connect_get(req, "recursive", NULL)), &cw, &err) < 0) {
+	} else if (capsa_watch_open(ctx, id, path, json_is_true(connect_get(req, "recursive", NULL)), user, &cw,
+				    &err) < 0) {
 		if (!stream || envd_sandbox_gone(err)) {
 			connect_error_for(r, err);
 		} else {
@@ -1046,11 +1062,7 @@ static void files_post(struct http_req *r, struct capsa_ctx *ctx)
 	_cleanup_free_ char *id = envd_sandbox(r, ctx);
 	if (!id)
 		return;
-	_cleanup_free_ char *user = envd_user(r);
-	if (!user) {
-		const char *u = http_query(r, "username");
-		user = u && *u ? xstrdup(u) : NULL;
-	}
+	_cleanup_free_ char *user = request_user(r);
 	const char *qpath = http_query(r, "path");
 	const char *ct = http_header(r, "Content-Type");
 	const char *enc = http_header(r, "Content-Encoding");

@@ -504,7 +504,9 @@ static json_t *file_json(const struct capsa_file_info *i)
 	return o;
 }
 
-/* The sandbox's files handle and the "path" query, or NULL after replying. */
+/* The sandbox's files handle (running as the "user" query's user, with
+ * downloads bounded by --max-download) and the "path" query, or NULL after
+ * replying. */
 static struct capsa_files *files_for(struct http_req *r, struct capsa_ctx *ctx, const char **path, char **id_out)
 {
 	*path = http_query(r, "path");
@@ -522,6 +524,8 @@ static struct capsa_files *files_for(struct http_req *r, struct capsa_ctx *ctx, 
 		http_reply_capsa_error(r, err);
 		return NULL;
 	}
+	capsa_files_set_user(f, http_query(r, "user"));
+	capsa_files_set_max(f, r->srv->max_download);
 	if (id_out)
 		*id_out = id;
 	else
@@ -696,6 +700,7 @@ static void file_rename(struct http_req *r, struct capsa_ctx *ctx)
 	jdec_init(&d, body, "");
 	const char *from = jdec_str(&d, "from", true), *to = jdec_str(&d, "to", true);
 	bool no_replace = jdec_bool(&d, "noReplace", false);
+	const char *user = jdec_str(&d, "user", false);
 	if (!jdec_finish(&d, true)) {
 		http_reply_error(r, 400, "invalid_argument", "%s", d.err);
 		json_decref(body);
@@ -704,8 +709,10 @@ static void file_rename(struct http_req *r, struct capsa_ctx *ctx)
 	_cleanup_free_ char *id = resolve(r, ctx);
 	struct capsa_files *f = NULL;
 	struct capsa_error *err = NULL;
+	if (id && capsa_files_open(ctx, id, &f, &err) == 0)
+		capsa_files_set_user(f, user);
 	if (!id) {
-	} else if (capsa_files_open(ctx, id, &f, &err) < 0 || capsa_files_rename(f, from, to, no_replace, &err) < 0) {
+	} else if (!f || capsa_files_rename(f, from, to, no_replace, &err) < 0) {
 		http_reply_capsa_error(r, err);
 	} else {
 		http_reply_empty(r, 204);
@@ -727,7 +734,7 @@ static void file_watch(struct http_req *r, struct capsa_ctx *ctx)
 		return;
 	struct capsa_watch *cw = NULL;
 	struct capsa_error *err = NULL;
-	if (capsa_watch_open(ctx, id, path, recursive, &cw, &err) < 0) {
+	if (capsa_watch_open(ctx, id, path, recursive, http_query(r, "user"), &cw, &err) < 0) {
 		http_reply_capsa_error(r, err);
 		return;
 	}

@@ -429,6 +429,8 @@ static void apply_defaults(struct server_opts *o, bool memcg)
 		o->max_json = 1 << 20;
 	if (o->max_upload <= 0)
 		o->max_upload = 4LL << 30;
+	if (o->max_download <= 0)
+		o->max_download = 4LL << 30;
 	if (o->conn_timeout_s <= 0)
 		o->conn_timeout_s = 60;
 	if (o->max_connections <= 0)
@@ -488,6 +490,7 @@ int server_run(const struct server_opts *opts, struct capsa_error **err)
 	}
 	srv->max_json = o->max_json;
 	srv->max_upload = o->max_upload;
+	srv->max_download = o->max_download;
 	pthread_mutex_init(&srv->streams_mu, NULL);
 	pthread_mutex_init(&srv->ticker_mu, NULL);
 	pthread_cond_init(&srv->ticker_cond, NULL);

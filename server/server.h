@@ -29,6 +29,7 @@ struct server_opts {
 	bool capacity_set[4];	   /* which capacity fields were given */
 	int64_t max_json;	   /* bytes; 0: 1 MiB */
 	int64_t max_upload;	   /* bytes; 0: 4 GiB */
+	int64_t max_download;	   /* bytes of one file or archive download; 0: 4 GiB */
 	int conn_timeout_s;	   /* idle connection timeout; 0: 60 */
 	int max_connections;	   /* per listener; 0: 1024 */
 	int64_t header_timeout_ms; /* a TCP connection's first headers, from accept; 0: 10 s */
@@ -69,7 +70,7 @@ struct server {
 	struct preauth *preauth;
 	struct metrics metrics;
 	struct capsa_capacity capacity;
-	int64_t max_json, max_upload;
+	int64_t max_json, max_upload, max_download;
 	atomic_int n_streams;
 	atomic_bool stopping;
 	pthread_mutex_t streams_mu;

@@ -4,9 +4,15 @@
  * its "/") and is resolved by the sandbox's agent relative to the sandbox's
  * root: symlinks that point outside, ".." components and renames racing the
  * operation stay inside the sandbox (openat2 RESOLVE_IN_ROOT, or a checked
- * component walk on kernels without it).  Operations run with the agent's
- * privileges (root in the sandbox); `user` options only set the owner of
- * what is created.
+ * component walk on kernels without it).  An operation runs as root in the
+ * sandbox unless a user is named (capsa_files_set_user, or a `user`
+ * option below): it then runs with that user's uid, gids and capabilities,
+ * resolved in the sandbox's /etc/passwd and /etc/group as for an exec, so
+ * the kernel decides what it may read, write and create (EACCES, with a
+ * message naming the path and the user), and what it creates is the
+ * user's.  The sandbox agent's own /proc entries (/proc/1, /proc/self,
+ * /proc/thread-self as the agent sees them) are refused (EACCES) to every
+ * operation, whatever the user.
  *
  * A capsa_files handle is one connection to the sandbox; its calls block
  * until the operation is done and must not be used from two threads at once
@@ -34,6 +40,14 @@ struct capsa_files;
  * is paused). */
 int capsa_files_open(struct capsa_ctx *ctx, const char *sandbox, struct capsa_files **out, struct capsa_error **err);
 void capsa_files_close(struct capsa_files *f);
+/* Every later operation on f runs as user (user[:group], as for exec;
+ * NULL or "": root, the default).  A `user` option of one call wins. */
+void capsa_files_set_user(struct capsa_files *f, const char *user);
+/* At most max bytes (0: no bound, the default) written on this side by one
+ * read_fd, tar_get or copy_out: EFBIG beyond.  A read of a larger file is
+ * refused before anything is sent; copy_out counts file data only (holes of
+ * a sparse file cost nothing). */
+void capsa_files_set_max(struct capsa_files *f, int64_t max);
 
 enum capsa_file_type {
 	CAPSA_FILE_REGULAR = 0,
@@ -75,7 +89,9 @@ int capsa_files_list(struct capsa_files *f, const char *path, int depth, struct 
 int capsa_files_read(struct capsa_files *f, const char *path, size_t max, char **data, size_t *len,
 		     struct capsa_error **err);
 /* A regular file streamed to out_fd (blocking writes); *size receives the
- * bytes written when not NULL. */
+ * bytes written when not NULL.  When out_fd is a regular file positioned at
+ * its end (not O_APPEND), runs of zeros (a sparse file's holes) are
+ * skipped with lseek and the size set at the end: the copy stays sparse. */
 int capsa_files_read_fd(struct capsa_files *f, const char *path, int out_fd, int64_t *size, struct capsa_error **err);
 
 enum capsa_write_mode {
@@ -92,20 +108,23 @@ struct capsa_write_opts {
 	enum capsa_write_mode how;
 	int mode;	    /* permission bits; -1: the replaced file's, else 0644 */
 	bool make_parents;  /* create missing parent directories (mode 0755) */
-	const char *user;   /* owner of what is created (user[:group]); NULL: root,
-			     * or the replaced file's owner */
+	const char *user;   /* write as this user (user[:group]), who then owns what
+			     * is created; NULL: the handle's user, else root (the
+			     * replaced file's owner is kept) */
 };
 
 /* Writes n bytes of data (a final symlink is followed, inside the sandbox;
- * EISDIR if path is a directory). */
+ * EISDIR if path is a directory).  A user who may write the file but not
+ * its directory (no temporary file there) gets it written in place. */
 int capsa_files_write(struct capsa_files *f, const char *path, const void *data, size_t n,
 		      const struct capsa_write_opts *opts, struct capsa_error **err);
 /* The same, with the content read from in_fd until end of file. */
 int capsa_files_write_fd(struct capsa_files *f, const char *path, int in_fd, const struct capsa_write_opts *opts,
 			 struct capsa_error **err);
 
-/* mkdir -p with parents; mode -1: 0755.  Returns 1 if it created path, 0
- * if a directory was already there (ENOTDIR if something else is). */
+/* mkdir -p with parents; mode -1: 0755; user as in capsa_write_opts.
+ * Returns 1 if it created path, 0 if a directory was already there
+ * (ENOTDIR if something else is). */
 int capsa_files_mkdir(struct capsa_files *f, const char *path, int mode, bool parents, const char *user,
 		      struct capsa_error **err);
 /* Removes a file, symlink or empty directory; with recursive, a whole tree
@@ -122,13 +141,17 @@ int capsa_files_rename(struct capsa_files *f, const char *from, const char *to, 
  * tar_get writes path (a file, or a directory with everything below it) to
  * out_fd; archive names start with name (NULL: the last component of path),
  * so that extracting the stream recreates it under that name.  Symlinks are
- * archived as symlinks; devices, fifos and sockets are skipped. */
+ * archived as symlinks; devices, fifos and sockets are skipped.  A file
+ * with holes is archived in GNU tar's PAX 1.0 sparse format (only its data;
+ * GNU tar and capsa_files_tar_put recreate the holes).  An entry the user
+ * may not read is an error naming it. */
 int capsa_files_tar_get(struct capsa_files *f, const char *path, const char *name, int out_fd,
 			struct capsa_error **err);
 
 struct capsa_tar_put_opts {
-	const char *user;   /* owner of every extracted entry; NULL: as archived
-			     * (numeric ids) */
+	const char *user;   /* extract as this user, who then owns every entry;
+			     * NULL: the handle's user, else root (entries are
+			     * root's) */
 	bool make_parents;  /* create dir (and its parents) if missing */
 };
 /* Extracts the tar stream read from in_fd under the directory dir.  Entries
@@ -136,8 +159,10 @@ struct capsa_tar_put_opts {
  * component, or one that goes through a symlink the same archive created, is
  * refused (EPERM, naming the entry) before anything of it is written.
  * Regular files, directories, symlinks and hard links (to entries of the
- * same archive) are created; modes, owners (see user) and mtimes are set;
- * devices are refused.  On error, entries extracted before stay. */
+ * same archive) are created; modes and mtimes are set; devices are refused.
+ * A regular file is written under a temporary name in its directory and
+ * renamed into place once complete, so a failure (ENOSPC) leaves no
+ * truncated file behind; entries extracted before it stay. */
 int capsa_files_tar_put(struct capsa_files *f, const char *dir, int in_fd, const struct capsa_tar_put_opts *opts,
 			struct capsa_error **err);
 
@@ -147,7 +172,10 @@ int capsa_files_tar_put(struct capsa_files *f, const char *dir, int in_fd, const
  * it (its parent must exist).  copy_out is the reverse; what comes out of
  * the sandbox is extracted on the host with the same confinement as
  * capsa_files_tar_put (relative to the destination directory), without
- * setuid/setgid bits and owned by the caller. */
+ * setuid/setgid bits and owned by the caller; sparse files keep their
+ * holes on both sides.  Errors are one line: "cp SRC DST: reason"
+ * (SANDBOX:PATH for the sandbox's side), e.g. "cp ./big sb:/data/big: no
+ * space left on device in sandbox sb (--disk 16M)". */
 int capsa_files_copy_in(struct capsa_files *f, const char *host_path, const char *path, struct capsa_error **err);
 int capsa_files_copy_out(struct capsa_files *f, const char *path, const char *host_path, struct capsa_error **err);
 
@@ -175,10 +203,12 @@ struct capsa_watch;
  * when its watch is added is reported as created, so an entry made right
  * after its directory may be reported twice).  At most CAPSA_WATCH_MAX_DIRS
  * directories per sandbox are watched (ENOSPC beyond): inotify watches are a
- * host-wide resource. */
+ * host-wide resource.  With a user (NULL: root) every directory is watched
+ * with that user's credentials: one it may not read is EACCES (below the
+ * top, it is left unwatched). */
 #define CAPSA_WATCH_MAX_DIRS 4096
 int capsa_watch_open(struct capsa_ctx *ctx, const char *sandbox, const char *path, bool recursive,
-		     struct capsa_watch **out, struct capsa_error **err);
+		     const char *user, struct capsa_watch **out, struct capsa_error **err);
 /* The watch's connection, to poll for POLLIN. */
 int capsa_watch_fd(const struct capsa_watch *w);
 /* Delivers the events that arrived, without blocking.  Returns 0 while

@@ -23,6 +23,8 @@ struct capsa_files {
 	char *name;
 	int64_t disk; /* --disk, to say so when it is full */
 	uint32_t next_stream;
+	char *user;   /* every operation runs as this user (NULL: the agent, root) */
+	int64_t max;  /* bytes one read, download or copy out may write here (0: no bound) */
 };
 
 /* How one operation consumes what comes back. */
@@ -41,6 +43,7 @@ struct op {
 	int code;
 	char *msg;
 	struct capsa_error *local; /* a failure of ours (writing out, reading input) */
+	bool was_local;		   /* and op_run reported it */
 	uint32_t credit;
 	bool input_done;
 };
@@ -77,7 +80,19 @@ CAPSA_EXPORT void capsa_files_close(struct capsa_files *f)
 		return;
 	proto_conn_release(&f->c, true);
 	free(f->name);
+	free(f->user);
 	free(f);
+}
+
+CAPSA_EXPORT void capsa_files_set_user(struct capsa_files *f, const char *user)
+{
+	free(f->user);
+	f->user = user && *user ? xstrdup(user) : NULL;
+}
+
+CAPSA_EXPORT void capsa_files_set_max(struct capsa_files *f, int64_t max)
+{
+	f->max = max > 0 ? max : 0;
 }
 
 static void op_local_fail(struct op *o, struct capsa_error *e)
@@ -176,8 +191,11 @@ static int op_run(struct capsa_files *f, struct op *o, const struct proto_fileop
 	if (f->next_stream == 0)
 		f->next_stream = 1;
 	o->credit = PROTO_WINDOW;
+	struct proto_fileop as = *req;
+	if (!as.user)
+		as.user = f->user;
 	struct buf b = BUF_INIT;
-	proto_fileop_encode(&b, req);
+	proto_fileop_encode(&b, &as);
 	int qr = proto_conn_queue(&f->c, P_FILE_OP, 0, o->stream, b.data, b.len);
 	buf_release(&b);
 	if (qr < 0)
@@ -197,6 +215,7 @@ static int op_run(struct capsa_files *f, struct op *o, const struct proto_fileop
 	}
 	proto_conn_flush_all(&f->c, 10000);
 	if (o->local) {
+		o->was_local = true;
 		error_move(err, &o->local);
 		return -1;
 	}
@@ -357,7 +376,47 @@ struct read_ctx {
 	size_t max;
 	int fd;
 	int64_t total;
+	int64_t fd_max;	  /* bound on what goes to fd (0: none) */
+	bool holes;	  /* fd is a regular file at its end: zeros may be skipped */
+	bool skipped;	  /* and were: its size is set at the end */
+	off_t start;
 };
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (; n && ((uintptr_t)p & 7); p++, n--)
+		if (*p)
+			return false;
+	for (; n >= 8; p += 8, n -= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		if (w)
+			return false;
+	}
+	for (; n; p++, n--)
+		if (*p)
+			return false;
+	return true;
+}
+
+/* Zeros written to a regular file at its end become a hole instead (a
+ * sparse file read out stays sparse on this side). */
+static void read_to_file(struct read_ctx *rc, int fd)
+{
+	struct stat st;
+	rc->fd = fd;
+	rc->start = lseek(fd, 0, SEEK_CUR);
+	int fl = fcntl(fd, F_GETFL);
+	rc->holes = rc->start >= 0 && fl >= 0 && !(fl & O_APPEND) && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    st.st_size <= rc->start;
+}
+
+static int read_done(struct read_ctx *rc, struct capsa_error **err)
+{
+	if (rc->skipped && ftruncate(rc->fd, rc->start + rc->total) < 0)
+		return error_sys(err, errno, "write out");
+	return 0;
+}
 
 static int read_data(struct op *o, const uint8_t *p, size_t n)
 {
@@ -371,6 +430,17 @@ static int read_data(struct op *o, const uint8_t *p, size_t n)
 			return -1;
 		}
 		buf_append(rc->mem, p, n);
+		return 0;
+	}
+	if (rc->fd_max && rc->total > rc->fd_max) {
+		struct capsa_error *e = NULL;
+		error_set(&e, EFBIG, "sandbox %s: more than the limit of %lld bytes", o->f->name,
+			  (long long)rc->fd_max);
+		op_local_fail(o, e);
+		return -1;
+	}
+	if (rc->holes && all_zero(p, n) && lseek(rc->fd, (off_t)n, SEEK_CUR) >= 0) {
+		rc->skipped = true;
 		return 0;
 	}
 	if (write_all(rc->fd, p, n) < 0) {
@@ -409,11 +479,15 @@ CAPSA_EXPORT int capsa_files_read_fd(struct capsa_files *f, const char *path, in
 {
 	if (check_path(path, err) < 0)
 		return -1;
-	struct read_ctx rc = { .fd = out_fd };
+	struct read_ctx rc = { .fd_max = f->max };
+	read_to_file(&rc, out_fd);
 	struct op o = { .data = read_data, .ctx = &rc };
 	struct proto_fileop req = fop(FOP_READ, path);
+	req.max = f->max;
 	int r = op_run(f, &o, &req, err);
 	op_release(&o);
+	if (r == 0)
+		r = read_done(&rc, err);
 	if (r == 0 && size)
 		*size = rc.total;
 	return r;
@@ -552,12 +626,15 @@ CAPSA_EXPORT int capsa_files_tar_get(struct capsa_files *f, const char *path, co
 {
 	if (check_path(path, err) < 0)
 		return -1;
-	struct read_ctx rc = { .fd = out_fd };
+	struct read_ctx rc = { .fd_max = f->max };
+	read_to_file(&rc, out_fd);
 	struct op o = { .data = read_data, .ctx = &rc };
 	struct proto_fileop req = fop(FOP_TAR_GET, path);
 	req.name = (char *)name;
 	int r = op_run(f, &o, &req, err);
 	op_release(&o);
+	if (r == 0)
+		r = read_done(&rc, err);
 	return r;
 }
 
@@ -585,6 +662,28 @@ CAPSA_EXPORT int capsa_files_tar_put(struct capsa_files *f, const char *dir, int
 }
 
 /* ---- cp ------------------------------------------------------------------------------- */
+
+/* One line for a failed copy: "cp SRC DST: what went wrong", with the
+ * sandbox's side as SANDBOX:PATH.  A full disk says whose (with --disk,
+ * the sandbox's size); anything else keeps the innermost cause, the
+ * agent's own sentence naming the entry. */
+static int cp_fail(struct capsa_files *f, struct op *o, const char *src, const char *dst, struct capsa_error **err)
+{
+	bool agent = o->failed && !o->was_local && !o->local; /* the agent's own sentence */
+	const char *why = o->local ? o->local->msg : agent && o->msg ? o->msg : *err ? (*err)->msg : "failed";
+	int code = o->local ? o->local->code : agent ? o->code : *err ? (*err)->code : EIO;
+	char disk[96] = "";
+	if (code == ENOSPC && agent && f->disk > 0)
+		snprintf(disk, sizeof(disk), " in sandbox %s (--disk %lldM)", f->name, (long long)(f->disk >> 20));
+	struct capsa_error *e = NULL;
+	if (code == ENOSPC)
+		error_set(&e, code, "cp %s %s: no space left on device%s", src, dst, disk);
+	else
+		error_set(&e, code ? code : EIO, "cp %s %s: %s", src, dst, why);
+	capsa_error_free(*err);
+	*err = e;
+	return -1;
+}
 
 static ssize_t tarw_input(struct op *o, void *buf, size_t n)
 {
@@ -686,8 +785,10 @@ CAPSA_EXPORT int capsa_files_copy_in(struct capsa_files *f, const char *host_pat
 		return -1;
 	struct op o = { .input = tarw_input, .ctx = &t };
 	int r = tar_put(f, dir, &o, NULL, err);
-	if (r < 0)
-		error_wrap(err, "copy %s to %s", host_path, path);
+	if (r < 0) {
+		_cleanup_free_ char *dst = xasprintf("%s:%s", f->name, path);
+		cp_fail(f, &o, host_path, dst, err);
+	}
 	op_release(&o);
 	tarw_release(&t);
 	return r;
@@ -756,16 +857,18 @@ CAPSA_EXPORT int capsa_files_copy_out(struct capsa_files *f, const char *path, c
 		return error_sys(err, errno, "copy to %s", hdir);
 	struct untar_ctx u;
 	struct tarx_opts xo = { .root_fd = dfd, .dir = "", .res = RES_IN_ROOT, .owner = TARX_OWNER_NONE,
-				.strip_setid = true };
+				.strip_setid = true, .max_bytes = (uint64_t)f->max };
 	tarx_init(&u.x, &xo);
 	struct op o = { .data = untar_data, .ctx = &u };
 	struct proto_fileop req = fop(FOP_TAR_GET, *src ? src : "/");
 	req.name = name;
 	int r = op_run(f, &o, &req, err);
-	if (r == 0 && tarx_finish(&u.x, err) < 0)
+	if (r == 0 && tarx_finish(&u.x, &o.local) < 0)
 		r = -1;
-	if (r < 0)
-		error_wrap(err, "copy %s to %s", path, host_path);
+	if (r < 0) {
+		_cleanup_free_ char *from = xasprintf("%s:%s", f->name, path);
+		cp_fail(f, &o, from, host_path, err);
+	}
 	tarx_release(&u.x);
 	op_release(&o);
 	return r;
@@ -792,7 +895,7 @@ static int on_watch_ok(void *ctx, struct proto_conn *c, const struct proto_hdr *
 }
 
 CAPSA_EXPORT int capsa_watch_open(struct capsa_ctx *ctx, const char *sandbox, const char *path, bool recursive,
-				  struct capsa_watch **out, struct capsa_error **err)
+				  const char *user, struct capsa_watch **out, struct capsa_error **err)
 {
 	if (check_path(path, err) < 0)
 		return -1;
@@ -805,6 +908,7 @@ CAPSA_EXPORT int capsa_watch_open(struct capsa_ctx *ctx, const char *sandbox, co
 	fd_set_nonblock(w->c.fd, true);
 	struct proto_fileop req = fop(FOP_WATCH, path);
 	req.flags = recursive ? FOPF_RECURSIVE : 0;
+	req.user = user && *user ? (char *)user : NULL;
 	struct buf b = BUF_INIT;
 	proto_fileop_encode(&b, &req);
 	proto_conn_queue(&w->c, P_FILE_OP, 0, 1, b.data, b.len);

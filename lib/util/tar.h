@@ -6,7 +6,12 @@
  * (walk.h): regular files, directories and symlinks; devices, fifos and
  * sockets are skipped; names too long for ustar, large sizes and ids go in
  * pax extended headers.  A file that changes size while it is read is
- * padded or cut to the size in its header.
+ * padded or cut to the size in its header.  A file with holes (SEEK_DATA/
+ * SEEK_HOLE) is written in GNU tar's PAX 1.0 sparse format (the
+ * GNU.sparse.* records and a map of data regions before the data), so only
+ * its data travels; GNU tar reads it (`tar -x`), and so does the extractor
+ * here, which recreates the holes.  A file or directory that cannot be
+ * read for lack of permission is an error naming it, never skipped.
  *
  * The extractor treats the stream as hostile.  Every entry is created
  * relative to a root directory fd with open_beneath() (so nothing can be
@@ -31,6 +36,15 @@
 #define TAR_BLOCK 512
 #define TAR_MAX_PAX (1u << 20)
 #define TAR_MAX_ENTRIES (1u << 20)
+/* data regions of one sparse file: the writer merges what is past
+ * TAR_SPARSE_WRITE_MAX into one region (zeros and all), the extractor
+ * refuses maps of more than TAR_SPARSE_MAX */
+#define TAR_SPARSE_WRITE_MAX 4096u
+#define TAR_SPARSE_MAX 65536u
+
+struct tar_region {
+	uint64_t off, len;
+};
 
 /* ---- writer ------------------------------------------------------------ */
 
@@ -45,10 +59,16 @@ struct tarw {
 	size_t hdr_off;
 	int file_fd;	  /* content being copied */
 	uint64_t left;	  /* content bytes still due */
+	struct tar_region *map; /* where they are in the file: one region, or a sparse file's data */
+	size_t n_map, ri; /* regions, the one being copied */
+	uint64_t roff;	  /* offset in it */
 	size_t pad;	  /* zero bytes after the content */
 	bool ended;	  /* the end-of-archive blocks are queued */
 	bool finished;
 	uint64_t files, bytes;
+	/* entries the walk leaves out (walk.h), set before the first read */
+	bool (*hide)(void *ud, int dirfd, const char *name, const struct stat *st);
+	void *hide_ud;
 };
 
 /* The top entry is base in dirfd (base NULL: dirfd itself, a directory);
@@ -75,6 +95,7 @@ struct tarx_opts {
 	uid_t uid;
 	gid_t gid;
 	bool strip_setid;    /* drop setuid/setgid bits (extracting on the host) */
+	uint64_t max_bytes;  /* file data written, at most (0: no bound): EFBIG past it */
 };
 
 struct tarx_set;
@@ -94,7 +115,20 @@ struct tarx {
 	bool pax_size_set, pax_uid_set, pax_gid_set, pax_mtime_set;
 	uint64_t pax_size, pax_uid, pax_gid;
 	int64_t pax_mtime;
-	int fd;		     /* regular file being written */
+	char *sparse_name;   /* GNU.sparse.name of a PAX 1.0 sparse entry */
+	int sparse_major, sparse_minor; /* -1: not given */
+	uint64_t sparse_real;
+	bool sparse_real_set;
+	/* the sparse file being written: its map (read from the data area
+	 * first), the region being filled and the file's full size */
+	bool sparse;
+	struct tar_region *map;
+	size_t n_map, ri;
+	uint64_t roff, real_size;
+	uint64_t map_lines;  /* lines of the map seen so far */
+	int fd;		     /* regular file being written, under a temporary name */
+	int fd_dir;	     /* the directory holding it */
+	char *fd_tmp, *fd_base; /* its temporary and final names there */
 	char *fd_name;	     /* its name, for messages */
 	uint32_t fd_mode;    /* and what to set when it is complete */
 	uint64_t fd_uid, fd_gid;
@@ -105,12 +139,15 @@ struct tarx {
 	struct { char *rel; int64_t mtime; } *dirs;
 	size_t n_dirs;
 	uint64_t entries;
+	uint64_t written;    /* file data bytes written */
 	bool ended;
 };
 
 void tarx_init(struct tarx *x, const struct tarx_opts *o);
 /* Feeds stream bytes; -1 with err on the first bad entry or failing write
- * (what was extracted before stays). */
+ * (what was extracted before stays; a regular file is written under a
+ * temporary name in its directory and renamed into place once complete,
+ * so a failed one leaves nothing behind, and tarx_release removes it). */
 int tarx_feed(struct tarx *x, const void *data, size_t n, struct capsa_error **err);
 /* The stream ended: refuses a truncated archive, sets directory mtimes. */
 int tarx_finish(struct tarx *x, struct capsa_error **err);

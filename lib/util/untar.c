@@ -13,7 +13,7 @@
 #include "tar.h"
 
 enum { S_HEADER = 0, S_PAYLOAD };
-enum { P_SKIP = 0, P_META, P_FILE };
+enum { P_SKIP = 0, P_META, P_FILE, P_MAP };
 
 /* ---- a set of strings (names the archive created) ---------------------- */
 
@@ -209,8 +209,53 @@ static void clear_overrides(struct tarx *x)
 	free(x->pax_link);
 	free(x->gnu_path);
 	free(x->gnu_link);
-	x->pax_path = x->pax_link = x->gnu_path = x->gnu_link = NULL;
+	free(x->sparse_name);
+	x->pax_path = x->pax_link = x->gnu_path = x->gnu_link = x->sparse_name = NULL;
 	x->pax_size_set = x->pax_uid_set = x->pax_gid_set = x->pax_mtime_set = false;
+	x->sparse_major = x->sparse_minor = -1;
+	x->sparse_real_set = false;
+}
+
+static int parse_u64(const char *val, uint64_t max, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(val, &end, 10);
+	if (errno || *end || !*val || *val == '-' || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* GNU tar's sparse records (PAX 1.0: major 1, minor 0; the map is in the
+ * data).  0: taken, 1: not one of them, -1: bad. */
+static int parse_sparse_record(struct tarx *x, const char *k, size_t kl, char **val, struct capsa_error **err)
+{
+	uint64_t v;
+	if (kl < 11 || memcmp(k, "GNU.sparse.", 11) != 0)
+		return 1;
+	k += 11;
+	kl -= 11;
+	if (kl == 4 && memcmp(k, "name", 4) == 0) {
+		free(x->sparse_name);
+		x->sparse_name = steal_pointer(val);
+	} else if (kl == 8 && memcmp(k, "realsize", 8) == 0) {
+		if (parse_u64(*val, 1ULL << 62, &x->sparse_real) < 0)
+			return error_set(err, EINVAL, "tar stream: bad GNU.sparse.realsize '%.40s'", *val);
+		x->sparse_real_set = true;
+	} else if ((kl == 5 && memcmp(k, "major", 5) == 0) || (kl == 5 && memcmp(k, "minor", 5) == 0)) {
+		if (parse_u64(*val, 1000, &v) < 0)
+			return error_set(err, EINVAL, "tar stream: bad GNU.sparse.%.5s '%.40s'", k, *val);
+		if (k[1] == 'a')
+			x->sparse_major = (int)v;
+		else
+			x->sparse_minor = (int)v;
+	} else {
+		/* the 0.x formats (a map in the header: GNU.sparse.offset,
+		 * numbytes, map, size) */
+		return error_set(err, ENOTSUP, "tar stream: GNU sparse format 0.x is not supported (use 1.0)");
+	}
+	return 0;
 }
 
 static int parse_pax(struct tarx *x, struct capsa_error **err)
@@ -236,7 +281,11 @@ static int parse_pax(struct tarx *x, struct capsa_error **err)
 			return error_set(err, EINVAL, "tar stream: pax value with a NUL byte");
 		_cleanup_free_ char *val = xstrndup(v, vl);
 		char *end;
-		if (kl == 4 && memcmp(kv, "path", 4) == 0) {
+		int sr = parse_sparse_record(x, kv, kl, &val, err);
+		if (sr < 0)
+			return -1;
+		if (sr == 0) {
+		} else if (kl == 4 && memcmp(kv, "path", 4) == 0) {
 			free(x->pax_path);
 			x->pax_path = steal_pointer(&val);
 		} else if (kl == 8 && memcmp(kv, "linkpath", 8) == 0) {
@@ -307,6 +356,18 @@ static void set_owner_mode(struct tarx *x, int fd, const char *base, const struc
 	fchmod(fd, mode);
 }
 
+/* The name at base in pfd may be replaced by a regular file (renamed over
+ * it once complete): anything but a directory. */
+static int room_for_file(int pfd, const char *base, const char *name, struct capsa_error **err)
+{
+	struct stat st;
+	if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : error_sys(err, errno, "tar entry '%s'", name);
+	if (S_ISDIR(st.st_mode))
+		return error_set(err, EISDIR, "tar entry '%s': cannot replace a directory with a file", name);
+	return 0;
+}
+
 /* The name at base in pfd is about to be replaced by a non-directory. */
 static int make_room(int pfd, const char *base, const char *name, struct capsa_error **err)
 {
@@ -330,13 +391,19 @@ static int create_entry(struct tarx *x, const struct entry *e, struct capsa_erro
 	struct timespec ts[2] = { { e->mtime, 0 }, { e->mtime, 0 } };
 	switch (e->type) {
 	case '0': {
-		if (make_room(pfd, base, e->name, err) < 0)
+		if (room_for_file(pfd, base, e->name, err) < 0)
 			return -1;
-		int fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+		/* a temporary name until complete: a failure (a full disk) leaves
+		 * neither a truncated file nor a damaged old one */
+		_cleanup_free_ char *rnd = random_hex(8);
+		_cleanup_free_ char *tmp = xasprintf(".capsa-tar-%s", rnd);
+		int fd = openat(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
 		if (fd < 0)
 			return error_sys(err, errno, "tar entry '%s': create", e->name);
-		set_add(&x->files, e->name);
 		x->fd = fd;
+		x->fd_dir = steal_fd(&pfd);
+		x->fd_tmp = steal_pointer(&tmp);
+		x->fd_base = xstrdup(base);
 		free(x->fd_name);
 		x->fd_name = xstrdup(e->name);
 		return 0;
@@ -388,23 +455,60 @@ static int create_entry(struct tarx *x, const struct entry *e, struct capsa_erro
 	return error_set(err, EINVAL, "tar entry '%s': unsupported type", e->name);
 }
 
-static void finish_file(struct tarx *x)
+static void drop_file(struct tarx *x)
+{
+	if (x->fd >= 0) {
+		close(x->fd);
+		unlinkat(x->fd_dir, x->fd_tmp, 0);
+	}
+	if (x->fd_dir >= 0)
+		close(x->fd_dir);
+	free(x->fd_tmp);
+	free(x->fd_base);
+	free(x->map);
+	x->fd = x->fd_dir = -1;
+	x->fd_tmp = x->fd_base = NULL;
+	x->map = NULL;
+	x->n_map = x->ri = 0;
+	x->roff = x->map_lines = 0;
+	x->sparse = false;
+}
+
+/* The file is complete: its size (a sparse file's holes at the end), owner,
+ * mode and times, then its name. */
+static int finish_file(struct tarx *x, struct capsa_error **err)
 {
 	if (x->fd < 0)
-		return;
+		return 0;
+	if (x->sparse && ftruncate(x->fd, (off_t)x->real_size) < 0) {
+		error_sys(err, errno, "tar entry '%s': size %llu", x->fd_name, (unsigned long long)x->real_size);
+		drop_file(x);
+		return -1;
+	}
 	struct entry e = { .name = x->fd_name, .mode = x->fd_mode, .uid = x->fd_uid, .gid = x->fd_gid,
 			   .mtime = x->fd_mtime };
 	set_owner_mode(x, x->fd, NULL, &e, false);
 	struct timespec ts[2] = { { e.mtime, 0 }, { e.mtime, 0 } };
 	futimens(x->fd, ts);
-	close(x->fd);
+	int rc = close(x->fd) < 0 ? -1 : renameat(x->fd_dir, x->fd_tmp, x->fd_dir, x->fd_base);
 	x->fd = -1;
+	if (rc < 0) {
+		error_sys(err, errno, "tar entry '%s'", x->fd_name);
+		unlinkat(x->fd_dir, x->fd_tmp, 0);
+		drop_file(x);
+		return -1;
+	}
+	set_add(&x->files, x->fd_name);
+	drop_file(x);
+	return 0;
 }
 
 /* The entry's name as archived: pax path, GNU long name, or ustar's
  * prefix/name. */
 static char *raw_name(const struct tarx *x, const uint8_t *h)
 {
+	if (x->sparse_name)
+		return xstrdup(x->sparse_name);
 	if (x->pax_path)
 		return xstrdup(x->pax_path);
 	if (x->gnu_path)
@@ -507,9 +611,14 @@ static int handle_header(struct tarx *x, struct capsa_error **err)
 		gid = x->pax_gid;
 	if (x->pax_mtime_set)
 		mtime = (uint64_t)x->pax_mtime;
-	clear_overrides(x);
 	if (type == '\0' || type == '7')
 		type = '0';
+	bool sparse = x->sparse_major >= 0 || x->sparse_name;
+	if (sparse && (x->sparse_major != 1 || x->sparse_minor != 0 || !x->sparse_real_set || type != '0'))
+		return error_set(err, ENOTSUP, "tar entry '%.200s': only GNU sparse format 1.0 of a regular file, with "
+				 "its realsize, is supported", name);
+	uint64_t real = x->sparse_real;
+	clear_overrides(x);
 	struct buf lclean = BUF_INIT;
 	int ck = check_entry(x, type, name, raw, link, &lclean, err);
 	if (ck != 0) {
@@ -526,15 +635,19 @@ static int handle_header(struct tarx *x, struct capsa_error **err)
 	if (rc < 0)
 		return -1;
 	if (type == '0') {
-		x->meta_kind = P_FILE;
+		x->meta_kind = sparse ? P_MAP : P_FILE;
 		x->fd_mode = e.mode;
 		x->fd_uid = e.uid;
 		x->fd_gid = e.gid;
 		x->fd_mtime = e.mtime;
+		x->sparse = sparse;
+		x->real_size = real;
+		x->meta.len = 0;
+		if (sparse && size == 0)
+			return error_set(err, EINVAL, "tar entry '%s': sparse file without a map", name);
 		if (size == 0) {
 			x->state = S_HEADER;
-			finish_file(x);
-			return 0;
+			return finish_file(x, err);
 		}
 	}
 	if (x->data_left == 0 && x->pad_left == 0)
@@ -561,11 +674,146 @@ static int end_meta(struct tarx *x, struct capsa_error **err)
 	return 0;
 }
 
+/* ---- file data and sparse maps ------------------------------------------------- */
+
+/* The next "NUMBER\n" of a sparse map: 1 read, 0 not complete yet, -1 bad. */
+static int map_number(const char **p, const char *end, uint64_t *v)
+{
+	const char *q = *p;
+	uint64_t n = 0;
+	size_t digits = 0;
+	for (; q < end && *q >= '0' && *q <= '9'; q++, digits++) {
+		if (digits >= 19)
+			return -1;
+		n = n * 10 + (uint64_t)(*q - '0');
+	}
+	if (q == end)
+		return 0;
+	if (*q != '\n' || digits == 0)
+		return -1;
+	*p = q + 1;
+	*v = n;
+	return 1;
+}
+
+/* Parses the map of a PAX 1.0 sparse file (its count, then an offset and a
+ * size per region) from x->meta: 1 complete, 0 more blocks needed, -1 bad. */
+static int parse_map(struct tarx *x, struct capsa_error **err)
+{
+	const char *p = x->meta.data, *end = p + x->meta.len;
+	uint64_t count, prev_end = 0, total = 0;
+	int r = map_number(&p, end, &count);
+	if (r > 0 && count > TAR_SPARSE_MAX)
+		return error_set(err, E2BIG, "tar entry '%s': sparse map of more than %u regions", x->fd_name,
+				 TAR_SPARSE_MAX);
+	struct tar_region *map = r > 0 ? xcalloc(count ? count : 1, sizeof(*map)) : NULL;
+	for (uint64_t i = 0; r > 0 && i < count; i++) {
+		r = map_number(&p, end, &map[i].off);
+		if (r > 0)
+			r = map_number(&p, end, &map[i].len);
+		/* in order, not overlapping, inside the file */
+		if (r > 0 && (map[i].off < prev_end || map[i].len > x->real_size ||
+			      map[i].off > x->real_size - map[i].len))
+			r = -1;
+		if (r > 0) {
+			prev_end = map[i].off + map[i].len;
+			total += map[i].len;
+		}
+	}
+	if (r < 0 || (r > 0 && total != x->data_left)) {
+		free(map);
+		return error_set(err, EINVAL, "tar entry '%s': malformed sparse map", x->fd_name);
+	}
+	if (r == 0) {
+		free(map);
+		return 0;
+	}
+	x->map = map;
+	x->n_map = (size_t)count;
+	return 1;
+}
+
+/* One more block of a sparse map arrived: parsed once it holds as many
+ * lines as the count on its first line says (never once per block). */
+static int map_block(struct tarx *x, struct capsa_error **err)
+{
+	size_t from = (x->meta.len - 1) / TAR_BLOCK * TAR_BLOCK;
+	for (size_t i = from; i < x->meta.len; i++)
+		x->map_lines += x->meta.data[i] == '\n';
+	const char *p = x->meta.data;
+	uint64_t count = 0;
+	int r = x->map_lines ? map_number(&p, x->meta.data + x->meta.len, &count) : 0;
+	if (r > 0 && count > TAR_SPARSE_MAX)
+		return error_set(err, E2BIG, "tar entry '%s': sparse map of more than %u regions", x->fd_name,
+				 TAR_SPARSE_MAX);
+	if (r < 0 || (r > 0 && x->map_lines < 2 * count + 1))
+		r = r < 0 ? -1 : 0;
+	else
+		r = parse_map(x, err);
+	if (r == 0 && x->data_left > 0 && x->meta.len < (size_t)(2 * TAR_SPARSE_MAX + 1) * 21 + TAR_BLOCK)
+		return 0;
+	if (r <= 0)
+		return error_set(err, EINVAL, "tar entry '%s': malformed sparse map", x->fd_name);
+	x->meta.len = 0;
+	x->map_lines = 0;
+	x->meta_kind = P_FILE;
+	return 0;
+}
+
+static int pwrite_all(int fd, const uint8_t *p, size_t n, off_t off)
+{
+	while (n > 0) {
+		ssize_t w = pwrite(fd, p, n, off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+		off += w;
+	}
+	return 0;
+}
+
+/* File data: in order, or into the regions of a sparse file's map (the
+ * holes between them stay holes). */
+static int write_data(struct tarx *x, const uint8_t *p, size_t n, struct capsa_error **err)
+{
+	x->written += n;
+	if (x->o.max_bytes && x->written > x->o.max_bytes)
+		return error_set(err, EFBIG, "tar entry '%s': more than %llu bytes of files in all", x->fd_name,
+				 (unsigned long long)x->o.max_bytes);
+	while (n > 0) {
+		int r;
+		size_t k = n;
+		if (!x->sparse) {
+			r = write_all(x->fd, p, n);
+		} else {
+			while (x->ri < x->n_map && x->roff == x->map[x->ri].len) {
+				x->ri++;
+				x->roff = 0;
+			}
+			if (x->ri == x->n_map)
+				return error_set(err, EINVAL, "tar entry '%s': more data than its sparse map",
+						 x->fd_name);
+			k = (size_t)MIN((uint64_t)n, x->map[x->ri].len - x->roff);
+			r = pwrite_all(x->fd, p, k, (off_t)(x->map[x->ri].off + x->roff));
+			x->roff += k;
+		}
+		if (r < 0)
+			return error_sys(err, errno, "tar entry '%s': write", x->fd_name);
+		p += k;
+		n -= k;
+	}
+	return 0;
+}
+
 void tarx_init(struct tarx *x, const struct tarx_opts *o)
 {
 	memset(x, 0, sizeof(*x));
 	x->o = *o;
-	x->fd = -1;
+	x->fd = x->fd_dir = -1;
+	x->sparse_major = x->sparse_minor = -1;
 }
 
 int tarx_feed(struct tarx *x, const void *data, size_t n, struct capsa_error **err)
@@ -588,20 +836,27 @@ int tarx_feed(struct tarx *x, const void *data, size_t n, struct capsa_error **e
 		}
 		if (x->data_left > 0) {
 			size_t k = (size_t)MIN((uint64_t)n, x->data_left);
-			if (x->meta_kind == P_META) {
+			if (x->meta_kind == P_MAP) {
+				/* a block at a time: the map ends at a block boundary */
+				k = MIN(k, (size_t)TAR_BLOCK - x->meta.len % TAR_BLOCK);
 				buf_append(&x->meta, p, k);
-			} else if (x->meta_kind == P_FILE && x->fd >= 0 && write_all(x->fd, p, k) < 0) {
-				return error_sys(err, errno, "tar entry '%s': write", x->fd_name ? x->fd_name : "");
+			} else if (x->meta_kind == P_META) {
+				buf_append(&x->meta, p, k);
+			} else if (x->meta_kind == P_FILE && x->fd >= 0 && write_data(x, p, k, err) < 0) {
+				return -1;
 			}
 			p += k;
 			n -= k;
 			x->data_left -= k;
 			x->offset += k;
+			if (x->meta_kind == P_MAP && (x->meta.len % TAR_BLOCK == 0 || x->data_left == 0) &&
+			    map_block(x, err) < 0)
+				return -1;
 			if (x->data_left == 0) {
 				if (x->meta_kind == P_META && end_meta(x, err) < 0)
 					return -1;
-				if (x->meta_kind == P_FILE)
-					finish_file(x);
+				if (x->meta_kind == P_FILE && finish_file(x, err) < 0)
+					return -1;
 			}
 		} else if (x->pad_left > 0) {
 			size_t k = MIN(n, x->pad_left);
@@ -633,8 +888,7 @@ int tarx_finish(struct tarx *x, struct capsa_error **err)
 
 void tarx_release(struct tarx *x)
 {
-	if (x->fd >= 0)
-		close(x->fd);
+	drop_file(x);
 	clear_overrides(x);
 	buf_release(&x->meta);
 	free(x->fd_name);
@@ -644,5 +898,5 @@ void tarx_release(struct tarx *x)
 		free(x->dirs[i].rel);
 	free(x->dirs);
 	memset(x, 0, sizeof(*x));
-	x->fd = -1;
+	x->fd = x->fd_dir = -1;
 }

@@ -117,6 +117,8 @@ static int enter(struct walker *w, struct capsa_error **err)
 	struct walk_level *parent = &w->levels[w->depth - 1];
 	int fd = openat(parent->fd, w->push_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	w->push = false;
+	if (fd < 0 && w->strict && (errno == EACCES || errno == EPERM))
+		return error_sys(err, errno, "open directory %s", buf_cstr(&w->rel));
 	if (fd < 0)
 		return 0; /* swapped for something else, removed, or unreadable: skip it */
 	if (w->skip_pseudo && fs_is_pseudo(fd)) {
@@ -147,9 +149,10 @@ int walk_next(struct walker *w, struct walk_entry *e, struct capsa_error **err)
 		char *name = l->names[l->idx];
 		l->names[l->idx++] = NULL;
 		struct stat st;
-		if (fstatat(l->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		bool gone = fstatat(l->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0;
+		if (gone || (w->hide && w->hide(w->hide_ud, l->fd, name, &st))) {
 			free(name);
-			continue; /* removed meanwhile */
+			continue; /* removed meanwhile, or not to be shown */
 		}
 		w->rel.len = l->rel_len;
 		if (w->rel.len)

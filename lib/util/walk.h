@@ -29,6 +29,12 @@ struct walker {
 	size_t depth;	     /* levels in use */
 	size_t max_depth;    /* deepest level entered; 0: none below the top */
 	bool skip_pseudo;    /* do not enter proc, sysfs, devpts, cgroup ... */
+	/* set after walk_open: */
+	bool strict;	     /* a directory that cannot be entered for lack of
+			      * permission is an error (EACCES), not skipped */
+	/* entries left out entirely (not returned, not entered) */
+	bool (*hide)(void *ud, int dirfd, const char *name, const struct stat *st);
+	void *hide_ud;
 	struct buf rel;	     /* path of the current entry relative to the top */
 	bool push;	     /* the last entry is a directory to enter next */
 	char *push_name;

@@ -7,6 +7,7 @@ device, mount, cgroup or file left behind."""
 import glob
 import json
 import os
+import subprocess
 import time
 import uuid
 
@@ -114,6 +115,64 @@ def test_disk_fill_gives_enospc_and_spares_host_and_neighbour(store):
         store.ok("rm", "-f", name, other)
     assert not os.path.exists(image)
     wait_no_loop(image)
+    store.assert_clean()
+
+
+def test_cp_keeps_holes_both_ways_and_bounds_the_host(store, tmp_path):
+    """A 1 GiB sparse file in a 16 MiB sandbox comes out sparse (cp to a
+    directory, and as a tar stream GNU tar reads), a sparse host file goes
+    in sparse, and --max-size bounds what a copy out writes on the host."""
+    name = uniq()
+    store.ok("run", "-d", "--name", name, "--disk", "16m", "busybox", "sleep", "600")
+    try:
+        store.ok("exec", name, "sh", "-c", "truncate -s 1G /big && echo tail >> /big")
+        out = tmp_path / "big"
+        store.ok("cp", f"{name}:/big", out)
+        st = os.stat(out)
+        assert st.st_size == (1 << 30) + 5 and st.st_blocks * 512 < (1 << 20), (st.st_size, st.st_blocks)
+        with open(out, "rb") as f:
+            f.seek(1 << 30)
+            assert f.read() == b"tail\n"
+        p = store.run("cp", f"{name}:/big", "-", check=0)
+        assert len(p.stdout) < 65536, len(p.stdout)
+        gnu = tmp_path / "gnu"
+        gnu.mkdir()
+        subprocess.run(["tar", "-x", "-C", str(gnu)], input=p.stdout, check=True)
+        st = os.stat(gnu / "big")
+        assert st.st_size == (1 << 30) + 5 and st.st_blocks * 512 < (1 << 20)
+        host = tmp_path / "hs"
+        with open(host, "wb") as f:
+            f.truncate(1 << 30)
+            f.seek(1 << 29)
+            f.write(b"mid")
+        store.ok("cp", host, f"{name}:/hs")
+        size, blocks = store.ok("exec", name, "stat", "-c", "%s %b", "/hs").split()
+        assert int(size) == 1 << 30 and int(blocks) * 512 < (1 << 20), (size, blocks)
+        assert store.ok("exec", name, "dd", "if=/hs", "bs=1", "skip=536870912", "count=3") == "mid"
+        store.ok("exec", name, "sh", "-c", "head -c 3000000 /dev/urandom > /rand")
+        store.fail("cp", "--max-size", "1m", f"{name}:/rand", tmp_path / "rand", match="more than 1048576 bytes")
+        assert sorted(os.listdir(tmp_path)) == ["big", "gnu", "hs"]  # no rand, no temporary
+    finally:
+        store.run("rm", "-f", name)
+    store.assert_clean()
+
+
+def test_cp_into_a_full_disk_leaves_nothing_and_says_so_once(store, tmp_path):
+    """A copy that fills the sandbox's disk leaves no truncated file holding
+    the space, and says what failed in one line."""
+    name = uniq()
+    store.ok("run", "-d", "--name", name, "--disk", "16m", "busybox", "sleep", "600")
+    try:
+        store.ok("exec", name, "mkdir", "/data")
+        big = tmp_path / "big"
+        big.write_bytes(os.urandom(30 << 20))
+        err = store.fail("cp", big, f"{name}:/data/big")
+        assert err == f"capsa: cp {big} {name}:/data/big: no space left on device in sandbox {name} (--disk 16M)\n", err
+        assert store.ok("exec", name, "ls", "-A", "/data") == ""
+        # the space is free again
+        store.ok("exec", name, "dd", "if=/dev/zero", "of=/data/after", "bs=1M", "count=8")
+    finally:
+        store.run("rm", "-f", name)
     store.assert_clean()
 
 

@@ -231,6 +231,42 @@ def test_files_endpoint_bad_input(srv, e2b):
     assert srv.get("/files?path=/tmp/m1", headers=h).body == b"one"
 
 
+def test_envd_files_as_a_user(srv, e2b):
+    """envd's user (Authorization: Basic, or ?username= on /files) is a
+    credential for every filesystem call: nobody gets permission_denied /
+    403 where nobody's shell gets "Permission denied"; no user is root."""
+    sid = e2b["sandboxID"]
+    nobody = {"Authorization": "Basic " + base64.b64encode(b"nobody:").decode()}
+
+    def call(method, msg):
+        h = plane(sid)
+        h.update(nobody)
+        h["Connect-Protocol-Version"] = "1"
+        h["Content-Type"] = "application/json"
+        # over the unix socket: no API token to share Authorization with
+        return srv.request("POST", f"/{method}", body=json.dumps(msg).encode(), headers=h, unix=True)
+
+    for method, msg, named in (("filesystem.Filesystem/ListDir", {"path": "/root", "depth": 1}, "/root"),
+                               ("filesystem.Filesystem/MakeDir", {"path": "/root/d"}, "/root/d"),
+                               ("filesystem.Filesystem/Remove", {"path": "/etc/hostname"}, "/etc/hostname"),
+                               ("filesystem.Filesystem/Move", {"source": "/etc/hostname", "destination": "/h"},
+                                "/etc/hostname")):
+        r = call(method, msg)
+        j = r.json()
+        assert r.status == 403 and j["code"] == "permission_denied", (method, r.status, j)
+        assert named in j["message"] and "nobody" in j["message"], j
+    r = srv.request("GET", "/files?path=/etc/shadow&username=nobody", headers=plane(sid))
+    assert r.status == 403 and "permission denied" in r.json()["message"] and "nobody" in r.json()["message"]
+    r = srv.request("POST", "/files?path=/etc/evil&username=nobody", body=b"x",
+                    headers=dict(plane(sid), **{"Content-Type": "application/octet-stream"}))
+    assert r.status == 403, r.body
+    r = srv.request("GET", "/files?path=/etc/shadow", headers=plane(sid))
+    assert r.status == 200 and r.body.startswith(b"root:")
+    assert srv.request("GET", "/files?path=/etc/evil", headers=plane(sid)).status == 404
+    r = srv.request("GET", "/files?path=/proc/1/maps", headers=plane(sid))
+    assert r.status == 403 and "off limits" in r.json()["message"], r.body
+
+
 # --- the code interpreter -------------------------------------------------------
 
 def execute(srv, sid, code, **kw):

@@ -234,6 +234,74 @@ def test_watch_stream(srv, sb):
     f.close()
 
 
+def test_files_as_a_user(srv, sb):
+    """`user` on every file endpoint is a credential: nobody is refused (403)
+    what nobody's shell is refused, with the path and the user named."""
+    base = f"/v1/sandboxes/{sb}"
+    srv.ok("POST", f"{base}/exec", {"command": ["sh", "-c", "echo s > /secret && chmod 600 /secret && "
+                                                "mkdir -p /home/nob && chown nobody /home/nob"]})
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w") as tf:
+        ti = tarfile.TarInfo("planted")
+        ti.size = 1
+        tf.addfile(ti, io.BytesIO(b"x"))
+    for method, path, body, named in (
+            ("GET", "/files?path=/secret&user=nobody", None, "/secret"),
+            ("PUT", "/files?path=/etc/evil&user=nobody", b"x", "/etc/evil"),
+            ("PUT", "/files?path=/secret&append=true&user=nobody", b"x", "/secret"),
+            ("GET", "/files/list?path=/root&user=nobody", None, "/root"),
+            ("DELETE", "/files?path=/secret&user=nobody", None, "/secret"),
+            ("POST", "/files/mkdir", {"path": "/root/d", "user": "nobody"}, "/root/d"),
+            ("POST", "/files/rename", {"from": "/secret", "to": "/home/nob/s", "user": "nobody"}, "/secret"),
+            ("GET", "/archive?path=/secret&user=nobody", None, "/secret"),
+            ("PUT", "/archive?path=/root&user=nobody", tar.getvalue(), "/root"),
+            ("GET", "/files/watch?path=/root&user=nobody", None, "/root")):
+        msg = srv.error(method, base + path, body, status=403, word="permission_denied")["message"]
+        assert named in msg and "nobody" in msg, (method, path, msg)
+    assert srv.get(f"{base}/files?path=/secret").body == b"s\n"
+    assert srv.get(f"{base}/files?path=/secret&user=root").body == b"s\n"
+    got = srv.ok("POST", f"{base}/exec", {"command": ["ls", "-A", "/etc/evil", "/root"]})
+    assert "planted" not in got["stdout"] and "d" not in got["stdout"].split()
+    info = srv.ok("PUT", f"{base}/files?path=/home/nob/f&user=nobody", b"mine")
+    assert (info["uid"], info["gid"]) == (65534, 65534)
+    # the agent's own /proc entries, whoever asks
+    for user in ("", "&user=nobody"):
+        for path in ("/files?path=/proc/1/maps", "/files/stat?path=/proc/self", "/files/list?path=/proc/1",
+                     "/archive?path=/proc/1", "/files/watch?path=/proc/self"):
+            msg = srv.error("GET", base + path + user, status=403)["message"]
+            assert "off limits" in msg, (path, msg)
+        srv.error("PUT", f"{base}/files?path=/proc/1/oom_score_adj&append=true{user}", b"-1000", status=403,
+                  match="off limits")
+
+
+def test_sparse_download_is_bounded(store):
+    """A raw download streams a sparse file's zeros, up to --max-download
+    (413 past it, before anything is sent); an archive carries only its
+    data."""
+    s = Serve(store, "--max-download", "64m")
+    try:
+        sb = s.ok("POST", "/v1/sandboxes", {"image": "busybox", "limits": {"disk": "16m"}}, status=201)["id"]
+        base = f"/v1/sandboxes/{sb}"
+        got = s.ok("POST", f"{base}/exec", {"command": ["sh", "-c", "truncate -s 32M /s32 && echo end >> /s32 && "
+                                                        "truncate -s 200M /s200 && echo end >> /s200"]})
+        assert got["exitCode"] == 0, got
+        r = s.get(f"{base}/files?path=/s32")
+        assert r.status == 200 and len(r.body) == (32 << 20) + 4 and r.body.endswith(b"end\n")
+        assert r.body[:1 << 20] == bytes(1 << 20)
+        s.error("GET", f"{base}/files?path=/s200", status=413, match="/s200")
+        r = s.get(f"{base}/archive?path=/s200")
+        assert r.status == 200 and len(r.body) < 65536, len(r.body)
+        with tarfile.open(fileobj=io.BytesIO(r.body)) as tf:
+            m = tf.getmember("s200")
+            assert m.size == (200 << 20) + 4
+            f = tf.extractfile(m)
+            f.seek(200 << 20)
+            assert f.read() == b"end\n"
+        s.request("DELETE", f"{base}?force=true")
+    finally:
+        s.stop()
+
+
 # --- ports --------------------------------------------------------------------
 
 def test_ports_publish_and_tunnel(srv, store):

@@ -297,9 +297,15 @@ def test_files_operations(store, box):
     c.ok("files", "write", box, "/work/a/f.txt", input=b"new\n")
     assert json.loads(c.ok("files", "stat", "--json", box, "/work/a/f.txt"))["mode"] == "0600"
     c.fail("files", "write", "--create", box, "/work/a/f.txt", input=b"x", match="exists")
+    # a user writes as the user: not in root's /work, in a directory of its own
+    c.fail("files", "write", "-p", "-u", "user", box, "/work/new/deep/g", input=b"g",
+           match="permission denied (as user user)")
+    c.ok("files", "mkdir", box, "/work/new")
+    c.ok("exec", box, "chown", "user", "/work/new")
     c.ok("files", "write", "-p", "-u", "user", box, "/work/new/deep/g", input=b"g")
     st = json.loads(c.ok("files", "stat", "--json", box, "/work/new/deep/g"))
     assert st["owner"] == "user" and st["uid"] == 1000
+    assert json.loads(c.ok("files", "stat", "--json", box, "/work/new/deep"))["uid"] == 1000
     c.ok("exec", box, "ln", "-s", "a/f.txt", "/work/link")
     st = json.loads(c.ok("files", "stat", "--json", box, "/work/link"))
     assert st["type"] == "symlink" and st["linkTarget"] == "a/f.txt"

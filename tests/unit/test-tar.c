@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "tap.h"
+#include "tarbuild.h"
 #include "util/fs.h"
 #include "util/tar.h"
 #include "util/walk.h"
@@ -74,13 +75,16 @@ static int archive(const char *dir, const char *b, const char *name, struct buf 
 
 /* Extracts data into dest (relative to base, as the root), feeding it in
  * pieces of step bytes.  Returns 0 or -1 with *msg. */
+static uint64_t extract_max;
+
 static int extract(const char *dest, const void *data, size_t n, size_t step, char **msg)
 {
 	_cleanup_free_ char *d = p(dest);
 	mkdir(d, 0755);
 	_cleanup_close_ int fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct tarx x;
-	struct tarx_opts o = { .root_fd = fd, .dir = "", .res = RES_IN_ROOT, .strip_setid = true };
+	struct tarx_opts o = { .root_fd = fd, .dir = "", .res = RES_IN_ROOT, .strip_setid = true,
+			       .max_bytes = extract_max };
 	tarx_init(&x, &o);
 	struct capsa_error *err = NULL;
 	int rc = 0;
@@ -345,6 +349,188 @@ static void test_mkdir_beneath(void)
 	ok(mkdir_p_beneath(rfd, "/file/sub", 0755, RES_IN_ROOT) < 0 && errno == ENOTDIR, "a file in the way");
 }
 
+/* ---- sparse files (GNU PAX 1.0) and failed extractions ------------------------------- */
+
+/* A file of size bytes with pieces of data at the offsets given. */
+static void put_sparse(const char *rel, off_t size, const off_t *at, size_t n)
+{
+	_cleanup_free_ char *path = p(rel);
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0 || ftruncate(fd, size) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		char piece[32];
+		int len = snprintf(piece, sizeof(piece), "data@%lld", (long long)at[i]);
+		if (pwrite(fd, piece, (size_t)len, at[i]) != len)
+			return;
+	}
+}
+
+/* The bytes of rel at off (NUL-terminated), and its stat. */
+static bool piece_at(const char *rel, off_t off, char *out, size_t n, struct stat *st)
+{
+	_cleanup_free_ char *path = p(rel);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t r = fd < 0 ? -1 : pread(fd, out, n - 1, off);
+	out[r > 0 ? r : 0] = '\0';
+	return fd >= 0 && fstat(fd, st) == 0 && r > 0;
+}
+
+static bool has_gnu_tar(void)
+{
+	return system("tar --version 2>/dev/null | grep -q 'GNU tar'") == 0;
+}
+
+static void test_sparse(void)
+{
+	mk("sp");
+	const off_t at[] = { 0, 3 << 20, (5 << 20) + 17 };
+	put_sparse("sp/holes", 64 << 20, at, 3); /* ends in a hole */
+	put_sparse("sp/empty", 1 << 20, NULL, 0); /* a hole only */
+	struct buf tar = BUF_INIT;
+	ok(archive(".", "sp", "sp", &tar) == 0, "archive sparse files");
+	/* data regions only: a few blocks each, never 65 MiB */
+	ok(tar.len < 64 * 1024, "the archive holds the data, not the holes (%zu bytes)", tar.len);
+	ok(memmem(tar.data, tar.len, "GNU.sparse.major=1", 18) && memmem(tar.data, tar.len, "GNU.sparse.minor=0", 18),
+	   "written as GNU PAX 1.0 sparse");
+	char *msg = NULL;
+	ok(extract("spout", tar.data, tar.len, 333, &msg) == 0, "extract in 333-byte pieces%s%s", msg ? ": " : "",
+	   msg ? msg : "");
+	free(msg);
+	msg = NULL;
+	char got[64];
+	struct stat st;
+	for (size_t i = 0; i < 3; i++) {
+		char want[32];
+		snprintf(want, sizeof(want), "data@%lld", (long long)at[i]);
+		ok(piece_at("spout/sp/holes", at[i], got, strlen(want) + 1, &st) && strcmp(got, want) == 0,
+		   "data at %lld: %s", (long long)at[i], got);
+	}
+	ok(piece_at("spout/sp/holes", 1 << 20, got, 8, &st) && memcmp(got, "\0\0\0\0\0\0\0", 7) == 0,
+	   "zeros between");
+	ok(st.st_size == 64 << 20, "its size, the trailing hole included (%lld)", (long long)st.st_size);
+	ok((int64_t)st.st_blocks * 512 < (1 << 20), "the holes stay holes (%lld bytes allocated)",
+	   (long long)st.st_blocks * 512);
+	_cleanup_free_ char *ep = p("spout/sp/empty");
+	ok(stat(ep, &st) == 0 && st.st_size == 1 << 20 && st.st_blocks * 512 < 65536, "a file that is one hole");
+	ok(stat(ep, &st) == 0 && (st.st_mode & 0777) == 0640, "mode kept");
+
+	/* tar is essential on Debian: GNU tar is there to check against */
+	ok(has_gnu_tar(), "GNU tar is installed");
+	{
+		/* GNU tar reads what the writer wrote ... */
+		_cleanup_free_ char *arc = p("sp.tar");
+		_cleanup_free_ char *gdir = p("gnu-out");
+		mkdir(gdir, 0755);
+		int afd = open(arc, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		ok(afd >= 0 && write_all(afd, tar.data, tar.len) == 0 && close(afd) == 0, "archive saved");
+		_cleanup_free_ char *cmd = xasprintf("tar -xf %s -C %s", arc, gdir);
+		ok(system(cmd) == 0 && piece_at("gnu-out/sp/holes", at[2], got, 16, &st) && strncmp(got, "data@", 5) == 0 &&
+		   st.st_size == 64 << 20, "GNU tar extracts it: %s", got);
+	}
+	buf_release(&tar);
+	{
+		/* ... and the extractor reads what GNU tar writes */
+		_cleanup_free_ char *arc = p("gnu.tar");
+		_cleanup_free_ char *cmd = xasprintf("cd %s/sp && tar --format=pax --sparse --sparse-version=1.0 -cf %s holes",
+						      base, arc);
+		ok(system(cmd) == 0, "GNU tar archives it");
+		struct buf b = BUF_INIT;
+		ok(read_file_at(AT_FDCWD, arc, 1 << 20, &b, NULL) == 0, "read its archive");
+		ok(extract("from-gnu", b.data, b.len, 4096, &msg) == 0 && piece_at("from-gnu/holes", at[1], got, 16, &st) &&
+		   strncmp(got, "data@", 5) == 0 && st.st_size == 64 << 20 && (int64_t)st.st_blocks * 512 < (1 << 20),
+		   "GNU tar's sparse archive extracted with its holes%s%s", msg ? ": " : "", msg ? msg : "");
+		free(msg);
+		msg = NULL;
+		buf_release(&b);
+	}
+}
+
+static void sparse_refused(const char *pax, const char *map, size_t data, const char *needle, const char *what)
+{
+	struct buf b = BUF_INIT;
+	char body[4096];
+	size_t ml = strlen(map);
+	memcpy(body, map, ml);
+	memset(body + ml, 0, 512 - ml % 512);
+	size_t n = ml + (512 - ml % 512);
+	memset(body + n, 'x', data);
+	struct tar_ent e[] = { { .name = "GNUSparseFile.0/f", .type = '0', .data = body, .len = n + data, .pax = pax },
+			       { 0 } };
+	tb_build(&b, e);
+	refused(&b, needle, what);
+	buf_release(&b);
+}
+
+static void test_sparse_hostile(void)
+{
+	const char *v1 = "GNU.sparse.major=1\nGNU.sparse.minor=0\nGNU.sparse.name=f\nGNU.sparse.realsize=4096\n";
+	sparse_refused(v1, "2\n0\n10\n5\n10\n", 20, "malformed sparse map", "overlapping regions");
+	sparse_refused(v1, "1\n4090\n10\n", 10, "malformed sparse map", "a region past the real size");
+	sparse_refused(v1, "1\n0\n10\n", 11, "malformed sparse map", "more data than the map says");
+	sparse_refused(v1, "99999999\n0\n1\n", 1, "sparse map of more than", "a map of too many regions");
+	sparse_refused(v1, "1\n0\nx\n", 1, "malformed sparse map", "a map that is not numbers");
+	sparse_refused("GNU.sparse.major=0\nGNU.sparse.minor=1\nGNU.sparse.name=f\nGNU.sparse.realsize=10\n",
+		       "1\n0\n1\n", 1, "only GNU sparse format 1.0", "sparse format 0.1");
+	sparse_refused("GNU.sparse.offset=0\nGNU.sparse.numbytes=1\n", "1\n0\n1\n", 1, "0.x is not supported",
+		       "sparse format 0.0");
+	sparse_refused("GNU.sparse.major=1\nGNU.sparse.minor=0\nGNU.sparse.name=../../f\nGNU.sparse.realsize=1\n",
+		       "1\n0\n1\n", 1, "leaves the destination", "a sparse name with ..");
+}
+
+/* Nothing but the names given in dir (relative to base). */
+static bool only(const char *dir, const char *names)
+{
+	_cleanup_free_ char *d = p(dir);
+	struct walker w;
+	struct walk_entry e;
+	struct buf seen = BUF_INIT;
+	if (walk_open(&w, open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC), 1, false, NULL) < 0)
+		return false;
+	while (walk_next(&w, &e, NULL) > 0)
+		buf_appendf(&seen, "%s%s", seen.len ? " " : "", e.name);
+	walk_close(&w);
+	bool same = strcmp(buf_cstr(&seen), names) == 0;
+	if (!same)
+		diag("%s holds '%s', expected '%s'", dir, buf_cstr(&seen), names);
+	buf_release(&seen);
+	return same;
+}
+
+/* A file whose extraction fails part way (a truncated stream, a bound on
+ * the data) leaves nothing half-written: not the new file, not a
+ * temporary, and an old file of the same name as it was. */
+static void test_failed_file_leaves_nothing(void)
+{
+	static char big[100000];
+	memset(big, 'n', sizeof(big));
+	struct buf b = BUF_INIT;
+	struct tar_ent cut[] = { { .name = "small", .type = '0', .data = "ok", .len = 2 },
+				 { .name = "big", .type = '0', .data = big, .len = sizeof(big), .cut = 70000 },
+				 { 0 } };
+	tb_build(&b, cut);
+	char *msg = NULL;
+	ok(extract("cut", b.data, b.len, 4096, &msg) < 0 && msg && strstr(msg, "truncated"),
+	   "a stream cut inside a file fails: %s", msg ? msg : "(accepted)");
+	free(msg);
+	msg = NULL;
+	ok(only("cut", "small"), "no partial file and no temporary left");
+	buf_release(&b);
+
+	put("cut/big", "old content", 0644);
+	struct tar_ent whole[] = { { .name = "big", .type = '0', .data = big, .len = sizeof(big) }, { 0 } };
+	tb_build(&b, whole);
+	extract_max = 50000;
+	ok(extract("cut", b.data, b.len, 4096, &msg) < 0 && msg && strstr(msg, "more than 50000 bytes"),
+	   "a bound on the data written: %s", msg ? msg : "(accepted)");
+	extract_max = 0;
+	free(msg);
+	_cleanup_free_ char *old = get("cut/big");
+	is_str(old, "old content", "the old file is intact");
+	ok(only("cut", "big small"), "and no temporary is left");
+	buf_release(&b);
+}
+
 int main(void)
 {
 	if (!mkdtemp(base))
@@ -357,6 +543,9 @@ int main(void)
 	fs_force_openat2_fallback(false);
 	test_walk();
 	test_mkdir_beneath();
+	test_sparse();
+	test_sparse_hostile();
+	test_failed_file_leaves_nothing();
 	rm_rf_at(AT_FDCWD, base, NULL);
 	return done_testing();
 }

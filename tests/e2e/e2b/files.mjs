@@ -76,6 +76,21 @@ try {
   const di = await sbx.files.getInfo('/tmp/a')
   assert.equal(di.type, 'dir')
 
+  // a user is a credential: nobody's file calls are refused what nobody's
+  // shell is refused; without a user they run as root
+  await assert.rejects(sbx.files.read('/etc/shadow', { user: 'nobody' }), /permission denied.*nobody/)
+  await assert.rejects(sbx.files.write('/etc/evil', 'x', { user: 'nobody' }), /permission denied.*nobody/)
+  await assert.rejects(sbx.files.makeDir('/root/d', { user: 'nobody' }), /permission denied.*nobody/)
+  await assert.rejects(sbx.files.list('/root', { user: 'nobody' }), /permission denied.*nobody/)
+  assert.equal(await sbx.files.exists('/etc/evil'), false)
+  assert.equal(await sbx.files.exists('/root/d'), false)
+  assert.match(await sbx.files.read('/etc/shadow'), /^root:/)
+  await sbx.files.write('/tmp/nobodys', 'mine', { user: 'nobody' })
+  assert.equal((await sbx.files.getInfo('/tmp/nobodys')).owner, 'nobody')
+  // the sandbox agent's own /proc entries, whoever asks
+  await assert.rejects(sbx.files.read('/proc/1/maps'), /off limits/)
+  await assert.rejects(sbx.files.read('/proc/self/environ', { user: 'nobody' }), /off limits/)
+
   // makeDir: true when made, false when it was there
   assert.equal(await sbx.files.makeDir('/tmp/newdir/sub'), true)
   assert.equal(await sbx.files.makeDir('/tmp/newdir/sub'), false)
