@@ -3,6 +3,7 @@ layer sharing, and every hostile input of docs/image-store.md through the
 real binary (exit 125, one line naming the entry, nothing left behind)."""
 import json
 import os
+import random
 import sqlite3
 import stat
 import subprocess
@@ -279,6 +280,80 @@ def test_help_texts(capsa):
     assert "import" in capsa.ok("image", "--help")
     capsa.fail("image", "nosuch", match="unknown command")
     capsa.fail("image", "import", match="exactly one PATH")
+
+
+# ---- damaged stores (docs/image-store.md, "Damaged stores") ----------------
+
+def db_bytes(c):
+    with open(os.path.join(c.root, "capsa.db"), "rb") as f:
+        return f.read()
+
+
+def assert_refused(c, reason):
+    """`capsa image ls` refuses the store: exit 125, one line naming
+    capsa.db and the reason, and capsa.db is left byte for byte."""
+    before = db_bytes(c)
+    err = one_line(c.fail("image", "ls", match=os.path.join(c.root, "capsa.db")))
+    assert reason in err and "is not a usable capsa store" in err and "move it aside" in err, err
+    assert db_bytes(c) == before
+    return err
+
+
+def garbage(n, seed):
+    r = random.Random(seed)
+    return bytes(r.getrandbits(8) for _ in range(n))
+
+
+def test_store_truncated_to_zero_is_refused(capsa):
+    capsa.ok("image", "import", image_path("busybox-oci.tar"), "--name", "bb")
+    os.truncate(os.path.join(capsa.root, "capsa.db"), 0)
+    assert_refused(capsa, "the file is empty, but")
+    # nothing was collected meanwhile
+    assert len(store_files(capsa, "blobs/sha256")) == 3 and len(store_files(capsa, "layers")) == 1
+
+
+def test_store_of_random_bytes_is_refused(capsa):
+    capsa.ok("image", "import", image_path("busybox-oci.tar"), "--name", "bb")
+    with open(os.path.join(capsa.root, "capsa.db"), "wb") as f:
+        f.write(garbage(16384, 1))
+    assert_refused(capsa, "file is not a database")
+
+
+def test_store_with_random_pages_is_refused(capsa):
+    """16 KiB of random pages inside a store whose header is intact: what
+    PRAGMA quick_check finds, run at the first open of a file in a boot."""
+    capsa.ok("image", "import", image_path("busybox-oci.tar"), "--name", "bb")
+    assert len(capsa.json("image", "ls", "--json")) == 1  # this open verified the file
+    path = os.path.join(capsa.root, "capsa.db")
+    good = db_bytes(capsa)
+    # a restored copy (a new file) with 4 pages of garbage from page 3 on
+    damaged = good[:8192] + garbage(16384, 2) + good[8192 + 16384:]
+    with open(path + ".restore", "wb") as f:
+        f.write(damaged)
+    os.replace(path + ".restore", path)
+    assert_refused(capsa, "quick_check: ")
+    # the same damage written into a file verified in an earlier boot
+    with open(path, "wb") as f:
+        f.write(good)
+    assert len(capsa.json("image", "ls", "--json")) == 1
+    stamp = os.path.join(capsa.root, "store.verified")
+    dev_ino = open(stamp).read().split(" ", 1)[1]
+    with open(stamp, "w") as f:
+        f.write("another-boot " + dev_ino)
+    with open(path, "r+b") as f:
+        f.seek(8192)
+        f.write(garbage(16384, 2))
+    assert_refused(capsa, "quick_check: ")
+
+
+def test_store_of_another_program_is_refused(capsa):
+    os.makedirs(capsa.root)
+    db = sqlite3.connect(os.path.join(capsa.root, "capsa.db"))
+    db.execute("CREATE TABLE notes(x)")
+    db.execute("PRAGMA application_id=42")
+    db.commit()
+    db.close()
+    assert_refused(capsa, "application_id 0x0000002a")
 
 
 # ---- hostile input ---------------------------------------------------------
