@@ -7,6 +7,7 @@ import random
 import sqlite3
 import stat
 import subprocess
+import threading
 
 import pytest
 
@@ -203,6 +204,76 @@ def test_gc_removes_leftovers(capsa):
     assert len(store_files(capsa, "blobs/sha256")) == 3
     assert len(store_files(capsa, "layers")) == 1
     capsa.ok("image", "inspect", "bb")
+
+
+NO_IDMAP = {"CAPSA_TEST_NO_IDMAP": "1"}  # layers as shifted copies (the fallback)
+
+
+def shifted(c, *parts):
+    return os.path.join(c.root, "layers-shifted", *parts)
+
+
+def test_prune_removes_unused_layer_copies_and_disk_templates(capsa):
+    """The caches prune empties: the user namespace fallback's layer copies
+    no sandbox uses (a free block's, and in a held block a layer its
+    sandbox does not run on), and every --disk template."""
+    capsa.ok("image", "import", image_path("busybox-oci.tar"), "--name", "busybox")
+    capsa.ok("run", "-d", "--name", "keep", "busybox", "sleep", "1000", env=NO_IDMAP)
+    try:
+        ns = capsa.json("inspect", "keep")["userns"]
+        held = f"{ns['uid']}-{ns['gid']}"
+        mine = store_files(capsa, f"layers-shifted/{held}")
+        capsa.ok("run", "--rm", "--disk", "16m", "busybox", "true", env=NO_IDMAP)
+        free = [b for b in store_files(capsa, "layers-shifted") if b != held]
+        assert len(free) == 1 and store_files(capsa, "disk-templates")
+        n_free = len(store_files(capsa, f"layers-shifted/{free[0]}"))
+        # an earlier holder's copy in the held block, and a copy being built
+        os.makedirs(shifted(capsa, held, "ab" * 32, "bin"))
+        os.makedirs(shifted(capsa, held, "." + "cd" * 32 + ".tmp"))
+        out = capsa.ok("image", "prune")
+        assert f"{n_free + 1} layer copies, 1 disk templates" in out, out
+        assert store_files(capsa, "layers-shifted") == [held]
+        assert store_files(capsa, f"layers-shifted/{held}") == sorted(mine + ["." + "cd" * 32 + ".tmp"])
+        assert store_files(capsa, "disk-templates") == [] and store_files(capsa, "tmp") == []
+        # the sandbox on the kept copies runs on, and --disk makes its template again
+        assert capsa.ok("exec", "keep", "cat", "/proc/self/uid_map").split()[1] == str(ns["uid"])
+        capsa.ok("run", "--rm", "--disk", "16m", "busybox", "true")
+        assert len(store_files(capsa, "disk-templates")) == 1
+    finally:
+        capsa.run("rm", "-f", "keep")
+    out = capsa.ok("image", "prune")
+    assert "1 disk templates" in out and store_files(capsa, "layers-shifted") == []
+    capsa.ok("image", "ls", "-q")  # the image is named: kept
+    capsa.assert_clean()
+
+
+def test_prune_racing_creates_takes_nothing_they_use(capsa):
+    """Prunes in a loop while sandboxes that need a layer copy and a disk
+    template are created: every create finds what it uses (a template is
+    never taken between its lookup and its open, a free block's copies
+    never while a create that picked the block copies into it)."""
+    capsa.ok("image", "import", image_path("busybox-oci.tar"), "--name", "busybox")
+    stop = threading.Event()
+    failures = []
+
+    def prune_loop():
+        while not stop.is_set():
+            p = capsa.run("image", "prune")
+            if p.returncode != 0:
+                failures.append(p.err)
+
+    t = threading.Thread(target=prune_loop)
+    t.start()
+    try:
+        for _ in range(8):
+            p = capsa.run("run", "--rm", "--disk", "16m", "busybox", "ls", "/bin/busybox", env=NO_IDMAP)
+            if p.returncode != 0:
+                failures.append(p.err)
+    finally:
+        stop.set()
+        t.join()
+    assert failures == []
+    capsa.assert_clean()
 
 
 def sandbox_row(c, image_id, name="sb1", layers=()):
