@@ -373,13 +373,9 @@ struct trash {
 
 static size_t count_layers(int dirfd, const char *name)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
+	DIR *d = opendir_at(dirfd, name);
+	if (!d)
 		return 0;
-	}
 	size_t n = 0;
 	for (struct dirent *de; (de = readdir(d));)
 		n += hex64(de->d_name);
@@ -429,13 +425,9 @@ static int block_owner(struct store *db, const char *name, char **owner)
 static void prune_block(struct capsa_ctx *ctx, struct store *db, int top, const char *block, const char *owner,
 			struct trash *t)
 {
-	int fd = openat(top, block, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
+	DIR *d = opendir_at(top, block);
+	if (!d)
 		return;
-	}
 	for (struct dirent *de; (de = readdir(d));) {
 		if (!hex64(de->d_name))
 			continue;
@@ -462,15 +454,9 @@ static void prune_block(struct capsa_ctx *ctx, struct store *db, int top, const 
  * copies and makes its own. */
 static int prune_layer_copies(struct capsa_ctx *ctx, struct capsa_gc_stats *st, struct capsa_error **err)
 {
-	int top = openat(ctx->root_fd, LINUX_IDMAP_COPY_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (top < 0)
+	DIR *d = opendir_at(ctx->root_fd, LINUX_IDMAP_COPY_DIR);
+	if (!d)
 		return errno == ENOENT ? 0 : error_sys(err, errno, "open %s/" LINUX_IDMAP_COPY_DIR, ctx->root);
-	DIR *d = fdopendir(top);
-	if (!d) {
-		int e = errno;
-		close(top);
-		return error_sys(err, e, "read %s/" LINUX_IDMAP_COPY_DIR, ctx->root);
-	}
 	struct store *db = ctx_db(ctx, err);
 	if (!db || store_begin(db, err) < 0) {
 		closedir(d);

@@ -5,7 +5,6 @@
  * runtime root.  Directories are created 0700 (the root itself 0711) because
  * layer contents and sandbox uppers may hold files other users must not read.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -123,13 +122,9 @@ fail:
 
 static bool dir_has_entries(int dirfd, const char *path)
 {
-	int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
+	DIR *d = opendir_at(dirfd, path);
+	if (!d)
 		return false;
-	}
 	struct dirent *de;
 	bool found = false;
 	while (!found && (de = readdir(d)))
