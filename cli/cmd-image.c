@@ -271,17 +271,23 @@ static const char prune_help[] =
 	"Remove images that have no name and that no sandbox was created from and no\n"
 	"mount uses (with --all: every image no sandbox or mount uses), then collect\n"
 	"the blobs, layers and temporary files nothing references.  Waits for imports\n"
-	"and pulls in progress.\n"
+	"and pulls in progress.  Then empty two caches: the copies of layers made for\n"
+	"user namespaces where layers cannot be idmapped (layers-shifted/) that no\n"
+	"sandbox uses, and every --disk template (disk-templates/; the next --disk of\n"
+	"a size formats one again).\n"
 	"\n"
 	"Options:\n"
 	"  -a, --all     remove unused images that have names too\n"
 	"  -h, --help    show this help\n";
 
-static void print_stats(const struct capsa_gc_stats *st)
+static void print_stats(const struct capsa_gc_stats *st, bool caches)
 {
 	char size[32];
 	cli_human_size(st->bytes, size, sizeof(size));
-	printf("Removed %zu images, %zu blobs, %zu layers; reclaimed %s\n", st->images, st->blobs, st->layers, size);
+	printf("Removed %zu images, %zu blobs, %zu layers", st->images, st->blobs, st->layers);
+	if (caches)
+		printf(", %zu layer copies, %zu disk templates", st->layer_copies, st->disk_templates);
+	printf("; reclaimed %s\n", size);
 }
 
 static CLI_CMD(image_prune)
@@ -316,7 +322,7 @@ static CLI_CMD(image_prune)
 	for (size_t i = 0; deleted && deleted[i]; i++)
 		printf("Deleted: %s\n", deleted[i]);
 	strv_free(deleted);
-	print_stats(&st);
+	print_stats(&st, true);
 	return 0;
 }
 
@@ -358,7 +364,7 @@ static CLI_CMD(image_gc)
 	struct capsa_error *err = NULL;
 	if (capsa_image_gc(cli_ctx(cli), wait, &st, &err) < 0)
 		return cli_fail(cli, err);
-	print_stats(&st);
+	print_stats(&st, false);
 	return 0;
 }
 

@@ -87,11 +87,17 @@ void capsa_image_rm_result_release(struct capsa_image_rm_result *r);
 
 struct capsa_gc_stats {
 	size_t images, blobs, layers; /* removed */
-	int64_t bytes;		      /* freed (blob bytes + unpacked file bytes) */
+	int64_t bytes;		      /* freed (blob bytes + unpacked file bytes + caches) */
+	/* caches removed by prune: layer copies of the user namespace
+	 * fallback that no sandbox uses, --disk templates */
+	size_t layer_copies, disk_templates;
 };
 
 /* Removes images without a name that no sandbox or mount uses (all unused
- * images with all), then collects garbage.  deleted: ids removed. */
+ * images with all), then collects garbage, then empties the caches: the
+ * user namespace fallback's layer copies no sandbox uses
+ * (<root>/layers-shifted) and the --disk templates (<root>/disk-templates).
+ * deleted: ids removed. */
 int capsa_image_prune(struct capsa_ctx *ctx, bool all, char ***deleted, struct capsa_gc_stats *st,
 		      struct capsa_error **err);
 

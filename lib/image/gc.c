@@ -12,10 +12,15 @@
  *            they run on, even after `image rm --force` took the image)
  * Partial downloads (tmp/sha256-*.partial) are kept for a resumed pull for
  * a day.
+ *
+ * Prune also empties two caches gc leaves alone (they are rebuilt on use,
+ * not garbage): the user namespace fallback's layer copies that no sandbox
+ * uses, and the --disk templates (see prune_caches()).
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,6 +28,8 @@
 #include "image/image.h"
 #include "image/ingest.h"
 #include "image/ref.h"
+#include "linux/idmap.h"
+#include "linux/loopdisk.h"
 #include "util/fs.h"
 #include "util/str.h"
 
@@ -356,6 +363,138 @@ CAPSA_EXPORT void capsa_image_rm_result_release(struct capsa_image_rm_result *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* ---- caches: layer copies, disk templates ---- */
+
+/* What prune_layer_copies() moved into tmp/, to remove after the commit. */
+struct trash {
+	char **paths; /* relative to the store root */
+	size_t copies;
+};
+
+static size_t count_layers(int dirfd, const char *name)
+{
+	DIR *d = opendir_at(dirfd, name);
+	if (!d)
+		return 0;
+	size_t n = 0;
+	for (struct dirent *de; (de = readdir(d));)
+		n += hex64(de->d_name);
+	closedir(d);
+	return n;
+}
+
+/* dirfd/name to tmp/prune-<rand>: one rename, while the write transaction
+ * is held; removed (or, after a crash, swept by gc) later. */
+static void to_trash(struct capsa_ctx *ctx, int dirfd, const char *name, size_t copies, struct trash *t)
+{
+	_cleanup_free_ char *rnd = random_hex(8);
+	char *dst = xasprintf("tmp/prune-%s", rnd);
+	if (renameat(dirfd, name, ctx->root_fd, dst) < 0) {
+		free(dst);
+		return;
+	}
+	t->paths = strv_push_take(t->paths, dst);
+	t->copies += copies;
+}
+
+/* 1: block "<uid>-<gid>" is held by sandbox *owner; 0: by none; -1: name is
+ * not a block (left alone). */
+static int block_owner(struct store *db, const char *name, char **owner)
+{
+	size_t a = strspn(name, "0123456789");
+	if (a == 0 || a > 10 || name[a] != '-')
+		return -1;
+	size_t b = strspn(name + a + 1, "0123456789");
+	if (b == 0 || b > 10 || name[a + 1 + b] != '\0')
+		return -1;
+	unsigned long long uid = strtoull(name, NULL, 10), gid = strtoull(name + a + 1, NULL, 10);
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	if (store_prepare(db, "SELECT sandbox_id FROM userns_ranges WHERE uid_start=? AND gid_start=?", &st, NULL) < 0)
+		return -1; /* when in doubt, keep */
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)uid);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)gid);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return 0;
+	*owner = store_col_strdup(st, 0);
+	return 1;
+}
+
+/* In a held block: the copies of layers its sandbox does not run on (left
+ * by an earlier holder).  Names that are not layers (".<hex>.tmp" of a copy
+ * being built) are left alone. */
+static void prune_block(struct capsa_ctx *ctx, struct store *db, int top, const char *block, const char *owner,
+			struct trash *t)
+{
+	DIR *d = opendir_at(top, block);
+	if (!d)
+		return;
+	for (struct dirent *de; (de = readdir(d));) {
+		if (!hex64(de->d_name))
+			continue;
+		_cleanup_stmt_ sqlite3_stmt *st = NULL;
+		_cleanup_free_ char *digest = xasprintf("sha256:%s", de->d_name);
+		if (store_prepare(db, "SELECT 1 FROM sandbox_layers WHERE sandbox_id=? AND layer_digest=?", &st, NULL) < 0)
+			continue;
+		store_bind_text(st, 1, owner);
+		store_bind_text(st, 2, digest);
+		if (sqlite3_step(st) != SQLITE_ROW)
+			to_trash(ctx, dirfd(d), de->d_name, 1, t);
+	}
+	closedir(d);
+}
+
+/* The user namespace fallback's layer copies (layers-shifted/<uid>-<gid>/
+ * <hex>, lib/linux/idmap-copy.c) that no sandbox uses: every block no
+ * sandbox holds, and in a held block the layers its sandbox does not run on.
+ * A block is picked and recorded (userns_ranges, after the sandbox's
+ * sandbox_layers) in a write transaction before its supervisor copies
+ * anything, and a sandbox holds it until its row goes.  So under the write
+ * transaction held here, what is unused stays unused: it is renamed into
+ * tmp/ then, and a create that picks a block after the commit finds no
+ * copies and makes its own. */
+static int prune_layer_copies(struct capsa_ctx *ctx, struct capsa_gc_stats *st, struct capsa_error **err)
+{
+	DIR *d = opendir_at(ctx->root_fd, LINUX_IDMAP_COPY_DIR);
+	if (!d)
+		return errno == ENOENT ? 0 : error_sys(err, errno, "open %s/" LINUX_IDMAP_COPY_DIR, ctx->root);
+	struct store *db = ctx_db(ctx, err);
+	if (!db || store_begin(db, err) < 0) {
+		closedir(d);
+		return -1;
+	}
+	struct trash t = { xcalloc(1, sizeof(char *)), 0 };
+	for (struct dirent *de; (de = readdir(d));) {
+		_cleanup_free_ char *owner = NULL;
+		int held = block_owner(db, de->d_name, &owner);
+		if (held == 0)
+			to_trash(ctx, dirfd(d), de->d_name, count_layers(dirfd(d), de->d_name), &t);
+		else if (held == 1)
+			prune_block(ctx, db, dirfd(d), de->d_name, owner, &t);
+	}
+	closedir(d);
+	store_rollback(db); /* nothing was written: the lock was the point */
+	for (size_t i = 0; t.paths[i]; i++) {
+		int fd = openat(ctx->root_fd, t.paths[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0)
+			st->bytes += sum_tree(fd, 0);
+		rm_rf_at(ctx->root_fd, t.paths[i], NULL);
+	}
+	st->layer_copies += t.copies;
+	strv_free(t.paths);
+	return 0;
+}
+
+static int prune_caches(struct capsa_ctx *ctx, struct capsa_gc_stats *st, struct capsa_error **err)
+{
+	if (prune_layer_copies(ctx, st, err) < 0)
+		return error_wrap(err, "remove unused layer copies");
+	/* all of them: one mkfs.ext4 (7-30 ms) makes a size's again */
+	_cleanup_free_ char *templates = xasprintf("%s/" LOOPDISK_TEMPLATES, ctx->root);
+	if (loopdisk_prune_templates(templates, &st->disk_templates, &st->bytes, err) < 0)
+		return error_wrap(err, "remove disk templates");
+	return 0;
+}
+
 CAPSA_EXPORT int capsa_image_prune(struct capsa_ctx *ctx, bool all, char ***deleted, struct capsa_gc_stats *st,
 				   struct capsa_error **err)
 {
@@ -380,10 +519,13 @@ CAPSA_EXPORT int capsa_image_prune(struct capsa_ctx *ctx, bool all, char ***dele
 		strv_free(ids);
 		return -1;
 	}
-	if (st) {
-		memset(st, 0, sizeof(*st));
-		st->images = strv_len(ids);
-	}
+	struct capsa_gc_stats local;
+	if (!st)
+		st = &local;
+	memset(st, 0, sizeof(*st));
+	st->images = strv_len(ids);
 	*deleted = ids;
-	return capsa_image_gc(ctx, true, st, err);
+	if (capsa_image_gc(ctx, true, st, err) < 0)
+		return -1;
+	return prune_caches(ctx, st, err);
 }

@@ -186,7 +186,7 @@ int linux_idmap_copy_layers(const char *store_root, const char *layer_dir, const
 	_cleanup_free_ char *list = linux_overlay_lowers(overlay_data);
 	if (!list)
 		return error_set(err, EINVAL, "overlay options without lowerdir");
-	_cleanup_free_ char *top = xasprintf("%s/layers-shifted", store_root);
+	_cleanup_free_ char *top = xasprintf("%s/" LINUX_IDMAP_COPY_DIR, store_root);
 	_cleanup_free_ char *dir = xasprintf("%s/%u-%u", top, uid, gid);
 	if ((mkdir(top, 0700) < 0 && errno != EEXIST) || (mkdir(dir, 0700) < 0 && errno != EEXIST))
 		return error_sys(err, errno, "create %s", dir);

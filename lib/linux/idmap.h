@@ -25,6 +25,9 @@ int linux_idmap_path(int userns_fd, const char *path, bool recursive, struct cap
 int linux_userns_enter(int userns_fd, struct capsa_error **err);
 /* The lowerdir list of overlay options ("a:b:c"), or NULL. */
 char *linux_overlay_lowers(const char *overlay_data);
+/* Under the store root: the fallback's copies, <uid>-<gid>/<layer hex>
+ * (`capsa image prune` removes those no sandbox uses, lib/image/gc.c). */
+#define LINUX_IDMAP_COPY_DIR "layers-shifted"
 /* The fallback (idmap-copy.c): copies of the layers named in overlay_data
  * with owners shifted into the block, cached under
  * <store_root>/layers-shifted/<uid>-<gid>; *dir_out gets that directory,

@@ -8,10 +8,15 @@
  * dies, the mount goes with it, and the loop device detaches itself.  A
  * crash leaks neither a mount nor a loop device; removal deletes the file.
  *
+ * The formatted images are cached per size in a template directory
+ * (<root>/disk-templates), which `capsa image prune` empties
+ * (loopdisk_prune_templates()).
+ *
  * This file never reads anything from inside a sandbox: the image is
  * mounted nosuid,nodev, and the kernel's ext4 parses it (it was formatted by
  * us; the sandbox only ever sees the overlay on top of it).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -19,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -164,11 +170,10 @@ static int copy_sparse(int in, int out)
 }
 
 /* templates/ext4-<size>.img, made once (a private name renamed into
- * place, so concurrent creators never see a half-formatted one). */
+ * place, so concurrent creators never see a half-formatted one).  The
+ * caller made dir and holds its shared lock (templates_lock()). */
 static int template_for(const char *dir, int64_t size, char **out, struct capsa_error **err)
 {
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return error_sys(err, errno, "create %s", dir);
 	char *path = xasprintf("%s/ext4-%lld.img", dir, (long long)size);
 	if (access(path, F_OK) == 0) {
 		*out = path;
@@ -190,6 +195,31 @@ static int template_for(const char *dir, int64_t size, char **out, struct capsa_
 	return 0;
 }
 
+/* An flock of the template directory itself: shared by every create from
+ * finding (or making) its template until the template is open, exclusive
+ * while loopdisk_prune_templates() removes them, so a prune never takes a
+ * template, or one being formatted, from under a create. */
+static int lock_dir(int fd, int op)
+{
+	int r;
+	while ((r = flock(fd, op)) < 0 && errno == EINTR)
+		;
+	return r;
+}
+
+static int templates_lock(const char *dir, int op, struct capsa_error **err)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return error_sys(err, errno, "open %s", dir);
+	if (lock_dir(fd, op) < 0) {
+		int e = errno;
+		close(fd);
+		return error_sys(err, e, "lock %s", dir);
+	}
+	return fd;
+}
+
 int loopdisk_create(const char *image, int64_t size, const char *template_dir, struct capsa_error **err)
 {
 	if (size < LOOPDISK_MIN_SIZE)
@@ -199,12 +229,16 @@ int loopdisk_create(const char *image, int64_t size, const char *template_dir, s
 	size &= ~(int64_t)4095;
 	if (!template_dir)
 		return format_new(image, size, err);
+	if (mkdir(template_dir, 0700) < 0 && errno != EEXIST)
+		return error_sys(err, errno, "create %s", template_dir);
+	_cleanup_close_ int lock = templates_lock(template_dir, LOCK_SH, err);
 	_cleanup_free_ char *tpl = NULL;
-	if (template_for(template_dir, size, &tpl, err) < 0)
+	if (lock < 0 || template_for(template_dir, size, &tpl, err) < 0)
 		return -1;
 	_cleanup_close_ int in = open(tpl, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (in < 0)
 		return error_sys(err, errno, "open disk template %s", tpl);
+	close(steal_fd(&lock)); /* open: a prune may unlink it now */
 	_cleanup_close_ int out = open(image, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (out < 0)
 		return error_sys(err, errno, "create disk image %s", image);
@@ -213,6 +247,31 @@ int loopdisk_create(const char *image, int64_t size, const char *template_dir, s
 		unlink(image);
 		return error_sys(err, e, "copy disk template %s to %s", tpl, image);
 	}
+	return 0;
+}
+
+int loopdisk_prune_templates(const char *template_dir, size_t *count, int64_t *bytes, struct capsa_error **err)
+{
+	int fd = open(template_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : error_sys(err, errno, "open %s", template_dir);
+	DIR *d = lock_dir(fd, LOCK_EX) == 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		int e = errno;
+		close(fd);
+		return error_sys(err, e, "lock and read %s", template_dir);
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		struct stat sb;
+		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(sb.st_mode))
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0) {
+			(*count)++;
+			*bytes += (int64_t)sb.st_blocks * 512; /* sparse: what the disk held */
+		}
+	}
+	closedir(d); /* and the lock with it */
 	return 0;
 }
 

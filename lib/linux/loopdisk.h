@@ -15,12 +15,21 @@
 #define LOOPDISK_IMAGE "disk.img"
 #define LOOPDISK_MOUNT "disk"
 
+/* The template cache under the store root (lib/sandbox/create.c passes
+ * <root>/disk-templates). */
+#define LOOPDISK_TEMPLATES "disk-templates"
+
 /* Creates image (which must not exist) as a sparse file of size bytes
  * formatted ext4 (no journal, lazy inode tables; ~0.6 MiB of metadata per
  * GiB written).  With template_dir, the formatted image is made once per
  * size there and copied (extents only), which is ~10x faster than mkfs.
  * On failure the image is removed. */
 int loopdisk_create(const char *image, int64_t size, const char *template_dir, struct capsa_error **err);
+/* Removes every template (and any half-made one of a crashed create) from
+ * template_dir, under the directory's exclusive flock: a create holds it
+ * shared until its template is open.  Adds to *count and *bytes (the disk
+ * space they held).  A missing directory is nothing to do. */
+int loopdisk_prune_templates(const char *template_dir, size_t *count, int64_t *bytes, struct capsa_error **err);
 
 /* Attaches image to a free loop device with autoclear and mounts it on
  * target (nosuid, nodev); then makes target/upper and target/work.  The loop

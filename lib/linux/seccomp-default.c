@@ -63,12 +63,47 @@ static const char *const allowed[] = {
 /* clone without any CLONE_NEW* flag (namespace creation needs CAP_SYS_ADMIN) */
 #define CLONE_NS_MASK 2114060288ULL
 
+/* socket(2) (capsa's change to docker's single "family != AF_VSOCK" rule):
+ * allowed are the families below 64 (AF_MAX is 46 in Linux 6.18) except
+ * AF_NETLINK (16) and AF_VSOCK (40), and AF_NETLINK with every protocol
+ * below 32 (MAX_LINKS) except NETLINK_KOBJECT_UEVENT (15).  A uevent socket
+ * would receive the host's device events: the kernel broadcasts them to every
+ * network namespace the initial user namespace owns, and the sandbox's is one
+ * (docs/security.md, "Seccomp").  The kernel reads the family and the
+ * protocol as 32-bit ints, so every comparison is a masked compare of the low
+ * 32 bits: a value with high bits set cannot pass as another family (with
+ * docker's 64-bit "!= 40", 0x100000028 is AF_VSOCK to the kernel).  Rules
+ * only allow (none refuses), so their order does not matter, and each is an
+ * aligned block: LOW32(i, lo, n) is lo <= (uint32_t)arg i < lo + n, n a
+ * power of two dividing lo. */
+#define AF_NETLINK 16
+#define LOW32(i, lo, n) { (i), 0xffffffffULL & ~(uint64_t)((n) - 1), (lo), "SCMP_CMP_MASKED_EQ" }
+
 static const struct sc_rule rules[] = {
 	{ .names = allowed, .action = ALLOW, .errno_ret = -1 },
 	{ .names = NAMES("process_vm_readv", "process_vm_writev", "ptrace"), .action = ALLOW, .errno_ret = -1,
 	  .min_kernel = "4.8" },
-	{ .names = NAMES("socket"), .action = ALLOW, .errno_ret = -1, /* not AF_VSOCK */
-	  .args = { { 0, 40, 0, "SCMP_CMP_NE" } }, .n_args = 1 },
+	/* socket(2): see LOW32 above */
+	{ .names = NAMES("socket"), .action = ALLOW, .errno_ret = -1, .args = { LOW32(0, 0, 16) }, .n_args = 1 },
+	{ .names = NAMES("socket"), .action = ALLOW, .errno_ret = -1, .args = { LOW32(0, 17, 1) }, .n_args = 1 },
+	{ .names = NAMES("socket"), .action = ALLOW, .errno_ret = -1, .args = { LOW32(0, 18, 2) }, .n_args = 1 },
+	{ .names = NAMES("socket"), .action = ALLOW, .errno_ret = -1, .args = { LOW32(0, 20, 4) }, .n_args = 1 },
+	{ .names = NAMES("socket"), .action = ALLOW, .errno_ret = -1, .args = { LOW32(0, 24, 8) }, .n_args = 1 },
+	{ .names = NAMES("socket"), .action = ALLOW, .errno_ret = -1, .args = { LOW32(0, 32, 8) }, .n_args = 1 },
+	{ .names = NAMES("socket"), .action = ALLOW, .errno_ret = -1, .args = { LOW32(0, 41, 1) }, .n_args = 1 },
+	{ .names = NAMES("socket"), .action = ALLOW, .errno_ret = -1, .args = { LOW32(0, 42, 2) }, .n_args = 1 },
+	{ .names = NAMES("socket"), .action = ALLOW, .errno_ret = -1, .args = { LOW32(0, 44, 4) }, .n_args = 1 },
+	{ .names = NAMES("socket"), .action = ALLOW, .errno_ret = -1, .args = { LOW32(0, 48, 16) }, .n_args = 1 },
+	{ .names = NAMES("socket"), .action = ALLOW, .errno_ret = -1,
+	  .args = { LOW32(0, AF_NETLINK, 1), LOW32(2, 0, 8) }, .n_args = 2 },
+	{ .names = NAMES("socket"), .action = ALLOW, .errno_ret = -1,
+	  .args = { LOW32(0, AF_NETLINK, 1), LOW32(2, 8, 4) }, .n_args = 2 },
+	{ .names = NAMES("socket"), .action = ALLOW, .errno_ret = -1,
+	  .args = { LOW32(0, AF_NETLINK, 1), LOW32(2, 12, 2) }, .n_args = 2 },
+	{ .names = NAMES("socket"), .action = ALLOW, .errno_ret = -1,
+	  .args = { LOW32(0, AF_NETLINK, 1), LOW32(2, 14, 1) }, .n_args = 2 },
+	{ .names = NAMES("socket"), .action = ALLOW, .errno_ret = -1,
+	  .args = { LOW32(0, AF_NETLINK, 1), LOW32(2, 16, 16) }, .n_args = 2 },
 	{ .names = NAMES("personality"), .action = ALLOW, .errno_ret = -1,
 	  .args = { { 0, 0, 0, "SCMP_CMP_EQ" } }, .n_args = 1 },
 	{ .names = NAMES("personality"), .action = ALLOW, .errno_ret = -1,

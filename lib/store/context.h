@@ -27,7 +27,13 @@ struct capsa_ctx {
 	bool rootless;
 };
 
-/* The state database, opened (and migrated) on first use. */
+/* In the store root: the stamp (boot id, device, inode) of the database file
+ * that last passed PRAGMA quick_check (context.c). */
+#define CTX_VERIFIED_STAMP "store.verified"
+
+/* The state database, opened (checked, and migrated) on first use.  A
+ * capsa.db of 0 bytes where the store has content is refused; quick_check
+ * runs at the first open of a file in a boot. */
 struct store *ctx_db(struct capsa_ctx *ctx, struct capsa_error **err);
 /* "/<cgroup parent>/<id>": the cgroup of a sandbox, in every hierarchy. */
 char *ctx_sandbox_cgroup(const struct capsa_ctx *ctx, const char *id);

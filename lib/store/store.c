@@ -1,5 +1,13 @@
-/* store.c: opening, migrating and transacting on capsa.db. */
+/* store.c: opening, checking, migrating and transacting on capsa.db.
+ *
+ * An open checks the file before anything is written to it (the WAL switch,
+ * a migration): a file that is not a capsa store, or a damaged one, is
+ * refused with its path and left as it is (docs/image-store.md, "Damaged
+ * stores").  A new store is built under a temporary name and linked into
+ * place complete.
+ */
 #include <errno.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,7 +16,7 @@
 #include "util/str.h"
 
 /* Each entry moves the schema from version i to i+1.  Never edit a shipped
- * entry: add a new one. */
+ * entry: add a new one (and its new tables to schema_tables below). */
 static const char *const migrations[] = {
 	/* 1: the initial schema, shared by the image store, sandboxes,
 	 * events, templates and the capacity ledger. */
@@ -118,6 +126,50 @@ static const char *const migrations[] = {
 
 const int store_schema_version = (int)ARRAY_SIZE(migrations);
 
+/* The tables each schema version has (since: the version that made it).  A
+ * store without one of its tables is damaged. */
+static const struct {
+	const char *name;
+	int since;
+} schema_tables[] = {
+	{ "meta", 1 }, { "blobs", 1 }, { "layers", 1 }, { "images", 1 }, { "image_layers", 1 },
+	{ "image_mounts", 1 }, { "refs", 1 }, { "sandboxes", 1 }, { "sandbox_layers", 1 }, { "events", 1 },
+	{ "templates", 1 }, { "userns_ranges", 3 },
+};
+
+int store_refuse(const char *path, struct capsa_error **err, const char *fmt, ...)
+{
+	char why[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	return error_set(err, EUCLEAN,
+			 "%s is not a usable capsa store (%s); it was left as it is: restore it from a backup, or move "
+			 "it aside with its -wal and -shm files to start an empty store (images must then be imported "
+			 "or pulled again)",
+			 path, why);
+}
+
+/* A failed read while checking: damage when SQLite says so, else an error
+ * as any other (busy, permissions, memory). */
+static int check_failed(struct store *s, const char *what, struct capsa_error **err)
+{
+	int code = sqlite3_errcode(s->db);
+	if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT)
+		return store_refuse(s->path, err, "%s", sqlite3_errmsg(s->db));
+	return store_error(s, what, err);
+}
+
+static int query_int(struct store *s, const char *sql, int *out, struct capsa_error **err)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW)
+		return check_failed(s, sql, err);
+	*out = sqlite3_column_int(st, 0);
+	return 0;
+}
+
 int store_error(struct store *s, const char *what, struct capsa_error **err)
 {
 	int code = sqlite3_errcode(s->db);
@@ -189,39 +241,93 @@ void store_rollback(struct store *s)
 	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-static int migrate(struct store *s, struct capsa_error **err)
+/* The checks of every open, tens of microseconds: the header (SQLite's "file
+ * is not a database"), capsa's application_id, the schema version, and the
+ * tables of that version in sqlite_master.  A database with no version, no
+ * id and no table is a new store (migrate() makes the schema). */
+static int check_schema(struct store *s, int *app, int *version, struct capsa_error **err)
 {
-	sqlite3_stmt *st;
-	int version = 0;
-	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-		return store_error(s, "read schema version", err);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		version = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	if (version == store_schema_version)
-		return 0;
-	if (version > store_schema_version)
+	if (query_int(s, "PRAGMA application_id", app, err) < 0 || query_int(s, "PRAGMA user_version", version, err) < 0)
+		return -1;
+	if (*app != 0 && *app != STORE_APPLICATION_ID)
+		return store_refuse(s->path, err, "application_id 0x%08x is another program's, capsa's is 0x%08x",
+				    (unsigned)*app, (unsigned)STORE_APPLICATION_ID);
+	if (*version > store_schema_version)
 		return error_set(err, EPROTO,
-				 "database %s: schema version %d is newer than this capsa understands (%d)",
-				 s->path, version, store_schema_version);
+				 "database %s: schema version %d is newer than this capsa understands (%d)", s->path,
+				 *version, store_schema_version);
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(s->db, "SELECT name FROM sqlite_master WHERE type='table'", -1, &st, NULL) != SQLITE_OK)
+		return check_failed(s, "read the schema", err);
+	bool have[ARRAY_SIZE(schema_tables)] = { false };
+	int n = 0, rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		n++;
+		for (size_t i = 0; i < ARRAY_SIZE(schema_tables); i++)
+			if (str_eq((const char *)sqlite3_column_text(st, 0), schema_tables[i].name))
+				have[i] = true;
+	}
+	if (rc != SQLITE_DONE)
+		return check_failed(s, "read the schema", err);
+	if (*version == 0)
+		return n == 0 && *app == 0 ? 0 : store_refuse(s->path, err, "a SQLite database without capsa's schema");
+	for (size_t i = 0; i < ARRAY_SIZE(schema_tables); i++)
+		if (schema_tables[i].since <= *version && !have[i])
+			return store_refuse(s->path, err, "table %s of schema version %d is missing",
+					    schema_tables[i].name, *version);
+	return 0;
+}
+
+/* PRAGMA quick_check, a pass over every page (docs/image-store.md has its
+ * cost), of a store that holds images or sandboxes. */
+static int verify(struct store *s, struct capsa_error **err)
+{
+	int used = 0;
+	if (query_int(s, "SELECT EXISTS(SELECT 1 FROM images) OR EXISTS(SELECT 1 FROM sandboxes)", &used, err) < 0)
+		return -1;
+	if (!used)
+		return 0;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW)
+		return check_failed(s, "quick_check", err);
+	const char *res = (const char *)sqlite3_column_text(st, 0);
+	if (!str_eq(res, "ok")) {
+		/* the first problem, on one line: "*** in database main ***\nPage 3: ..." */
+		res = res ? res : "no answer";
+		if (str_has_prefix(res, "*** ") && strchr(res, '\n'))
+			res = strchr(res, '\n') + 1;
+		size_t n = strcspn(res, "\n");
+		return store_refuse(s->path, err, "quick_check: %.*s%s", (int)(n < 200 ? n : 200), res,
+				    res[n] || n > 200 ? " ..." : "");
+	}
+	s->verified = true;
+	return 0;
+}
+
+/* Moves the schema to the current version and stamps capsa's application_id
+ * (stores made before it had none); app and version are what the checks
+ * read, and are read again under the write lock. */
+static int migrate(struct store *s, int app, int version, struct capsa_error **err)
+{
+	if (version == store_schema_version && app == STORE_APPLICATION_ID)
+		return 0;
 	if (store_begin(s, err) < 0)
 		return -1;
-	/* re-read under the write lock: another process may have migrated */
-	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK) {
+	/* another process may have migrated meanwhile */
+	if (query_int(s, "PRAGMA user_version", &version, err) < 0) {
 		store_rollback(s);
-		return store_error(s, "read schema version", err);
+		return -1;
 	}
-	if (sqlite3_step(st) == SQLITE_ROW)
-		version = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
 	for (int v = version; v < store_schema_version; v++) {
 		if (store_exec(s, migrations[v], err) < 0) {
 			store_rollback(s);
 			return error_wrap(err, "migrate schema to version %d", v + 1);
 		}
 	}
-	char sql[64];
-	snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", store_schema_version);
+	char sql[96];
+	snprintf(sql, sizeof(sql), "PRAGMA user_version=%d; PRAGMA application_id=%d", store_schema_version,
+		 STORE_APPLICATION_ID);
 	if (store_exec(s, sql, err) < 0) {
 		store_rollback(s);
 		return -1;
@@ -229,21 +335,49 @@ static int migrate(struct store *s, struct capsa_error **err)
 	return store_commit(s, err);
 }
 
-int store_open(const char *path, bool readonly, struct store **out, struct capsa_error **err)
+static int open_db(const char *path, int flags, struct store **out, struct capsa_error **err)
 {
 	struct store *s = xcalloc(1, sizeof(*s));
 	s->path = xstrdup(path);
-	int flags = readonly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-	flags |= SQLITE_OPEN_NOMUTEX;
-	/* new files get 0600 then 0644: the db holds no secrets (credentials
-	 * live in a separate 0600 file) but must not be writable by others */
-	if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		error_set(err, EIO, "open database %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
 		store_close(s);
 		return -1;
 	}
 	sqlite3_busy_timeout(s->db, 30000);
 	sqlite3_extended_result_codes(s->db, 0);
+	*out = s;
+	return 0;
+}
+
+/* A new store: the schema is made in <path>.new-<random> (a rollback
+ * journal, nothing left beside it once closed) and the file linked to
+ * path, which fails if another process linked its own first.  So capsa.db
+ * is never an empty file while a store is being made (context.c refuses
+ * one where the store has content). */
+static int store_create(const char *path, struct capsa_error **err)
+{
+	_cleanup_free_ char *hex = random_hex(8);
+	_cleanup_free_ char *tmp = xasprintf("%s.new-%s", path, hex);
+	struct store *s = NULL;
+	int rc = open_db(tmp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &s, err);
+	if (rc == 0)
+		rc = migrate(s, 0, 0, err);
+	store_close(s);
+	if (rc == 0 && link(tmp, path) < 0 && errno != EEXIST)
+		rc = error_sys(err, errno, "create database %s", path);
+	unlink(tmp);
+	return rc < 0 ? error_wrap(err, "create a new store") : 0;
+}
+
+int store_open(const char *path, unsigned flags, struct store **out, struct capsa_error **err)
+{
+	bool readonly = flags & STORE_READONLY;
+	if (!readonly && access(path, F_OK) < 0 && errno == ENOENT && store_create(path, err) < 0)
+		return -1;
+	struct store *s;
+	if (open_db(path, readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE, &s, err) < 0)
+		return -1;
 	/* Every capsa command is a short-lived connection.  By default the
 	 * last one to close deletes the WAL and the next re-creates it with a
 	 * header sync.  Keep the file: the closing checkpoint still empties it
@@ -254,12 +388,19 @@ int store_open(const char *path, bool readonly, struct store **out, struct capsa
 	/* ...and truncated after that checkpoint, so that the next connection
 	 * does not scan already checkpointed frames to build its index */
 	sqlite3_exec(s->db, "PRAGMA journal_size_limit=0", NULL, NULL, NULL);
+	int app = 0, version = 0;
+	if (check_schema(s, &app, &version, err) < 0 || ((flags & STORE_VERIFY) && version > 0 && verify(s, err) < 0)) {
+		/* refused: not even the closing checkpoint may write to it */
+		sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+		store_close(s);
+		return -1;
+	}
 	if (!readonly) {
 		/* WAL: readers never block the writer.  synchronous=NORMAL: a
 		 * commit survives a process crash; an OS crash may lose the
 		 * last transactions but never corrupts the file. */
 		if (store_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err) < 0 ||
-		    store_exec(s, "PRAGMA foreign_keys=ON;", err) < 0 || migrate(s, err) < 0) {
+		    store_exec(s, "PRAGMA foreign_keys=ON;", err) < 0 || migrate(s, app, version, err) < 0) {
 			store_close(s);
 			return -1;
 		}

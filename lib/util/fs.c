@@ -199,6 +199,18 @@ static int rm_tree_fd(int dfd, dev_t dev, const char *what, struct capsa_error *
 	return rc;
 }
 
+DIR *opendir_at(int dirfd, const char *path)
+{
+	int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d && fd >= 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+	return d;
+}
+
 int rm_rf_at(int dirfd, const char *path, struct capsa_error **err)
 {
 	struct stat st;

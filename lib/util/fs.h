@@ -5,6 +5,7 @@
 #ifndef CAPSA_UTIL_FS_H
 #define CAPSA_UTIL_FS_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -26,6 +27,9 @@ int write_file_atomic_at(int dirfd, const char *name, const void *p, size_t n, m
 int write_str_at(int dirfd, const char *name, const char *s);
 
 int mkdir_p(const char *path, mode_t mode);
+/* opendir() of path below dirfd, not following a symlink at its last
+ * component; NULL with errno set. */
+DIR *opendir_at(int dirfd, const char *path);
 /* Removes path (file or tree) under dirfd without following symlinks and
  * without crossing into other mounts.  Missing is success. */
 int rm_rf_at(int dirfd, const char *path, struct capsa_error **err);

@@ -3,9 +3,11 @@ layer sharing, and every hostile input of docs/image-store.md through the
 real binary (exit 125, one line naming the entry, nothing left behind)."""
 import json
 import os
+import random
 import sqlite3
 import stat
 import subprocess
+import threading
 
 import pytest
 
@@ -204,6 +206,76 @@ def test_gc_removes_leftovers(capsa):
     capsa.ok("image", "inspect", "bb")
 
 
+NO_IDMAP = {"CAPSA_TEST_NO_IDMAP": "1"}  # layers as shifted copies (the fallback)
+
+
+def shifted(c, *parts):
+    return os.path.join(c.root, "layers-shifted", *parts)
+
+
+def test_prune_removes_unused_layer_copies_and_disk_templates(capsa):
+    """The caches prune empties: the user namespace fallback's layer copies
+    no sandbox uses (a free block's, and in a held block a layer its
+    sandbox does not run on), and every --disk template."""
+    capsa.ok("image", "import", image_path("busybox-oci.tar"), "--name", "busybox")
+    capsa.ok("run", "-d", "--name", "keep", "busybox", "sleep", "1000", env=NO_IDMAP)
+    try:
+        ns = capsa.json("inspect", "keep")["userns"]
+        held = f"{ns['uid']}-{ns['gid']}"
+        mine = store_files(capsa, f"layers-shifted/{held}")
+        capsa.ok("run", "--rm", "--disk", "16m", "busybox", "true", env=NO_IDMAP)
+        free = [b for b in store_files(capsa, "layers-shifted") if b != held]
+        assert len(free) == 1 and store_files(capsa, "disk-templates")
+        n_free = len(store_files(capsa, f"layers-shifted/{free[0]}"))
+        # an earlier holder's copy in the held block, and a copy being built
+        os.makedirs(shifted(capsa, held, "ab" * 32, "bin"))
+        os.makedirs(shifted(capsa, held, "." + "cd" * 32 + ".tmp"))
+        out = capsa.ok("image", "prune")
+        assert f"{n_free + 1} layer copies, 1 disk templates" in out, out
+        assert store_files(capsa, "layers-shifted") == [held]
+        assert store_files(capsa, f"layers-shifted/{held}") == sorted(mine + ["." + "cd" * 32 + ".tmp"])
+        assert store_files(capsa, "disk-templates") == [] and store_files(capsa, "tmp") == []
+        # the sandbox on the kept copies runs on, and --disk makes its template again
+        assert capsa.ok("exec", "keep", "cat", "/proc/self/uid_map").split()[1] == str(ns["uid"])
+        capsa.ok("run", "--rm", "--disk", "16m", "busybox", "true")
+        assert len(store_files(capsa, "disk-templates")) == 1
+    finally:
+        capsa.run("rm", "-f", "keep")
+    out = capsa.ok("image", "prune")
+    assert "1 disk templates" in out and store_files(capsa, "layers-shifted") == []
+    capsa.ok("image", "ls", "-q")  # the image is named: kept
+    capsa.assert_clean()
+
+
+def test_prune_racing_creates_takes_nothing_they_use(capsa):
+    """Prunes in a loop while sandboxes that need a layer copy and a disk
+    template are created: every create finds what it uses (a template is
+    never taken between its lookup and its open, a free block's copies
+    never while a create that picked the block copies into it)."""
+    capsa.ok("image", "import", image_path("busybox-oci.tar"), "--name", "busybox")
+    stop = threading.Event()
+    failures = []
+
+    def prune_loop():
+        while not stop.is_set():
+            p = capsa.run("image", "prune")
+            if p.returncode != 0:
+                failures.append(p.err)
+
+    t = threading.Thread(target=prune_loop)
+    t.start()
+    try:
+        for _ in range(8):
+            p = capsa.run("run", "--rm", "--disk", "16m", "busybox", "ls", "/bin/busybox", env=NO_IDMAP)
+            if p.returncode != 0:
+                failures.append(p.err)
+    finally:
+        stop.set()
+        t.join()
+    assert failures == []
+    capsa.assert_clean()
+
+
 def sandbox_row(c, image_id, name="sb1", layers=()):
     db = sqlite3.connect(os.path.join(c.root, "capsa.db"))
     db.execute("PRAGMA foreign_keys=ON")
@@ -279,6 +351,80 @@ def test_help_texts(capsa):
     assert "import" in capsa.ok("image", "--help")
     capsa.fail("image", "nosuch", match="unknown command")
     capsa.fail("image", "import", match="exactly one PATH")
+
+
+# ---- damaged stores (docs/image-store.md, "Damaged stores") ----------------
+
+def db_bytes(c):
+    with open(os.path.join(c.root, "capsa.db"), "rb") as f:
+        return f.read()
+
+
+def assert_refused(c, reason):
+    """`capsa image ls` refuses the store: exit 125, one line naming
+    capsa.db and the reason, and capsa.db is left byte for byte."""
+    before = db_bytes(c)
+    err = one_line(c.fail("image", "ls", match=os.path.join(c.root, "capsa.db")))
+    assert reason in err and "is not a usable capsa store" in err and "move it aside" in err, err
+    assert db_bytes(c) == before
+    return err
+
+
+def garbage(n, seed):
+    r = random.Random(seed)
+    return bytes(r.getrandbits(8) for _ in range(n))
+
+
+def test_store_truncated_to_zero_is_refused(capsa):
+    capsa.ok("image", "import", image_path("busybox-oci.tar"), "--name", "bb")
+    os.truncate(os.path.join(capsa.root, "capsa.db"), 0)
+    assert_refused(capsa, "the file is empty, but")
+    # nothing was collected meanwhile
+    assert len(store_files(capsa, "blobs/sha256")) == 3 and len(store_files(capsa, "layers")) == 1
+
+
+def test_store_of_random_bytes_is_refused(capsa):
+    capsa.ok("image", "import", image_path("busybox-oci.tar"), "--name", "bb")
+    with open(os.path.join(capsa.root, "capsa.db"), "wb") as f:
+        f.write(garbage(16384, 1))
+    assert_refused(capsa, "file is not a database")
+
+
+def test_store_with_random_pages_is_refused(capsa):
+    """16 KiB of random pages inside a store whose header is intact: what
+    PRAGMA quick_check finds, run at the first open of a file in a boot."""
+    capsa.ok("image", "import", image_path("busybox-oci.tar"), "--name", "bb")
+    assert len(capsa.json("image", "ls", "--json")) == 1  # this open verified the file
+    path = os.path.join(capsa.root, "capsa.db")
+    good = db_bytes(capsa)
+    # a restored copy (a new file) with 4 pages of garbage from page 3 on
+    damaged = good[:8192] + garbage(16384, 2) + good[8192 + 16384:]
+    with open(path + ".restore", "wb") as f:
+        f.write(damaged)
+    os.replace(path + ".restore", path)
+    assert_refused(capsa, "quick_check: ")
+    # the same damage written into a file verified in an earlier boot
+    with open(path, "wb") as f:
+        f.write(good)
+    assert len(capsa.json("image", "ls", "--json")) == 1
+    stamp = os.path.join(capsa.root, "store.verified")
+    dev_ino = open(stamp).read().split(" ", 1)[1]
+    with open(stamp, "w") as f:
+        f.write("another-boot " + dev_ino)
+    with open(path, "r+b") as f:
+        f.seek(8192)
+        f.write(garbage(16384, 2))
+    assert_refused(capsa, "quick_check: ")
+
+
+def test_store_of_another_program_is_refused(capsa):
+    os.makedirs(capsa.root)
+    db = sqlite3.connect(os.path.join(capsa.root, "capsa.db"))
+    db.execute("CREATE TABLE notes(x)")
+    db.execute("PRAGMA application_id=42")
+    db.commit()
+    db.close()
+    assert_refused(capsa, "application_id 0x0000002a")
 
 
 # ---- hostile input ---------------------------------------------------------

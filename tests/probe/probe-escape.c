@@ -322,6 +322,52 @@ static int probe_sched_fifo(void)
 	return report(sched_setscheduler(0, SCHED_FIFO, &p));
 }
 
+/* The host's device events: a NETLINK_KOBJECT_UEVENT socket on the group
+ * the kernel broadcasts on, opened every way a filter could miss (datagram,
+ * bits above the 32-bit family or protocol).  Prints "listening N" (sockets
+ * open), waits for a line on stdin while the test makes a host uevent (queued
+ * before the host's write returns), and prints "event ACTION@DEVPATH" for
+ * every queued message that carries mark.  Verdict: "ok" when one did, else
+ * the first open's error, or "denied none" when open but nothing came. */
+static int probe_uevent(const char *mark)
+{
+	const long high = 1L << 32, uev = NETLINK_KOBJECT_UEVENT;
+	const long how[][3] = { { AF_NETLINK, SOCK_RAW, uev }, { AF_NETLINK, SOCK_DGRAM, uev },
+				{ high | AF_NETLINK, SOCK_RAW, uev }, { AF_NETLINK, SOCK_RAW, high | uev } };
+	int fds[4], n = 0, first = 0;
+	for (size_t i = 0; i < 4; i++) {
+		long fd = syscall(SYS_socket, how[i][0], how[i][1] | SOCK_CLOEXEC, how[i][2]);
+		struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = 1 };
+		if (fd >= 0 && bind((int)fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			fds[n++] = (int)fd;
+		else if (!first)
+			first = errno;
+	}
+	printf("listening %d\n", n);
+	fflush(stdout);
+	char line[64];
+	if (!fgets(line, sizeof(line), stdin))
+		return 2;
+	int events = 0;
+	static char buf[8192];
+	for (int i = 0; i < n; i++) {
+		ssize_t len;
+		while ((len = recv(fds[i], buf, sizeof(buf) - 1, MSG_DONTWAIT)) > 0) {
+			buf[len] = '\0';
+			if (memmem(buf, (size_t)len, mark, strlen(mark))) {
+				printf("event %s\n", buf);
+				events++;
+			}
+		}
+	}
+	if (events)
+		return report(0);
+	if (n)
+		return printf("denied none\n"), 0;
+	errno = first;
+	return report(-1);
+}
+
 static int escape_probe_one(const char *w, int argc, char **argv);
 
 /* "... hold": keep what the probe made (descriptors, ptys) until killed */
@@ -401,6 +447,8 @@ static int escape_probe_one(const char *w, int argc, char **argv)
 		return probe_pidfd_getfd1();
 	if (!strcmp(w, "sched_fifo"))
 		return probe_sched_fifo();
+	if (!strcmp(w, "uevent"))
+		return probe_uevent(a1);
 	if (!strcmp(w, "syslog"))
 		return report(syscall(SYS_syslog, 3 /* SYSLOG_ACTION_READ_ALL */, (char[64]){ 0 }, 64));
 	if (!strcmp(w, "ioprio_rt"))

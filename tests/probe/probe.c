@@ -15,7 +15,7 @@
  *   unshare FLAGNAME | dev c|b MAJ MIN | tiocsti | tioclinux |
  *   raw_inet | packet_ifaces | connect PORT [ADDR] | openw PATH |
  *   inodes DIR N | fsopen | open_tree | pidfd_getfd1 | sched_fifo | syslog |
- *   ioprio_rt | ptys N | fdlinks PID |
+ *   ioprio_rt | ptys N | fdlinks PID | uevent MARK |
  * *   sethostname | settime | swapon | acct | pivot | userns_regain
  * A last argument "hold" keeps what the probe made until it is killed.
  * Multi-line probes print their facts first and the verdict ("ok" or
@@ -48,6 +48,7 @@
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/netlink.h>
 #include <linux/reboot.h>
 
 static int report(long r);

@@ -4,10 +4,12 @@ and the autouse host_unchanged fixture asserts the host's sysctls, modules,
 mounts, identity files and cgroup release agents are as before.  The
 assertions hold with and without a user namespace."""
 import os
+import subprocess
+import uuid
 
 import pytest
 
-from battery import ROOTLESS, assert_denied, sh, verdict
+from battery import ROOTLESS, assert_denied, capsa_argv, probe_args, sh, verdict
 
 
 # --- mounting kernel filesystems elsewhere ----------------------------------------
@@ -152,6 +154,37 @@ def test_realtime_priority(attempt, what):
 
 def test_kernel_log_read(attempt):
     assert_denied(attempt("syslog"), "syslog(READ_ALL)")
+
+
+# a device of the host's that no sandbox owns; "change" makes the kernel send a
+# uevent for it and nothing else (no device is added, removed or reset)
+UEVENT_DEVICE = "/sys/devices/virtual/mem/zero/uevent"
+
+
+@pytest.mark.skipif(not os.access(UEVENT_DEVICE, os.W_OK), reason="cannot make a host uevent here")
+def test_host_uevents_not_received(store, box):
+    """The kernel broadcasts device events to every network namespace the
+    initial user namespace owns, the sandbox's included: a uevent netlink
+    socket is refused (seccomp), so a host event made while the probe
+    listens never reaches it.  The event is synthetic, marked with a uuid
+    (SYNTH_UUID), and queued before the host's write returns."""
+    mark = str(uuid.uuid4())
+    p = subprocess.Popen(capsa_argv(store, "exec", "-i", box, *probe_args("uevent", mark)), env=store.env,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = p.stdout.readline()
+        assert first.startswith("listening "), first + p.stderr.read()
+        with open(UEVENT_DEVICE, "w") as f:
+            f.write(f"change {mark}")
+        out, err = p.communicate("go\n", timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    out = first + out
+    assert "event " not in out, out
+    assert first.strip() == "listening 0", out
+    assert verdict(out) == "denied EPERM", out + err
 
 
 def test_oom_score_adj_lowered(store, box):

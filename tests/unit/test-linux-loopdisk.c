@@ -1,13 +1,15 @@
 /* test-linux-loopdisk.c: lib/linux/loopdisk.c on real loop devices (needs
  * root and /dev/loop-control): the image is sparse, the template is made
- * once, the mount bounds writes with ENOSPC, and a mount made in a private
- * mount namespace leaves no loop device once that namespace is gone. */
+ * once, the mount bounds writes with ENOSPC, a mount made in a private
+ * mount namespace leaves no loop device once that namespace is gone, and
+ * pruning templates waits for a create that holds one. */
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -71,6 +73,68 @@ static void test_create(void)
 	err = NULL;
 	_cleanup_free_ char *c = path("c.img");
 	ok(loopdisk_create(c, 16 << 20, NULL, &err) == 0, "create without a template (mkfs directly)");
+	capsa_error_free(err);
+}
+
+/* Whether pid waits for an flock of inode ino: a "->" line of /proc/locks. */
+static bool waits_for_flock(pid_t pid, ino_t ino)
+{
+	struct buf b = BUF_INIT;
+	bool found = false;
+	if (read_file_at(AT_FDCWD, "/proc/locks", 4 << 20, &b, NULL) < 0 || buf_append(&b, "", 1) < 0) {
+		buf_release(&b);
+		return false;
+	}
+	char *save = NULL;
+	for (char *line = strtok_r(b.data, "\n", &save); line && !found; line = strtok_r(NULL, "\n", &save)) {
+		char *w = strstr(line, "-> FLOCK");
+		int p = 0;
+		unsigned long i = 0;
+		found = w && sscanf(w, "-> FLOCK %*s %*s %d %*x:%*x:%lu", &p, &i) == 2 && p == pid && i == ino;
+	}
+	buf_release(&b);
+	return found;
+}
+
+/* A prune racing a create: the create holds the template directory's
+ * flock shared from finding its template until it has it open, and prune
+ * removes templates only under the exclusive one. */
+static void test_prune_templates(void)
+{
+	struct capsa_error *err = NULL;
+	_cleanup_free_ char *tpl = path("ptpl"), *img = path("p.img");
+	_cleanup_free_ char *t = xasprintf("%s/ext4-%lld.img", tpl, 16LL << 20);
+	ok(loopdisk_create(img, 16 << 20, tpl, &err) == 0 && access(t, F_OK) == 0, "a template to prune");
+	int fd = open(tpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct stat st;
+	fstat(fd, &st);
+	flock(fd, LOCK_SH); /* what a create holds */
+	pid_t pid = fork();
+	if (pid == 0) {
+		size_t n = 0;
+		int64_t bytes = 0;
+		_exit(loopdisk_prune_templates(tpl, &n, &bytes, NULL) == 0 && n == 1 && bytes > 0 ? 0 : 1);
+	}
+	bool waiting = false;
+	for (int i = 0; i < 3000 && !waiting; i++) {
+		waiting = waits_for_flock(pid, st.st_ino);
+		if (!waiting)
+			usleep(10000);
+	}
+	ok(waiting, "prune waits for the lock a create holds");
+	ok(access(t, F_OK) == 0, "...having removed nothing");
+	flock(fd, LOCK_UN);
+	close(fd);
+	int status = -1;
+	waitpid(pid, &status, 0);
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0 && access(t, F_OK) < 0,
+	   "then it removes the template, counting it and its bytes");
+	ok(unlink(img) == 0 && loopdisk_create(img, 16 << 20, tpl, &err) == 0 && access(t, F_OK) == 0,
+	   "the next create makes it again");
+	size_t n = 0;
+	int64_t bytes = 0;
+	_cleanup_free_ char *none = path("none");
+	ok(loopdisk_prune_templates(none, &n, &bytes, &err) == 0 && n == 0, "no template directory: nothing to do");
 	capsa_error_free(err);
 }
 
@@ -165,6 +229,7 @@ int main(void)
 	test_create();
 	test_mount_fill_and_vanish();
 	test_mount_bad_image();
+	test_prune_templates();
 	rm_rf_at(AT_FDCWD, dir, NULL);
 	return done_testing();
 }
