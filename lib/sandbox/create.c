@@ -57,7 +57,9 @@ static int seccomp_program(struct capsa_ctx *ctx, const char *profile, uint64_t 
 		if (read_file_at(AT_FDCWD, profile, 1 << 20, &text, err) < 0)
 			return error_wrap(err, "seccomp profile");
 	}
-	uint64_t h = fnv1a(0xcbf29ce484222325ULL, "capsa-seccomp-v1", 16);
+	/* the version names the default profile: a change to it (v2: no uevent
+	 * sockets) must not be served from an older cache entry */
+	uint64_t h = fnv1a(0xcbf29ce484222325ULL, "capsa-seccomp-v2", 16);
 	h = fnv1a(h, &caps, sizeof(caps));
 	h = fnv1a(h, text.data ? text.data : "default", text.data ? text.len : 7);
 	char name[64];
@@ -669,7 +671,7 @@ static int make_dirs(const struct proto_sandbox *s, struct capsa_error **err)
 		if (mkdir(s->disk_mount, 0700) < 0 || mkdir(logs, 0700) < 0 || mkdir(s->rootfs, 0700) < 0)
 			return error_sys(err, errno, "create the directories of %s", s->sandbox_dir);
 		trace_mark("run: mkfs");
-		_cleanup_free_ char *templates = xasprintf("%s/disk-templates", s->root_dir);
+		_cleanup_free_ char *templates = xasprintf("%s/" LOOPDISK_TEMPLATES, s->root_dir);
 		if (loopdisk_create(s->disk_image, s->disk_size, templates, err) < 0)
 			return error_wrap(err, "--disk");
 		return 0;
