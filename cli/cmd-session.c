@@ -323,12 +323,13 @@ static const char touch_usage[] =
 
 CLI_CMD(touch)
 {
-	if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0))
-		return cli_help(touch_usage);
-	if (argc < 2)
-		return cli_usage_error(cli, "requires at least one SANDBOX");
 	int rc = 0;
-	for (int i = 1; i < argc; i++) {
+	int first = cli_operands(cli, argc, argv, touch_usage, &rc);
+	if (first < 0)
+		return rc;
+	if (first >= argc)
+		return cli_usage_error(cli, "requires at least one SANDBOX");
+	for (int i = first; i < argc; i++) {
 		struct capsa_error *err = NULL;
 		if (capsa_sandbox_touch(cli_ctx(cli), argv[i], &err) < 0)
 			rc = cli_fail(cli, err);

@@ -1,5 +1,5 @@
 /* test-util.c: lib/util: value parsers, buffers, confined path resolution
- * (openat2 and the fallback walk), atomic writes, rm -rf. */
+ * (openat2 and the fallback walk), atomic writes, rm -rf, option parsing. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -10,6 +10,7 @@
 
 #include "tap.h"
 #include "util/base64.h"
+#include "util/flags.h"
 #include "util/fs.h"
 #include "util/str.h"
 
@@ -243,8 +244,81 @@ static void test_json_str(void)
 	buf_release(&b);
 }
 
+/* Runs the option parser over the words of line (argv[0] is "prog") and
+ * returns what it saw: "c" or "c=ARG" per option, "?MESSAGE" per error,
+ * then "|" and the operands left from optind. */
+static char *flags_trace(const char *optstring, bool long_only, const char *line)
+{
+	static const struct option opts[] = {
+		{ "detach", no_argument, NULL, 'd' },	     { "env", required_argument, NULL, 'e' },
+		{ "pids-limit", required_argument, NULL, 'p' }, { "publish", required_argument, NULL, 'P' },
+		{ "sig-proxy", optional_argument, NULL, 'S' },   { "tty", no_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
+	_cleanup_strv_ char **words = strv_split(line, ' ');
+	char **argv = strv_push(NULL, "prog");
+	for (char **w = words; *line && *w; w++)
+		argv = strv_push(argv, *w);
+	int argc = (int)strv_len(argv);
+	struct buf b = BUF_INIT;
+	int c;
+	optind = 0;
+	while ((c = long_only ? flags_getopt_long_only(argc, argv, optstring, opts, NULL)
+			      : flags_getopt_long(argc, argv, optstring, opts, NULL)) != -1) {
+		if (c == '?')
+			buf_appendf(&b, "?%s,", flags_error());
+		else
+			buf_appendf(&b, "%c%s%s,", c, optarg ? "=" : "", optarg ? optarg : "");
+	}
+	buf_appendf(&b, "|");
+	for (int i = optind; i < argc; i++)
+		buf_appendf(&b, "%s%s", i > optind ? " " : "", argv[i]);
+	strv_free(argv);
+	return buf_steal(&b);
+}
+
+static void test_flags(void)
+{
+	static const struct {
+		const char *optstring, *line, *want;
+		bool long_only;
+	} v[] = {
+		/* a long option is its whole name, never a prefix of one */
+		{ "de:tp:", "--pid host img", "?unknown option '--pid',|host img" },
+		{ "de:tp:", "--pids 5", "?unknown option '--pids',|5" },
+		{ "de:tp:", "--p=1", "?unknown option '--p',|" },
+		{ "de:tp:", "--pids-limit 5 --publish=80 x", "p=5,P=80,|x" },
+		{ "+de:t", "-dt -e A=1 -eB=2 --env C=3 --env=D=4 x -d", "d,t,e=A=1,e=B=2,e=C=3,e=D=4,|x -d" },
+		/* operands move after the options, as getopt_long moves them */
+		{ "de:t", "x -d y -e K=V -- -t", "d,e=K=V,|x y -t" },
+		{ "de:t", "x -td y", "t,d,|x y" },
+		{ "+de:t", "- -d", "|- -d" },
+		{ "de:t", "--detach=1", "?option '--detach' takes no value,|" },
+		{ "de:t", "x --env", "?option '--env' needs a value,|x" },
+		{ "de:t", "-e", "?option '-e' needs a value,|" },
+		{ "de:t", "-x -d", "?unknown option '-x',d,|" },
+		{ "de:t", "-dx", "d,?unknown option '-x',|" },
+		{ "+d", "--sig-proxy --sig-proxy=false --sig-proxy false", "S,S=false,S,|false" },
+		{ "+d", "", "|" },
+		/* runc's style: -name is a long option when it is one exactly */
+		{ "+de:", "-detach -e V -env=W -d", "d,e=V,e=W,d,|", true },
+		{ "+de:", "-det", "d,e=t,|", true },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
+		_cleanup_free_ char *got = flags_trace(v[i].optstring, v[i].long_only, v[i].line);
+		is_str(got, v[i].want, "flags: '%s'", v[i].line);
+	}
+	/* a later call that succeeds forgets the error */
+	char *argv[] = { (char *)"prog", (char *)"--nope", (char *)"-d", NULL };
+	static const struct option none[] = { { NULL, 0, NULL, 0 } };
+	optind = 0;
+	ok(flags_getopt_long(3, argv, "d", none, NULL) == '?' && *flags_error(), "error kept");
+	ok(flags_getopt_long(3, argv, "d", none, NULL) == 'd' && !*flags_error(), "error cleared");
+}
+
 int main(void)
 {
+	test_flags();
 	test_utf8_seq();
 	test_json_str();
 	test_base64();

@@ -1,0 +1,86 @@
+"""The command line as a new user and a script meet it (issue 12): option
+names, env files, hostnames, terminals on a pipe, and the messages of
+pause and unpause.  Each bad input is refused with exit 125 and a message
+that names it."""
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from conftest import capsa_bin
+
+
+def uniq(prefix="c"):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+# --- option names -------------------------------------------------------------------
+
+# A prefix of a real long option of each command, which libc's getopt_long
+# took for that option (--pid for --pids-limit), and options no command has.
+@pytest.mark.parametrize("args,flag", [
+    (["run", "--pid", "host", "busybox", "true"], "--pid"),
+    (["run", "--hostnam", "x", "busybox", "true"], "--hostnam"),
+    (["run", "--rm", "--interact", "busybox", "true"], "--interact"),
+    (["exec", "--workd", "/", "nosuch", "true"], "--workd"),
+    (["exec", "--nosuch", "x", "true"], "--nosuch"),
+    (["attach", "--no-std", "x"], "--no-std"),
+    (["ps", "--al"], "--al"),
+    (["rm", "--forc", "x"], "--forc"),
+    (["stop", "--tim", "1", "x"], "--tim"),
+    (["kill", "--sig", "TERM", "x"], "--sig"),
+    (["logs", "--follo", "x"], "--follo"),
+    (["stats", "--no-str"], "--no-str"),
+    (["events", "--sinc", "1m"], "--sinc"),
+    (["update", "--memor", "64m", "x"], "--memor"),
+    (["port", "--pub", "80", "x"], "--pub"),
+    (["proc", "ls", "--js", "x"], "--js"),
+    (["proc", "kill", "--gr", "x", "1"], "--gr"),
+    (["image", "ls", "--qui"], "--qui"),
+    (["image", "rm", "--forc", "x"], "--forc"),
+    (["image", "import", "--nam", "x", "/nonexistent"], "--nam"),
+    (["template", "ls", "--qui"], "--qui"),
+    (["cp", "--hel"], "--hel"),
+    (["files", "ls", "--dep", "1", "x", "/"], "--dep"),
+    (["pull", "--qui", "x"], "--qui"),
+    (["serve", "--lis", "x"], "--lis"),
+    # commands that have no option but --help
+    (["inspect", "--x", "y"], "--x"),
+    (["wait", "--x", "y"], "--x"),
+    (["pause", "--x", "y"], "--x"),
+    (["unpause", "--x", "y"], "--x"),
+    (["touch", "--x", "y"], "--x"),
+    (["image", "inspect", "--x", "y"], "--x"),
+    (["image", "tag", "--x", "y", "z"], "--x"),
+    (["template", "rm", "--x", "y"], "--x"),
+    (["logout", "--x", "y"], "--x"),
+    (["version", "--x"], "--x"),
+    # the global options
+    (["--ro", "/tmp/x", "ps"], "--ro"),
+    (["--run", "/tmp/x", "ps"], "--run"),
+])
+def test_unknown_option_is_named(store, args, flag):
+    err = store.fail(*args, rc=125, match=f"unknown option '{flag}'")
+    assert err.count("\n") <= 2, err
+
+
+def test_option_values_checked(store):
+    store.fail("run", "--rm", "--read-only=yes", "busybox", "true", match="option '--read-only' takes no value")
+    store.fail("run", "--name", match="option '--name' needs a value")
+    # the whole names, -- and operands that look like options still work
+    assert store.ok("run", "--rm", "--hostname", "web-1", "--read-only", "--pids-limit", "64", "busybox",
+                    "--", "hostname") == "web-1\n"
+    assert store.ok("run", "--rm", "busybox", "echo", "--pid", "-x") == "--pid -x\n"
+    assert store.ok("version", "--help").startswith("Usage: capsa version")
+
+
+def test_oci_runtime_options_are_whole_names(tmp_path):
+    runc = os.path.join(os.path.dirname(capsa_bin()), "capsa-runc")
+    root = str(tmp_path / "oci")
+    p = subprocess.run([runc, "--roo", root, "list"], capture_output=True, text=True)
+    assert p.returncode == 1 and "unknown option '--roo'" in p.stderr, p.stderr
+    p = subprocess.run([runc, "-root", root, "list", "-format", "json"], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.strip() == "[]", p.stderr
+
+
