@@ -13,7 +13,7 @@
 
 /* -e KEY=VALUE, or -e KEY to copy KEY from our environment. */
 int opt_env(char ***env, const char *arg, struct capsa_error **err);
-/* --env-file: KEY=VALUE lines, # comments, blank lines. */
+/* --env-file: docker's format (util/envfile.h). */
 int opt_env_file(char ***env, const char *path, struct capsa_error **err);
 /* -v HOST:PATH[:ro|rw] */
 int opt_volume(struct capsa_mount *m, const char *arg, struct capsa_error **err);

@@ -84,3 +84,32 @@ def test_oci_runtime_options_are_whole_names(tmp_path):
     assert p.returncode == 0 and p.stdout.strip() == "[]", p.stderr
 
 
+# --- env files ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("content,line,needle", [
+    (b"A=1\nBAD LINE\nC=3\n", 2, "'BAD LINE' contains white space"),
+    (b"A=1\nexport C=3\n", 2, "'export C' contains white space"),
+    (b"A=1\nB=2\0C=3\nD=4\n", 2, "NUL byte"),
+    (b"=1\n", 1, "no variable name"),
+    (b"A=\xff\n", 1, "not valid UTF-8"),
+])
+@pytest.mark.parametrize("cmd", ["run", "exec"])
+def test_env_file_bad_lines_are_refused(store, tmp_path, content, line, needle, cmd):
+    f = tmp_path / "env"
+    f.write_bytes(content)
+    args = ["run", "--rm", "--env-file", f, "busybox", "env"] if cmd == "run" else \
+        ["exec", "--env-file", f, "nosuch", "env"]
+    err = store.fail(*args, rc=125, match=f"env file {f} line {line}: ")
+    assert needle in err, err
+    store.assert_clean()
+
+
+def test_env_file_docker_rules(store, tmp_path):
+    f = tmp_path / "env"
+    f.write_bytes(b"# a comment\n\n  A=1\r\nB= two  words \nFROM_HOST\nNOT_ON_HOST\nC=x=y\n#D=4\n")
+    out = store.ok("run", "--rm", "--env-file", f, "busybox", "env", env={"FROM_HOST": "host value"})
+    env = dict(line.split("=", 1) for line in out.splitlines())
+    assert env["A"] == "1" and env["B"] == " two  words " and env["FROM_HOST"] == "host value"
+    assert env["C"] == "x=y" and "NOT_ON_HOST" not in env and "D" not in env and "#D" not in env
+
+

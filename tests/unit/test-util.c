@@ -1,5 +1,6 @@
 /* test-util.c: lib/util: value parsers, buffers, confined path resolution
- * (openat2 and the fallback walk), atomic writes, rm -rf, option parsing. */
+ * (openat2 and the fallback walk), atomic writes, rm -rf, option parsing,
+ * env files. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 
 #include "tap.h"
 #include "util/base64.h"
+#include "util/envfile.h"
 #include "util/flags.h"
 #include "util/fs.h"
 #include "util/str.h"
@@ -316,9 +318,53 @@ static void test_flags(void)
 	ok(flags_getopt_long(3, argv, "d", none, NULL) == 'd' && !*flags_error(), "error cleared");
 }
 
+static char *test_lookup(const char *name)
+{
+	return strcmp(name, "FROM_HOST") == 0 ? (char *)"host value" : NULL;
+}
+
+static void test_envfile(void)
+{
+	static const char good[] = "# comment\n\n  A=1\nB= spaced \"q\" \r\n\tFROM_HOST\nUNSET\nC=x=y\n#D=4\nE=";
+	char **env = NULL;
+	struct capsa_error *err = NULL;
+	ok(envfile_parse("f", good, sizeof(good) - 1, test_lookup, &env, &err) == 0, "good env file");
+	_cleanup_free_ char *joined = NULL;
+	struct buf b = BUF_INIT;
+	for (char **e = env; e && *e; e++)
+		buf_appendf(&b, "[%s]", *e);
+	joined = buf_steal(&b);
+	is_str(joined, "[A=1][B= spaced \"q\" ][FROM_HOST=host value][C=x=y][E=]",
+	       "entries as written; KEY alone from the host or skipped");
+	strv_free(env);
+	static const struct {
+		const char *data;
+		size_t len;
+		const char *want;
+	} bad[] = {
+		{ "A=1\nBAD LINE\nC=3\n", 0, "env file f line 2: variable name 'BAD LINE' contains white space" },
+		{ "export C=3\n", 0, "env file f line 1: variable name 'export C' contains white space" },
+		{ "A=1\nB=2\0C=3\n", 11, "env file f line 2: contains a NUL byte" },
+		{ "=v\n", 0, "env file f line 1: no variable name before '='" },
+		{ "A=\xff\n", 0, "env file f line 1: not valid UTF-8" },
+		{ "KEY =v\n", 0, "env file f line 1: variable name 'KEY ' contains white space" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		env = NULL;
+		err = NULL;
+		size_t len = bad[i].len ? bad[i].len : strlen(bad[i].data);
+		int r = envfile_parse("f", bad[i].data, len, test_lookup, &env, &err);
+		ok(r < 0 && err && str_has_prefix(err->msg, bad[i].want), "env file refused: %s",
+		   err ? err->msg : "(accepted)");
+		capsa_error_free(err);
+		strv_free(env);
+	}
+}
+
 int main(void)
 {
 	test_flags();
+	test_envfile();
 	test_utf8_seq();
 	test_json_str();
 	test_base64();
