@@ -45,7 +45,8 @@ static const char run_usage[] =
 	"      --shm-size SIZE        size of /dev/shm (default 64m, charged to --memory)\n"
 	"      --disk SIZE            bound the writable layer: an ext4 image of SIZE\n"
 	"                             (at least 16m); writes past it fail with ENOSPC\n"
-	"      --hostname NAME        hostname inside the sandbox\n"
+	"      --hostname NAME        hostname inside the sandbox (RFC 1123: labels of\n"
+	"                             letters, digits and '-' joined by dots; at most 64)\n"
 	"      --read-only            mount the root filesystem read-only\n"
 	"      --userns auto|host     auto (default): root inside is a block of 65536\n"
 	"                             unprivileged host ids of the capsa user's\n"
@@ -264,7 +265,10 @@ static int parse(struct cli *cli, struct run_args *a, int argc, char **argv)
 			o->mounts = a->mounts;
 			o->n_mounts = ++nm;
 			break;
-		case O_HOSTNAME: o->hostname = optarg; break;
+		case O_HOSTNAME:
+			o->hostname = optarg;
+			rc = check_hostname(optarg, &err);
+			break;
 		case O_READONLY: o->readonly = true; break;
 		case O_USERNS:
 			if (strcmp(optarg, "auto") == 0)

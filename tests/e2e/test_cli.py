@@ -113,3 +113,28 @@ def test_env_file_docker_rules(store, tmp_path):
     assert env["C"] == "x=y" and "NOT_ON_HOST" not in env and "D" not in env and "#D" not in env
 
 
+# --- hostnames ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,needle", [
+    ("a\nb", "byte 0x0a"),
+    ("a_b", "'_'"),
+    ("-web", "starts or ends with '-'"),
+    ("web.", "empty label"),
+    ("a..b", "empty label"),
+    ("", "empty"),
+    ("x" * 64, "a label of 64 characters"),
+    ("a." * 32 + "b", "at most 64"),
+])
+def test_hostname_is_rfc1123(store, name, needle):
+    err = store.fail("run", "--rm", "--hostname", name, "busybox", "hostname", rc=125, match="invalid hostname")
+    assert needle in err, err
+    assert err.count("\n") <= 1, err  # the name's own newline is not printed
+    store.assert_clean()
+
+
+def test_hostname_accepted(store):
+    name = "a" * 62 + ".b"
+    assert store.ok("run", "--rm", "--hostname", name, "busybox", "hostname") == name + "\n"
+    assert store.ok("run", "--rm", "--hostname", "Web-1.example", "busybox", "hostname") == "Web-1.example\n"
+
+

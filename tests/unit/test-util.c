@@ -1,6 +1,6 @@
 /* test-util.c: lib/util: value parsers, buffers, confined path resolution
  * (openat2 and the fallback walk), atomic writes, rm -rf, option parsing,
- * env files. */
+ * env files, hostnames. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -361,10 +361,55 @@ static void test_envfile(void)
 	}
 }
 
+static void test_hostname(void)
+{
+	char label63[64], long64[65], dotted64[65];
+	memset(label63, 'a', 63);
+	label63[63] = '\0';
+	memset(long64, 'a', 64);
+	long64[64] = '\0';
+	memset(dotted64, 'a', 62); /* 62 a's, '.', 'b': 64 characters */
+	dotted64[62] = '.';
+	dotted64[63] = 'b';
+	dotted64[64] = '\0';
+	const char *good[] = { "a", "web-1", "a.b.c", "0abc", "A-Z.example", label63, dotted64 };
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+		struct capsa_error *err = NULL;
+		ok(check_hostname(good[i], &err) == 0, "hostname '%s' accepted", good[i]);
+		capsa_error_free(err);
+	}
+	const struct {
+		const char *s, *want;
+	} bad[] = {
+		{ "", "empty" },	{ "a\nb", "byte 0x0a at position 2" },
+		{ "a_b", "'_' at position 2" },	{ "a b", "' ' at position 2" },
+		{ "-a", "starts or ends with '-'" },	{ "a.b-", "label 'b-' starts or ends with '-'" },
+		{ "a.", "empty label" },	{ ".a", "empty label" },
+		{ "a..b", "empty label" },	{ "\xc3\xa9", "byte 0xc3" },
+		{ long64, "a label of 64 characters" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct capsa_error *err = NULL;
+		int r = check_hostname(bad[i].s, &err);
+		ok(r < 0 && err && strstr(err->msg, bad[i].want) && !strchr(err->msg, '\n'), "hostname refused: %s",
+		   err ? err->msg : "(accepted)");
+		capsa_error_free(err);
+	}
+	char too_long[80];
+	memset(too_long, 'a', sizeof(too_long) - 1);
+	too_long[sizeof(too_long) - 1] = '\0';
+	too_long[10] = '.';
+	struct capsa_error *err = NULL;
+	int r = check_hostname(too_long, &err);
+	ok(r < 0 && strstr(err->msg, "79 characters, at most 64"), "over 64 refused: %s", err ? err->msg : "");
+	capsa_error_free(err);
+}
+
 int main(void)
 {
 	test_flags();
 	test_envfile();
+	test_hostname();
 	test_utf8_seq();
 	test_json_str();
 	test_base64();
