@@ -174,6 +174,24 @@ int opt_cpus(const char *arg, int64_t *milli, struct capsa_error **err)
 	return 0;
 }
 
+int opt_sig_proxy(const char *arg, bool *no_sig_proxy, struct capsa_error **err)
+{
+	if (!arg || strcmp(arg, "true") == 0 || strcmp(arg, "1") == 0)
+		*no_sig_proxy = false;
+	else if (strcmp(arg, "false") == 0 || strcmp(arg, "0") == 0)
+		*no_sig_proxy = true;
+	else
+		return error_set(err, EINVAL, "invalid --sig-proxy '%s': expected true or false", arg);
+	return 0;
+}
+
+int need_input_tty(struct cli *cli, const char *why)
+{
+	if (isatty(0))
+		return 0;
+	return cli_usage_error(cli, "the input device is not a TTY: %s", why);
+}
+
 int session_signals_open(void)
 {
 	/* a reader that went away is an EPIPE from write, not a death with

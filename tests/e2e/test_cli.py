@@ -68,6 +68,7 @@ def test_unknown_option_is_named(store, args, flag):
 def test_option_values_checked(store):
     store.fail("run", "--rm", "--read-only=yes", "busybox", "true", match="option '--read-only' takes no value")
     store.fail("run", "--name", match="option '--name' needs a value")
+    store.fail("run", "--rm", "--sig-proxy=maybe", "busybox", "true", match="invalid --sig-proxy 'maybe'")
     # the whole names, -- and operands that look like options still work
     assert store.ok("run", "--rm", "--hostname", "web-1", "--read-only", "--pids-limit", "64", "busybox",
                     "--", "hostname") == "web-1\n"
@@ -136,5 +137,29 @@ def test_hostname_accepted(store):
     name = "a" * 62 + ".b"
     assert store.ok("run", "--rm", "--hostname", name, "busybox", "hostname") == name + "\n"
     assert store.ok("run", "--rm", "--hostname", "Web-1.example", "busybox", "hostname") == "Web-1.example\n"
+
+
+# --- a terminal on a pipe -----------------------------------------------------------
+
+def test_tty_with_input_needs_a_terminal(store):
+    """`echo cmd | capsa exec -it SB sh` hung; `run -it </dev/null` wrote the
+    shell's cursor query: -it without a terminal is refused, as in docker."""
+    name = uniq()
+    # -d does not attach: it needs no terminal
+    store.ok("run", "-dit", "--name", name, "busybox", "sh", input=b"")
+    try:
+        for args in (["run", "--rm", "-it", "busybox", "sh"], ["exec", "-it", name, "sh"],
+                     ["exec", "-i", "-t", name, "sh"], ["attach", name]):
+            p = store.run(*args, input=b"echo hi\n", timeout=60)
+            assert p.returncode == 125, (args, p.returncode, p.err)
+            assert "the input device is not a TTY" in p.err, p.err
+            assert p.stdout == b"", p.stdout
+        # -t alone (no input) and -d stay allowed
+        assert store.ok("exec", "-t", name, "echo", "tty") == "tty\r\n"
+        tag = uniq("tag")
+        store.ok("exec", "-dit", "--tag", tag, name, "sh", input=b"")
+    finally:
+        store.ok("rm", "-f", name)
+    store.assert_clean()
 
 
