@@ -163,3 +163,18 @@ def test_tty_with_input_needs_a_terminal(store):
     store.assert_clean()
 
 
+# --- pause and unpause --------------------------------------------------------------
+
+def test_pause_twice_and_unpause_running_say_so(store):
+    name = uniq()
+    store.ok("run", "-d", "--name", name, "busybox", "sleep", "100000")
+    try:
+        store.fail("unpause", name, match=f"sandbox {name} is not paused")
+        store.ok("pause", name)
+        err = store.fail("pause", name, match=f"sandbox {name} is already paused")
+        assert "not running" not in err, err
+        store.ok("unpause", name)
+        store.fail("unpause", name, match=f"sandbox {name} is not paused")
+    finally:
+        store.ok("rm", "-f", name)
+    store.assert_clean()
