@@ -10,6 +10,14 @@
 
 #include "capsa/capsa.h"
 #include "proto/conn.h"
+#include "util/flags.h"
+
+/* Every command parses its options with flags_getopt_long: long options
+ * match their whole name only (libc's getopt_long read `--pid host` as
+ * `--pids-limit host`), and the error names the option.  The names are
+ * redirected here so that no command can fall back to libc's. */
+#define getopt_long flags_getopt_long
+#define getopt_long_only flags_getopt_long_only
 
 /* docker's exit code contract */
 #define EXIT_CAPSA 125	    /* capsa itself failed */
@@ -31,7 +39,9 @@ struct cli_cmd {
 
 /* Prints "capsa: <message>" and frees err; returns EXIT_CAPSA. */
 int cli_fail(struct cli *cli, struct capsa_error *err);
-/* Prints "capsa <cmd>: <fmt>" and returns EXIT_CAPSA. */
+/* Prints "capsa <cmd>: <fmt>" and "See 'capsa <cmd> --help'." and returns
+ * EXIT_CAPSA.  Called right after the option parser returned '?', it prints
+ * the parser's message ("unknown option '--pid'") instead of fmt. */
 int cli_usage_error(struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The context, opened on first use; on failure prints and exits 125. */
 struct capsa_ctx *cli_ctx(struct cli *cli);
@@ -44,6 +54,9 @@ void cli_human_size(int64_t n, char *out, size_t len);
  * name.  In the musl front door, falls back to capsa-core (does not return)
  * when the runtime index cannot resolve the sandbox. */
 int cli_exec_open(struct cli *cli, const char *sandbox, struct proto_conn *c, char **name, struct capsa_error **err);
+/* For a command whose only option is -h/--help: the index of its first
+ * operand, or -1 with *rc set (help printed, or a usage error). */
+int cli_operands(struct cli *cli, int argc, char **argv, const char *usage, int *rc);
 /* Prints text to stdout and returns 0: for --help. */
 int cli_help(const char *text);
 /* Re-executes the full front-end (capsa-full) with the same arguments: the

@@ -73,8 +73,10 @@ CLI_CMD(stop)
 	while ((c = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
 		if (c == 'h')
 			return cli_help(stop_usage);
-		if (c != 't' || parse_int64(optarg, 0, 86400 * 365, &secs) < 0)
-			return cli_usage_error(cli, "invalid -t '%s': expected seconds", c == 't' ? optarg : "");
+		if (c != 't')
+			return cli_usage_error(cli, "unknown option");
+		if (parse_int64(optarg, 0, 86400 * 365, &secs) < 0)
+			return cli_usage_error(cli, "invalid -t '%s': expected seconds", optarg);
 	}
 	int64_t ms = secs * 1000;
 	return for_each(cli, argc, argv, optind, do_stop, &ms);
@@ -179,9 +181,9 @@ static int do_wait(struct cli *cli, const char *sb, void *arg)
 
 CLI_CMD(wait)
 {
-	if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0))
-		return cli_help(wait_usage);
-	return for_each(cli, argc, argv, 1, do_wait, NULL);
+	int rc = 0;
+	int first = cli_operands(cli, argc, argv, wait_usage, &rc);
+	return first < 0 ? rc : for_each(cli, argc, argv, first, do_wait, NULL);
 }
 
 static int do_pause(struct cli *cli, const char *sb, void *arg)
@@ -195,18 +197,18 @@ static int do_pause(struct cli *cli, const char *sb, void *arg)
 
 CLI_CMD(pause)
 {
-	if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0))
-		return cli_help(pause_usage);
+	int rc = 0;
+	int first = cli_operands(cli, argc, argv, pause_usage, &rc);
 	bool p = true;
-	return for_each(cli, argc, argv, 1, do_pause, &p);
+	return first < 0 ? rc : for_each(cli, argc, argv, first, do_pause, &p);
 }
 
 CLI_CMD(unpause)
 {
-	if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0))
-		return cli_help(pause_usage);
+	int rc = 0;
+	int first = cli_operands(cli, argc, argv, pause_usage, &rc);
 	bool p = false;
-	return for_each(cli, argc, argv, 1, do_pause, &p);
+	return first < 0 ? rc : for_each(cli, argc, argv, first, do_pause, &p);
 }
 
 /* Internal: run by a supervisor as its last act (see docs/architecture.md). */

@@ -14,16 +14,21 @@ static const char exec_usage[] =
 	"Run COMMAND in the running sandbox SANDBOX (an id, an id prefix or a name).\n"
 	"The process gets the sandbox's environment, user, working directory,\n"
 	"capabilities and seccomp filter unless overridden.  Output is streamed; the\n"
-	"exit status is the process's.  INT, TERM, HUP, QUIT, USR1 and USR2 are\n"
-	"forwarded to its process group.\n"
+	"exit status is the process's.  INT, TERM, HUP, QUIT, USR1 and USR2 that\n"
+	"capsa gets are forwarded to its process group, with or without -i and -t; a\n"
+	"second INT or TERM (ctrl-c twice without -t) leaves the process running (a\n"
+	"kept process, see 'capsa proc ls') and capsa exits with 128+N.\n"
 	"\n"
 	"Options:\n"
 	"  -e, --env KEY=VALUE        set an environment variable (KEY alone copies ours)\n"
-	"      --env-file FILE        read KEY=VALUE lines from FILE\n"
+	"      --env-file FILE        read KEY=VALUE lines from FILE (docker's format: #\n"
+	"                             comments, KEY alone copies ours, values as written;\n"
+	"                             any other line is an error)\n"
 	"  -w, --workdir DIR          working directory (must exist)\n"
 	"  -u, --user USER[:GROUP]    user and group, by name or number\n"
 	"  -i, --interactive          stream stdin to the process (EOF is passed on)\n"
-	"  -t, --tty                  give the process a terminal\n"
+	"  -t, --tty                  give the process a terminal (-it needs a terminal\n"
+	"                             on stdin, unless with -d)\n"
 	"  -d, --detach               start the process and return at once; it keeps\n"
 	"                             running and its output is kept for 'capsa attach\n"
 	"                             --proc' (see 'capsa proc ls')\n"
@@ -32,17 +37,22 @@ static const char exec_usage[] =
 	"                             10 s); it then exits with status 124\n"
 	"      --detach-keys KEYS     keys that leave a -it process running (default\n"
 	"                             ctrl-p,ctrl-q; '' for none)\n"
+	"      --sig-proxy=false      do not forward signals: the first one leaves the\n"
+	"                             process running and capsa exits with 128+N\n"
 	"  -h, --help                 show this help\n"
 	"\n"
 	"With -t and -i the terminal is put in raw mode (restored on every way out)\n"
-	"and resized with ours; a signal to capsa then ends only capsa, and the\n"
-	"process gets SIGHUP as from a closed terminal.\n"
+	"and resized with ours; ctrl-c is then a key for the process, not a signal.\n"
+	"A process that capsa left (a second signal) keeps running; without -t its\n"
+	"output went straight to capsa, so once capsa is gone its next write gets\n"
+	"SIGPIPE (or EPIPE).\n"
 	"\n"
-	"Exit status: the process's own; 124 after --timeout; 125 if capsa failed;\n"
-	"126 if the command cannot be invoked; 127 if it was not found; 0 after the\n"
-	"detach keys.\n";
+	"Exit status: the process's own; 124 after --timeout; 125 if capsa failed or\n"
+	"for a usage error (-it without a terminal as well); 126 if the command\n"
+	"cannot be invoked; 127 if it was not found; 128+N if capsa left after\n"
+	"signal N; 0 after the detach keys.\n";
 
-enum { O_ENV_FILE = 256, O_TIMEOUT, O_TAG, O_DETACH_KEYS };
+enum { O_ENV_FILE = 256, O_TIMEOUT, O_TAG, O_DETACH_KEYS, O_SIG_PROXY };
 
 static const struct option exec_options[] = {
 	{ "env", required_argument, NULL, 'e' },
@@ -55,6 +65,7 @@ static const struct option exec_options[] = {
 	{ "timeout", required_argument, NULL, O_TIMEOUT },
 	{ "tag", required_argument, NULL, O_TAG },
 	{ "detach-keys", required_argument, NULL, O_DETACH_KEYS },
+	{ "sig-proxy", optional_argument, NULL, O_SIG_PROXY },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -63,6 +74,7 @@ CLI_CMD(exec)
 {
 	struct capsa_exec_opts o = { 0 };
 	const char *detach_keys = NULL;
+	bool no_sig_proxy = false;
 	struct capsa_error *err = NULL;
 	int c, rc = 0;
 	while ((c = getopt_long(argc, argv, "+e:w:u:itdh", exec_options, NULL)) != -1) {
@@ -81,6 +93,7 @@ CLI_CMD(exec)
 				rc = error_set(&err, EINVAL, "invalid --timeout '%s': must be positive", optarg);
 			break;
 		case O_TAG: o.tag = optarg; break;
+		case O_SIG_PROXY: rc = opt_sig_proxy(optarg, &no_sig_proxy, &err); break;
 		case O_DETACH_KEYS: {
 			char k[16];
 			detach_keys = optarg;
@@ -111,6 +124,10 @@ CLI_CMD(exec)
 		return cli_usage_error(cli, "requires a COMMAND");
 	}
 	o.argv = argv + optind;
+	if (o.tty && o.interactive && !o.detach && need_input_tty(cli, "-t with -i needs a terminal on stdin") != 0) {
+		strv_free(o.env);
+		return EXIT_CAPSA;
+	}
 	struct capsa_exit e;
 	/* connect before touching the terminal or the signal mask */
 	struct proto_conn conn;
@@ -132,7 +149,7 @@ CLI_CMD(exec)
 	}
 	struct term_state term = { .fd = -1 };
 	struct capsa_stdio io = { .in_fd = o.interactive ? 0 : -1, .out_fd = 1, .err_fd = 2, .tty = o.tty,
-				  .detach_keys = detach_keys };
+				  .detach_keys = detach_keys, .no_sig_proxy = no_sig_proxy };
 	if (o.tty) {
 		term_size(1, &io.rows, &io.cols);
 		if (o.interactive)

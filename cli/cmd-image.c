@@ -163,12 +163,14 @@ static const char inspect_help[] =
 
 static CLI_CMD(image_inspect)
 {
-	if (argc == 2 && (str_eq(argv[1], "--help") || str_eq(argv[1], "-h")))
-		return cli_help(inspect_help);
-	if (argc != 2 || argv[1][0] == '-')
+	int rc = 0;
+	int first = cli_operands(cli, argc, argv, inspect_help, &rc);
+	if (first < 0)
+		return rc;
+	if (argc - first != 1)
 		return cli_usage_error(cli, "expected exactly one REF");
 	struct capsa_error *err = NULL;
-	char *s = capsa_image_inspect(cli_ctx(cli), argv[1], &err);
+	char *s = capsa_image_inspect(cli_ctx(cli), argv[first], &err);
 	if (!s)
 		return cli_fail(cli, err);
 	printf("%s\n", s);
@@ -192,12 +194,14 @@ static const char tag_help[] =
 
 static CLI_CMD(image_tag)
 {
-	if (argc == 2 && (str_eq(argv[1], "--help") || str_eq(argv[1], "-h")))
-		return cli_help(tag_help);
-	if (argc != 3)
+	int rc = 0;
+	int first = cli_operands(cli, argc, argv, tag_help, &rc);
+	if (first < 0)
+		return rc;
+	if (argc - first != 2)
 		return cli_usage_error(cli, "expected SOURCE and TARGET");
 	struct capsa_error *err = NULL;
-	if (capsa_image_tag(cli_ctx(cli), argv[1], argv[2], &err) < 0)
+	if (capsa_image_tag(cli_ctx(cli), argv[first], argv[first + 1], &err) < 0)
 		return cli_fail(cli, err);
 	return 0;
 }
@@ -386,9 +390,11 @@ static const char mount_help[] =
 
 static CLI_CMD(image_mount)
 {
-	if (argc == 2 && (str_eq(argv[1], "--help") || str_eq(argv[1], "-h")))
-		return cli_help(mount_help);
-	if (argc != 3)
+	int rc = 0;
+	int first = cli_operands(cli, argc, argv, mount_help, &rc);
+	if (first < 0)
+		return rc;
+	if (argc - first != 2)
 		return cli_usage_error(cli, "expected REF and DIR");
 	struct capsa_error *err = NULL;
 	if (capsa_rootless()) {
@@ -397,9 +403,9 @@ static CLI_CMD(image_mount)
 					 "capsa's private mount namespace and vanish when it exits");
 		return cli_fail(cli, err);
 	}
-	if (capsa_image_mount_rootfs(cli_ctx(cli), argv[1], NULL, NULL, argv[2], &err) < 0)
+	if (capsa_image_mount_rootfs(cli_ctx(cli), argv[first], NULL, NULL, argv[first + 1], &err) < 0)
 		return cli_fail(cli, err);
-	printf("%s\n", argv[2]);
+	printf("%s\n", argv[first + 1]);
 	return 0;
 }
 
@@ -415,12 +421,14 @@ static const char umount_help[] =
 
 static CLI_CMD(image_umount)
 {
-	if (argc == 2 && (str_eq(argv[1], "--help") || str_eq(argv[1], "-h")))
-		return cli_help(umount_help);
-	if (argc != 2)
+	int rc = 0;
+	int first = cli_operands(cli, argc, argv, umount_help, &rc);
+	if (first < 0)
+		return rc;
+	if (argc - first != 1)
 		return cli_usage_error(cli, "expected DIR");
 	struct capsa_error *err = NULL;
-	if (capsa_image_umount_rootfs(argv[1], &err) < 0)
+	if (capsa_image_umount_rootfs(argv[first], &err) < 0)
 		return cli_fail(cli, err);
 	return 0;
 }

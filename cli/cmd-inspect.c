@@ -14,12 +14,13 @@ static const char inspect_usage[] =
 
 CLI_CMD(inspect)
 {
-	if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0))
-		return cli_help(inspect_usage);
-	if (argc < 2)
-		return cli_usage_error(cli, "requires at least one SANDBOX");
 	int rc = 0;
-	for (int i = 1; i < argc; i++) {
+	int first = cli_operands(cli, argc, argv, inspect_usage, &rc);
+	if (first < 0)
+		return rc;
+	if (first >= argc)
+		return cli_usage_error(cli, "requires at least one SANDBOX");
+	for (int i = first; i < argc; i++) {
 		struct capsa_error *err = NULL;
 		char *s = capsa_sandbox_inspect(cli_ctx(cli), argv[i], &err);
 		if (!s) {

@@ -149,13 +149,15 @@ CLI_CMD(login)
 
 CLI_CMD(logout)
 {
-	if (argc == 2 && (str_eq(argv[1], "--help") || str_eq(argv[1], "-h")))
-		return cli_help(logout_usage);
-	if (argc != 2 || argv[1][0] == '-')
+	int rc = 0;
+	int first = cli_operands(cli, argc, argv, logout_usage, &rc);
+	if (first < 0)
+		return rc;
+	if (argc - first != 1)
 		return cli_usage_error(cli, "expected one registry");
 	struct capsa_error *err = NULL;
-	if (capsa_registry_logout(cli_ctx(cli), argv[1], &err) < 0)
+	if (capsa_registry_logout(cli_ctx(cli), argv[first], &err) < 0)
 		return cli_fail(cli, err);
-	printf("Removed login credentials for %s\n", argv[1]);
+	printf("Removed login credentials for %s\n", argv[first]);
 	return 0;
 }

@@ -90,6 +90,8 @@ static int fail(struct capsa_error *err)
 	return 1;
 }
 
+/* Right after the option parser returned '?', its message (naming the
+ * option) stands for fmt. */
 static int usage_fail(const char *cmd, const char *fmt, ...) PRINTF(2, 3);
 static int usage_fail(const char *cmd, const char *fmt, ...)
 {
@@ -98,6 +100,8 @@ static int usage_fail(const char *cmd, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (*flags_error())
+		snprintf(msg, sizeof(msg), "%s", flags_error());
 	struct capsa_error *err = NULL;
 	error_set(&err, EINVAL, "%s: %s", cmd, msg);
 	return fail(err);
@@ -710,7 +714,7 @@ static int global_opts(int argc, char **argv)
 			printf("%s version %s\nspec: %s\n", oc.prog, capsa_version(), OCI_SPEC_VERSION);
 			return -1;
 		default:
-			fprintf(stderr, "See '%s --help'.\n", oc.prog);
+			fprintf(stderr, "%s: %s\nSee '%s --help'.\n", oc.prog, flags_error(), oc.prog);
 			return 1;
 		}
 	}

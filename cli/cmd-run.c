@@ -18,14 +18,18 @@ static const char run_usage[] =
 	"Create a sandbox from IMAGE and run COMMAND (default: the image's Entrypoint\n"
 	"and Cmd) as its main process.  The sandbox ends when the main process exits.\n"
 	"Without -d, capsa stays attached: output is streamed, signals (INT, TERM, HUP,\n"
-	"QUIT, USR1, USR2) are forwarded, and capsa exits with the process's code.\n"
+	"QUIT, USR1, USR2) are forwarded to the main process, with or without -i and\n"
+	"-t, and capsa exits with the process's code.  A second INT or TERM (ctrl-c\n"
+	"twice without -t) leaves the sandbox running and capsa exits with 128+N.\n"
 	"\n"
 	"Options:\n"
 	"  -d, --detach               run in the background and print the sandbox id\n"
 	"      --rm                   remove the sandbox when it ends\n"
 	"      --name NAME            name the sandbox ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 128)\n"
 	"  -e, --env KEY=VALUE        set an environment variable (KEY alone copies ours)\n"
-	"      --env-file FILE        read KEY=VALUE lines from FILE\n"
+	"      --env-file FILE        read KEY=VALUE lines from FILE (docker's format: #\n"
+	"                             comments, KEY alone copies ours, values as written;\n"
+	"                             any other line is an error)\n"
 	"  -w, --workdir DIR          working directory (created if missing)\n"
 	"  -u, --user USER[:GROUP]    user and group, by name (from the image's\n"
 	"                             /etc/passwd and /etc/group) or number\n"
@@ -43,7 +47,8 @@ static const char run_usage[] =
 	"      --shm-size SIZE        size of /dev/shm (default 64m, charged to --memory)\n"
 	"      --disk SIZE            bound the writable layer: an ext4 image of SIZE\n"
 	"                             (at least 16m); writes past it fail with ENOSPC\n"
-	"      --hostname NAME        hostname inside the sandbox\n"
+	"      --hostname NAME        hostname inside the sandbox (RFC 1123: labels of\n"
+	"                             letters, digits and '-' joined by dots; at most 64)\n"
 	"      --read-only            mount the root filesystem read-only\n"
 	"      --userns auto|host     auto (default): root inside is a block of 65536\n"
 	"                             unprivileged host ids of the capsa user's\n"
@@ -72,14 +77,18 @@ static const char run_usage[] =
 	"                             (default 4)\n"
 	"  -i, --interactive          keep stdin open and stream it to the process\n"
 	"  -t, --tty                  give the process a terminal (with -i: raw mode,\n"
-	"                             restored on every way out)\n"
+	"                             restored on every way out; -it needs a terminal\n"
+	"                             on stdin, unless with -d)\n"
+	"      --sig-proxy=false      do not forward signals: the first one leaves the\n"
+	"                             sandbox running and capsa exits with 128+N\n"
 	"      --detach-keys KEYS     keys that leave a -it sandbox running (default\n"
 	"                             ctrl-p,ctrl-q; '' for none); 'capsa attach' returns\n"
 	"  -h, --help                 show this help\n"
 	"\n"
-	"Exit status: the process's own; 125 if capsa failed; 126 if the command\n"
-	"cannot be invoked; 127 if it was not found; 128+N if killed by signal N;\n"
-	"0 after the detach keys.\n"
+	"Exit status: the process's own; 125 if capsa failed or for a usage error\n"
+	"(-it without a terminal as well); 126 if the command cannot be invoked; 127\n"
+	"if it was not found; 128+N if killed by signal N, or if capsa left after\n"
+	"signal N; 0 after the detach keys.\n"
 	"\n"
 	"Examples:\n"
 	"  capsa run --rm busybox -- echo hello\n"
@@ -89,7 +98,7 @@ static const char run_usage[] =
 enum {
 	O_RM = 256, O_NAME, O_ENV_FILE, O_ENTRYPOINT, O_TMPFS, O_CPUS, O_PIDS, O_SHM, O_HOSTNAME, O_READONLY,
 	O_CAP_ADD, O_CAP_DROP, O_SECOPT, O_ULIMIT, O_STOPSIG, O_IDLE, O_TIMEOUT, O_LOGOPT, O_DETACH_KEYS,
-	O_DISK,
+	O_DISK, O_SIG_PROXY,
 	O_USERNS = 400,
 };
 
@@ -122,6 +131,7 @@ static const struct option run_options[] = {
 	{ "publish", required_argument, NULL, 'p' },
 	{ "log-opt", required_argument, NULL, O_LOGOPT },
 	{ "detach-keys", required_argument, NULL, O_DETACH_KEYS },
+	{ "sig-proxy", optional_argument, NULL, O_SIG_PROXY },
 	{ "userns", required_argument, NULL, O_USERNS },
 	{ "interactive", no_argument, NULL, 'i' },
 	{ "tty", no_argument, NULL, 't' },
@@ -140,6 +150,7 @@ struct run_args {
 	char *port_ips[64];
 	size_t n_ports;
 	const char *detach_keys;
+	bool no_sig_proxy;
 };
 
 /* --security-opt: 0, or the exit status of a usage error already printed */
@@ -262,7 +273,10 @@ static int parse(struct cli *cli, struct run_args *a, int argc, char **argv)
 			o->mounts = a->mounts;
 			o->n_mounts = ++nm;
 			break;
-		case O_HOSTNAME: o->hostname = optarg; break;
+		case O_HOSTNAME:
+			o->hostname = optarg;
+			rc = check_hostname(optarg, &err);
+			break;
 		case O_READONLY: o->readonly = true; break;
 		case O_USERNS:
 			if (strcmp(optarg, "auto") == 0)
@@ -292,6 +306,7 @@ static int parse(struct cli *cli, struct run_args *a, int argc, char **argv)
 			rc = capsa_detach_keys_parse(optarg, k, &err);
 			break;
 		}
+		case O_SIG_PROXY: rc = opt_sig_proxy(optarg, &a->no_sig_proxy, &err); break;
 		case 'i': o->interactive = true; break;
 		case 't': o->tty = true; break;
 		case 'h': return cli_help(run_usage), -1;
@@ -302,6 +317,8 @@ static int parse(struct cli *cli, struct run_args *a, int argc, char **argv)
 	}
 	if (optind >= argc)
 		return cli_usage_error(cli, "requires an IMAGE");
+	if (o->tty && o->interactive && !a->detach && need_input_tty(cli, "-t with -i needs a terminal on stdin") != 0)
+		return EXIT_CAPSA;
 	o->image = argv[optind++];
 	if (optind < argc && strcmp(argv[optind], "--") == 0)
 		optind++;
@@ -355,7 +372,7 @@ CLI_CMD(run)
 	}
 	struct term_state term = { .fd = -1 };
 	struct capsa_stdio io = { .in_fd = o->interactive ? 0 : -1, .out_fd = 1, .err_fd = 2, .tty = o->tty,
-				  .detach_keys = a.detach_keys };
+				  .detach_keys = a.detach_keys, .no_sig_proxy = a.no_sig_proxy };
 	if (o->tty) {
 		term_size(1, &io.rows, &io.cols);
 		if (o->interactive)

@@ -26,16 +26,21 @@ static const char attach_usage[] =
 	"or with --proc to a process started with 'capsa exec' (a pid or a tag).\n"
 	"Output is streamed from now on (with --proc -d processes, what they wrote\n"
 	"while nobody was attached comes first); stdin is passed on if the process\n"
-	"has it open.  The detach keys (default ctrl-p ctrl-q) leave it running.\n"
+	"has it open (a process with a terminal needs one on our stdin, as in\n"
+	"docker, unless --no-stdin).  The detach keys (default ctrl-p ctrl-q) leave it\n"
+	"running.  INT, TERM, HUP, QUIT, USR1 and USR2 that capsa gets are forwarded\n"
+	"to the process; a second INT or TERM leaves it running and capsa exits with\n"
+	"128+N.\n"
 	"\n"
 	"Options:\n"
 	"      --proc PID|TAG       a process other than the main one\n"
 	"      --no-stdin           do not pass our stdin on\n"
 	"      --detach-keys KEYS   keys that detach ('' for none)\n"
+	"      --sig-proxy=false    do not forward signals: the first one detaches\n"
 	"  -h, --help               show this help\n"
 	"\n"
 	"Exit status: the process's (the sandbox's for the main process); 0 after the\n"
-	"detach keys.\n";
+	"detach keys; 128+N if capsa left after signal N; 125 if capsa failed.\n";
 
 static int ref_from_arg(const char *arg, struct capsa_proc_ref *ref)
 {
@@ -50,14 +55,14 @@ static int ref_from_arg(const char *arg, struct capsa_proc_ref *ref)
 
 CLI_CMD(attach)
 {
-	enum { O_PROC = 256, O_NO_STDIN, O_KEYS };
+	enum { O_PROC = 256, O_NO_STDIN, O_KEYS, O_SIG_PROXY };
 	static const struct option opts[] = {
 		{ "proc", required_argument, NULL, O_PROC }, { "no-stdin", no_argument, NULL, O_NO_STDIN },
-		{ "detach-keys", required_argument, NULL, O_KEYS }, { "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "detach-keys", required_argument, NULL, O_KEYS }, { "sig-proxy", optional_argument, NULL, O_SIG_PROXY },
+		{ "help", no_argument, NULL, 'h' },	     { NULL, 0, NULL, 0 },
 	};
 	struct capsa_proc_ref ref = { .main = true };
-	bool no_stdin = false;
+	bool no_stdin = false, no_sig_proxy = false;
 	const char *keys = NULL;
 	struct capsa_error *err = NULL;
 	int c;
@@ -65,6 +70,10 @@ CLI_CMD(attach)
 		switch (c) {
 		case O_PROC: ref_from_arg(optarg, &ref); break;
 		case O_NO_STDIN: no_stdin = true; break;
+		case O_SIG_PROXY:
+			if (opt_sig_proxy(optarg, &no_sig_proxy, &err) < 0)
+				return cli_fail(cli, err);
+			break;
 		case O_KEYS: {
 			char k[16];
 			if (capsa_detach_keys_parse(optarg, k, &err) < 0)
@@ -79,7 +88,8 @@ CLI_CMD(attach)
 	if (argc - optind != 1)
 		return cli_usage_error(cli, "requires exactly one SANDBOX");
 	const char *sandbox = argv[optind];
-	struct capsa_stdio io = { .in_fd = no_stdin ? -1 : 0, .out_fd = 1, .err_fd = 2, .detach_keys = keys };
+	struct capsa_stdio io = { .in_fd = no_stdin ? -1 : 0, .out_fd = 1, .err_fd = 2, .detach_keys = keys,
+				  .no_sig_proxy = no_sig_proxy };
 	/* raw mode if the process has a terminal and we have one */
 	bool tty = false;
 	if (ref.main) {
@@ -100,6 +110,8 @@ CLI_CMD(attach)
 				tty = v[i].tty;
 		capsa_proc_info_free(v, n);
 	}
+	if (tty && io.in_fd >= 0 && need_input_tty(cli, "the process has a terminal (use --no-stdin)") != 0)
+		return EXIT_CAPSA;
 	struct term_state term = { .fd = -1 };
 	if (tty) {
 		io.tty = true;
@@ -323,12 +335,13 @@ static const char touch_usage[] =
 
 CLI_CMD(touch)
 {
-	if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0))
-		return cli_help(touch_usage);
-	if (argc < 2)
-		return cli_usage_error(cli, "requires at least one SANDBOX");
 	int rc = 0;
-	for (int i = 1; i < argc; i++) {
+	int first = cli_operands(cli, argc, argv, touch_usage, &rc);
+	if (first < 0)
+		return rc;
+	if (first >= argc)
+		return cli_usage_error(cli, "requires at least one SANDBOX");
+	for (int i = first; i < argc; i++) {
 		struct capsa_error *err = NULL;
 		if (capsa_sandbox_touch(cli_ctx(cli), argv[i], &err) < 0)
 			rc = cli_fail(cli, err);

@@ -168,12 +168,13 @@ static const char rm_help[] =
 
 static CLI_CMD(template_rm)
 {
-	if (argc >= 2 && (str_eq(argv[1], "--help") || str_eq(argv[1], "-h")))
-		return cli_help(rm_help);
-	if (argc < 2)
-		return cli_usage_error(cli, "expected NAME...");
 	int rc = 0;
-	for (int i = 1; i < argc; i++) {
+	int first = cli_operands(cli, argc, argv, rm_help, &rc);
+	if (first < 0)
+		return rc;
+	if (first >= argc)
+		return cli_usage_error(cli, "expected NAME...");
+	for (int i = first; i < argc; i++) {
 		struct capsa_error *err = NULL;
 		if (capsa_template_remove(cli_ctx(cli), argv[i], &err) < 0)
 			rc = cli_fail(cli, err);

@@ -18,10 +18,23 @@ int cli_usage_error(struct cli *cli, const char *fmt, ...)
 	va_list ap;
 	va_start(ap, fmt);
 	fprintf(stderr, "capsa %s: ", cli->cmd ? cli->cmd : "");
-	vfprintf(stderr, fmt, ap);
+	if (*flags_error())
+		fputs(flags_error(), stderr);
+	else
+		vfprintf(stderr, fmt, ap);
 	fprintf(stderr, "\nSee 'capsa %s --help'.\n", cli->cmd ? cli->cmd : "");
 	va_end(ap);
 	return EXIT_CAPSA;
+}
+
+int cli_operands(struct cli *cli, int argc, char **argv, const char *usage, int *rc)
+{
+	static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
+	int c = getopt_long(argc, argv, "h", opts, NULL);
+	if (c == -1)
+		return optind;
+	*rc = c == 'h' ? cli_help(usage) : cli_usage_error(cli, "unknown option");
+	return -1;
 }
 
 int cli_help(const char *text)

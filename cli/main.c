@@ -139,9 +139,12 @@ int cli_dispatch(struct cli *cli, const struct cli_cmd *table, const char *group
 
 static CLI_CMD(version)
 {
-	(void)cli;
-	(void)argc;
-	(void)argv;
+	int rc = 0;
+	int first = cli_operands(cli, argc, argv, "Usage: capsa version\n\nPrint the version.\n", &rc);
+	if (first < 0)
+		return rc;
+	if (first < argc)
+		return cli_usage_error(cli, "takes no arguments");
 	printf("capsa version %s\n", capsa_version());
 	return 0;
 }
@@ -197,7 +200,7 @@ int main(int argc, char **argv)
 			printf("capsa version %s\n", capsa_version());
 			return 0;
 		default:
-			fprintf(stderr, "See 'capsa --help'.\n");
+			fprintf(stderr, "capsa: %s\nSee 'capsa --help'.\n", flags_error());
 			return EXIT_CAPSA;
 		}
 	}

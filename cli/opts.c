@@ -9,7 +9,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "opts.h"
+#include "util/envfile.h"
 #include "util/fs.h"
 #include "util/str.h"
 
@@ -30,31 +32,12 @@ int opt_env(char ***env, const char *arg, struct capsa_error **err)
 int opt_env_file(char ***env, const char *path, struct capsa_error **err)
 {
 	struct buf b = BUF_INIT;
-	if (read_file_at(AT_FDCWD, path, 1 << 20, &b, err) < 0) {
-		buf_release(&b);
-		return error_wrap(err, "env file");
-	}
-	char **lines = strv_split(buf_cstr(&b), '\n');
+	int rc = read_file_at(AT_FDCWD, path, 1 << 20, &b, err);
+	if (rc < 0)
+		error_wrap(err, "env file");
+	else
+		rc = envfile_parse(path, b.data ? b.data : "", b.len, getenv, env, err);
 	buf_release(&b);
-	int rc = 0;
-	int lineno = 0;
-	for (char **l = lines; *l && rc == 0; l++) {
-		lineno++;
-		char *s = *l;
-		while (*s == ' ' || *s == '\t')
-			s++;
-		size_t n = strlen(s);
-		while (n && (s[n - 1] == '\r' || s[n - 1] == ' '))
-			s[--n] = '\0';
-		if (!*s || *s == '#')
-			continue;
-		struct capsa_error *e = NULL;
-		if (opt_env(env, s, &e) < 0) {
-			rc = error_set(err, EINVAL, "env file %s line %d: %s", path, lineno, e->msg);
-			capsa_error_free(e);
-		}
-	}
-	strv_free(lines);
 	return rc;
 }
 
@@ -189,6 +172,24 @@ int opt_cpus(const char *arg, int64_t *milli, struct capsa_error **err)
 	if (*milli < 10)
 		return error_set(err, EINVAL, "invalid --cpus '%s': the minimum is 0.01", arg);
 	return 0;
+}
+
+int opt_sig_proxy(const char *arg, bool *no_sig_proxy, struct capsa_error **err)
+{
+	if (!arg || strcmp(arg, "true") == 0 || strcmp(arg, "1") == 0)
+		*no_sig_proxy = false;
+	else if (strcmp(arg, "false") == 0 || strcmp(arg, "0") == 0)
+		*no_sig_proxy = true;
+	else
+		return error_set(err, EINVAL, "invalid --sig-proxy '%s': expected true or false", arg);
+	return 0;
+}
+
+int need_input_tty(struct cli *cli, const char *why)
+{
+	if (isatty(0))
+		return 0;
+	return cli_usage_error(cli, "the input device is not a TTY: %s", why);
 }
 
 int session_signals_open(void)

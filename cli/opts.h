@@ -13,7 +13,7 @@
 
 /* -e KEY=VALUE, or -e KEY to copy KEY from our environment. */
 int opt_env(char ***env, const char *arg, struct capsa_error **err);
-/* --env-file: KEY=VALUE lines, # comments, blank lines. */
+/* --env-file: docker's format (util/envfile.h). */
 int opt_env_file(char ***env, const char *path, struct capsa_error **err);
 /* -v HOST:PATH[:ro|rw] */
 int opt_volume(struct capsa_mount *m, const char *arg, struct capsa_error **err);
@@ -23,6 +23,14 @@ int opt_tmpfs(struct capsa_mount *m, const char *arg, struct capsa_error **err);
 int opt_ulimit(struct capsa_rlimit *r, const char *arg, struct capsa_error **err);
 /* --cpus 0.5 -> 500 */
 int opt_cpus(const char *arg, int64_t *milli, struct capsa_error **err);
+
+/* --sig-proxy[=true|false] (as docker's boolean flags: no value is true). */
+int opt_sig_proxy(const char *arg, bool *no_sig_proxy, struct capsa_error **err);
+/* Attached sessions with -i and -t need a terminal on stdin, as in docker:
+ * 0, or the exit status of the usage error ("the input device is not a
+ * TTY: <why>") printed. */
+struct cli;
+int need_input_tty(struct cli *cli, const char *why);
 
 /* Attached sessions: signals we forward arrive on a signalfd. */
 int session_signals_open(void);

@@ -359,6 +359,10 @@ static void handle_pause(struct client *c, const struct proto_hdr *h, bool pause
 		}
 		return;
 	}
+	if (pause && sup.state == SUP_PAUSED) {
+		client_send_error(c, h->stream, EINVAL, "sandbox %s is already paused", sup.spec.name);
+		return;
+	}
 	if (pause && sup.state != SUP_RUNNING) {
 		client_send_error(c, h->stream, EINVAL, "sandbox %s is not running", sup.spec.name);
 		return;

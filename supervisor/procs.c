@@ -621,6 +621,11 @@ void proc_from_client(struct sproc *p, struct sink *s, struct client *c, const s
 		}
 		break;
 	case P_SIGNAL:
+		/* every attached client forwards the signals it gets (capsa run
+		 * without -i as well): any client may send PROC_SIGNAL anyway */
+		if (!p->exited)
+			agent_send(h->type, h->flags, p->agent_stream, payload, h->len);
+		break;
 	case P_RESIZE:
 		if (input && !p->exited)
 			agent_send(h->type, h->flags, p->agent_stream, payload, h->len);

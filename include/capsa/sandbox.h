@@ -86,13 +86,18 @@ struct capsa_stdio {
 	int in_fd;    /* -1: no stdin */
 	int out_fd;
 	int err_fd;   /* ignored with a tty */
-	int sig_fd;   /* -1, or a signalfd whose signals are forwarded */
+	int sig_fd;   /* -1, or a signalfd whose signals (but SIGWINCH) are
+		       * forwarded to the process; a second INT or TERM ends
+		       * the session instead, leaving the process running
+		       * (exit reason "interrupted", code 128+signal) */
 	bool tty;
 	uint16_t rows, cols;	/* initial terminal size; on SIGWINCH (through
 				 * sig_fd) the size of out_fd's terminal is sent */
 	const char *detach_keys; /* with tty and in_fd: the key sequence that
 				  * leaves the process running and returns (exit
 				  * reason "detached"); NULL: "ctrl-p,ctrl-q", "": none */
+	bool no_sig_proxy; /* every signal on sig_fd (but SIGWINCH) ends the
+			    * session that way, none is forwarded */
 };
 
 /* Parses docker's --detach-keys syntax ("ctrl-p,ctrl-q", "a,ctrl-@") into

@@ -5,6 +5,12 @@
  * slow reader (a pipe to `head`, a terminal) slows the process down instead
  * of filling anybody's memory.  stdin is read only while the remote side has
  * granted credit for it.
+ *
+ * Signals to the client (sig_fd) are forwarded to the process, in every
+ * mode, as docker's --sig-proxy does; a second INT or TERM (someone who
+ * wants capsa itself gone: a process that ignores the first would keep
+ * the client forever) and, with no_sig_proxy, any signal, end the client
+ * instead: the process is detached first, so it keeps running.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,7 +45,7 @@ struct pump {
 	int dfd[3];
 	bool no_splice[2];
 	struct buf hold;    /* stdin read but not yet taken by the pipe */
-	bool raw;	    /* a terminal in raw mode: our own signals end the client */
+	int stops;	    /* INT and TERM forwarded: the next one ends the client */
 	char keys[16];	    /* detach key sequence */
 	int n_keys, matched;
 };
@@ -95,11 +101,13 @@ void exit_for_client(struct capsa_exit *out, const struct session_result *res)
 		snprintf(out->reason, sizeof(out->reason), "detached");
 		return;
 	}
+	const char *name = signal_name(res->client_signal);
 	out->exit_code = 128 + res->client_signal;
 	out->signal = res->client_signal;
 	snprintf(out->reason, sizeof(out->reason), "interrupted");
-	snprintf(out->message, sizeof(out->message), "capsa got %s; the session was left",
-		 signal_name(res->client_signal) ? signal_name(res->client_signal) : "a signal");
+	snprintf(out->message, sizeof(out->message),
+		 "got %s%s: left the session; the process keeps running in the sandbox", name ? name : "a signal",
+		 res->repeated ? " (a second INT or TERM)" : "");
 }
 
 static int on_frame(void *ctx, struct proto_conn *c, const struct proto_hdr *h, const uint8_t *payload)
@@ -191,12 +199,16 @@ static void forward_signal(struct pump *p)
 				send_size(p);
 			continue;
 		}
-		if (p->raw) {
-			/* keystrokes reach the process as bytes; a signal to us
-			 * (kill, a closed terminal) ends this client only */
+		bool stop = si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM;
+		if (p->io->no_sig_proxy || (stop && p->stops > 0)) {
+			/* leave as the detach keys do: the process runs on, and a
+			 * main process keeps its stdin open */
+			proto_conn_queue(p->c, P_DETACH, 0, p->stream, NULL, 0);
 			p->res->client_signal = (int)si.ssi_signo;
+			p->res->repeated = !p->io->no_sig_proxy;
 			return;
 		}
+		p->stops += stop;
 		uint8_t s[4];
 		put_be32(s, si.ssi_signo);
 		/* exec sessions: the whole process group, as a terminal would */
@@ -327,7 +339,7 @@ int session_pump(struct proto_conn *c, uint32_t stream, enum pump_mode mode, con
 	bool until_final = mode == PUMP_MAIN;
 	struct pump p = { .io = io, .stream = stream, .until_final = until_final, .c = c, .e = e, .res = res,
 			  .stdin_credit = PROTO_WINDOW, .stdin_open = io->in_fd >= 0, .credit_output = mode == PUMP_EXEC,
-			  .raw = io->tty && io->in_fd >= 0 && isatty(io->in_fd), .started = mode != PUMP_EXEC,
+			  .started = mode != PUMP_EXEC,
 			  .dfd = { -1, -1, -1 } };
 	memset(res, 0, sizeof(*res));
 	if (io->tty && io->in_fd >= 0) {

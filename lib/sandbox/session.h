@@ -14,7 +14,8 @@
 /* How an attached session ended on the client's side. */
 struct session_result {
 	bool detached;	   /* the detach keys were typed (DETACH sent) */
-	int client_signal; /* a signal to a raw-terminal client ended it */
+	int client_signal; /* a signal to the client ended it (DETACH sent) */
+	bool repeated;	   /* ... as a second INT or TERM */
 };
 
 enum pump_mode {

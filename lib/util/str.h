@@ -67,6 +67,11 @@ int parse_duration_ms(const char *s, int64_t *out, struct capsa_error **err);
 /* "TERM", "SIGTERM", "15", "sigusr1": signal number. */
 int parse_signal(const char *s, int *out, struct capsa_error **err);
 const char *signal_name(int sig); /* "SIGTERM"; NULL if unknown */
+/* A sandbox's hostname, the same rule for the CLI and the API: RFC 1123
+ * labels (1-63 of [a-zA-Z0-9-], not starting or ending with '-') joined by
+ * dots, at most 64 characters in all (the kernel's HOST_NAME_MAX). */
+#define HOSTNAME_MAX 64
+int check_hostname(const char *s, struct capsa_error **err);
 /* Decimal integer within [min, max]. */
 int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
 

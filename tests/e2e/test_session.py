@@ -148,19 +148,165 @@ def test_run_it_detach_and_attach(store):
     store.assert_clean()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
-def test_raw_mode_restored_when_capsa_is_signaled(store, box, sig):
+# --- signals to an attached client --------------------------------------------------
+
+# A script that traps INT and TERM and says so: EXITS ends with 7 on the
+# first one, STAYS keeps running.
+EXITS = ("trap 'echo got-INT; exit 7' INT; trap 'echo got-TERM; exit 7' TERM; echo ready; "
+         "while :; do sleep 1; done")
+STAYS = "trap 'echo got-INT' INT; trap 'echo got-TERM' TERM; echo ready; while :; do sleep 1; done"
+
+
+class Client:
+    """capsa on pipes (no terminal), its stdout read as it comes."""
+
+    def __init__(self, env, args):
+        self.proc = subprocess.Popen([capsa_bin(), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=env)
+        self.buf = b""
+        self.cond = threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for chunk in iter(lambda: self.proc.stdout.read1(4096), b""):
+            with self.cond:
+                self.buf += chunk
+                self.cond.notify_all()
+
+    def expect(self, needle, timeout=30):
+        with self.cond:
+            if not self.cond.wait_for(lambda: needle in self.buf, timeout):
+                raise AssertionError(f"{needle!r} not seen; capsa wrote {self.buf!r}")
+
+    def wait(self, timeout=30):
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"capsa did not exit; it wrote {self.buf!r}")
+        self.reader.join(5)
+        return rc
+
+    def err(self):
+        return self.proc.stderr.read().decode(errors="replace")
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            f.close()
+
+
+def attached(c, name):
+    main = [p for p in procs(c, name) if p["main"]]
+    return main and main[0]["attached"] > 0
+
+
+def start_client(store, box, mode, script, extra=()):
+    """capsa in mode ("run", "exec -i", "attach -t", ...) with script as the
+    process; returns (client, sandbox name) once signals reach it."""
+    cmd, *flags = mode.split()
+    tty = "-t" in flags or "-it" in flags
+    name = box
+    if cmd == "run":
+        name = uniq()
+        args = ["run", "--name", name, *flags, *extra, "busybox", "sh", "-c", script]
+    elif cmd == "exec":
+        args = ["exec", *flags, *extra, box, "sh", "-c", script]
+    else:
+        name = uniq()
+        store.ok("run", "-d", "--name", name, *(["-it"] if tty else []), "busybox", "sh", "-c", script)
+        args = ["attach", *extra, name]
+    c = Term(capsa_bin(), args, store.env) if "-it" in flags or (cmd == "attach" and tty) else Client(store.env,
+                                                                                                          args)
+    if cmd == "attach":
+        # the output before attaching is not replayed: wait for the attach
+        wait_for(lambda: attached(store, name), what="attach")
+    else:
+        c.expect(b"ready")
+    return c, name
+
+
+MODES = ["run", "run -i", "run -t", "run -it", "exec", "exec -i", "exec -t", "exec -it", "attach", "attach -t"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+@pytest.mark.parametrize("mode", MODES)
+def test_signals_to_capsa_reach_the_process(store, box, mode, sig):
+    """run --help says signals are forwarded: in every attached mode, with
+    and without -i and -t (run without -i used to drop them)."""
+    c, name = start_client(store, box, mode, EXITS)
+    try:
+        c.proc.send_signal(sig)
+        c.expect(f"got-{sig.name[3:]}".encode())
+        assert c.wait() == 7
+        if isinstance(c, Term):
+            assert c.restored()
+    finally:
+        c.close()
+    if name != box:
+        store.ok("rm", "-f", name)
+
+
+@pytest.mark.parametrize("mode", ["run", "run -it", "exec", "exec -it", "attach", "attach -t"])
+def test_second_int_or_term_leaves_the_process_running(store, box, mode):
+    """The process ignores what it gets (as an interactive shell ignores
+    TERM): the second INT or TERM ends capsa, not the process."""
+    c, name = start_client(store, box, mode, STAYS)
+    try:
+        c.proc.send_signal(signal.SIGINT)
+        c.expect(b"got-INT")
+        c.proc.send_signal(signal.SIGTERM)
+        assert c.wait() == 128 + signal.SIGTERM
+        said = c.buf.decode(errors="replace") if isinstance(c, Term) else c.err()
+        assert "left the session; the process keeps running" in said, said
+        if isinstance(c, Term):
+            assert c.restored(), "terminal left in raw mode"
+    finally:
+        c.close()
+    if name == box:
+        kept = [p for p in procs(store, box) if p["argv"][:2] == ["sh", "-c"]]
+        assert len(kept) == 1 and kept[0]["running"] and kept[0]["keep"], kept
+        store.ok("proc", "kill", box, str(kept[0]["pid"]))
+    else:
+        assert inspect(store, name)["state"] == "running"
+        store.ok("rm", "-f", name)
+
+
+@pytest.mark.parametrize("mode", ["run", "exec", "attach"])
+def test_sig_proxy_false_leaves_at_the_first_signal(store, box, mode):
+    c, name = start_client(store, box, mode, STAYS, extra=["--sig-proxy=false"])
+    try:
+        c.proc.send_signal(signal.SIGINT)
+        assert c.wait() == 128 + signal.SIGINT
+        assert "left the session" in c.err()
+        assert b"got-INT" not in c.buf
+    finally:
+        c.close()
+    if name == box:
+        kept = [p for p in procs(store, box) if p["argv"][:2] == ["sh", "-c"]]
+        assert len(kept) == 1 and kept[0]["running"], kept
+        store.ok("proc", "kill", box, str(kept[0]["pid"]))
+    else:
+        # it did not get the INT, and its trap works: the logs show when
+        assert "got-INT" not in store.ok("logs", name)
+        store.ok("kill", "-s", "INT", name)
+        wait_for(lambda: "got-INT" in store.ok("logs", name), what="the trap")
+        store.ok("rm", "-f", name)
+
+
+def test_hangup_of_a_raw_terminal_reaches_the_shell(store, box):
     t = Term(capsa_bin(), ["exec", "-it", box, "sh"], store.env)
     try:
         t.expect(rb"# ")
         assert t.is_raw()
-        t.proc.send_signal(sig)
-        rc = t.wait()
-        assert rc == 128 + sig, rc
+        t.proc.send_signal(signal.SIGHUP)
+        # the shell got the hangup and ended of it, as from a closed terminal
+        assert t.wait() == 128 + signal.SIGHUP
         assert t.restored(), "terminal left in raw mode"
     finally:
         t.close()
-    # its shell got a hangup, as from a closed terminal
     wait_for(lambda: not [p for p in procs(store, box) if p["argv"] == ["sh"]], what="sh to end")
 
 

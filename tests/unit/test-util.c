@@ -1,5 +1,6 @@
 /* test-util.c: lib/util: value parsers, buffers, confined path resolution
- * (openat2 and the fallback walk), atomic writes, rm -rf. */
+ * (openat2 and the fallback walk), atomic writes, rm -rf, option parsing,
+ * env files, hostnames. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -10,6 +11,8 @@
 
 #include "tap.h"
 #include "util/base64.h"
+#include "util/envfile.h"
+#include "util/flags.h"
 #include "util/fs.h"
 #include "util/str.h"
 
@@ -243,8 +246,170 @@ static void test_json_str(void)
 	buf_release(&b);
 }
 
+/* Runs the option parser over the words of line (argv[0] is "prog") and
+ * returns what it saw: "c" or "c=ARG" per option, "?MESSAGE" per error,
+ * then "|" and the operands left from optind. */
+static char *flags_trace(const char *optstring, bool long_only, const char *line)
+{
+	static const struct option opts[] = {
+		{ "detach", no_argument, NULL, 'd' },	     { "env", required_argument, NULL, 'e' },
+		{ "pids-limit", required_argument, NULL, 'p' }, { "publish", required_argument, NULL, 'P' },
+		{ "sig-proxy", optional_argument, NULL, 'S' },   { "tty", no_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
+	_cleanup_strv_ char **words = strv_split(line, ' ');
+	char **argv = strv_push(NULL, "prog");
+	for (char **w = words; *line && *w; w++)
+		argv = strv_push(argv, *w);
+	int argc = (int)strv_len(argv);
+	struct buf b = BUF_INIT;
+	int c;
+	optind = 0;
+	while ((c = long_only ? flags_getopt_long_only(argc, argv, optstring, opts, NULL)
+			      : flags_getopt_long(argc, argv, optstring, opts, NULL)) != -1) {
+		if (c == '?')
+			buf_appendf(&b, "?%s,", flags_error());
+		else
+			buf_appendf(&b, "%c%s%s,", c, optarg ? "=" : "", optarg ? optarg : "");
+	}
+	buf_appendf(&b, "|");
+	for (int i = optind; i < argc; i++)
+		buf_appendf(&b, "%s%s", i > optind ? " " : "", argv[i]);
+	strv_free(argv);
+	return buf_steal(&b);
+}
+
+static void test_flags(void)
+{
+	static const struct {
+		const char *optstring, *line, *want;
+		bool long_only;
+	} v[] = {
+		/* a long option is its whole name, never a prefix of one */
+		{ "de:tp:", "--pid host img", "?unknown option '--pid',|host img" },
+		{ "de:tp:", "--pids 5", "?unknown option '--pids',|5" },
+		{ "de:tp:", "--p=1", "?unknown option '--p',|" },
+		{ "de:tp:", "--pids-limit 5 --publish=80 x", "p=5,P=80,|x" },
+		{ "+de:t", "-dt -e A=1 -eB=2 --env C=3 --env=D=4 x -d", "d,t,e=A=1,e=B=2,e=C=3,e=D=4,|x -d" },
+		/* operands move after the options, as getopt_long moves them */
+		{ "de:t", "x -d y -e K=V -- -t", "d,e=K=V,|x y -t" },
+		{ "de:t", "x -td y", "t,d,|x y" },
+		{ "+de:t", "- -d", "|- -d" },
+		{ "de:t", "--detach=1", "?option '--detach' takes no value,|" },
+		{ "de:t", "x --env", "?option '--env' needs a value,|x" },
+		{ "de:t", "-e", "?option '-e' needs a value,|" },
+		{ "de:t", "-x -d", "?unknown option '-x',d,|" },
+		{ "de:t", "-dx", "d,?unknown option '-x',|" },
+		{ "+d", "--sig-proxy --sig-proxy=false --sig-proxy false", "S,S=false,S,|false" },
+		{ "+d", "", "|" },
+		/* runc's style: -name is a long option when it is one exactly */
+		{ "+de:", "-detach -e V -env=W -d", "d,e=V,e=W,d,|", true },
+		{ "+de:", "-det", "d,e=t,|", true },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
+		_cleanup_free_ char *got = flags_trace(v[i].optstring, v[i].long_only, v[i].line);
+		is_str(got, v[i].want, "flags: '%s'", v[i].line);
+	}
+	/* a later call that succeeds forgets the error */
+	char *argv[] = { (char *)"prog", (char *)"--nope", (char *)"-d", NULL };
+	static const struct option none[] = { { NULL, 0, NULL, 0 } };
+	optind = 0;
+	ok(flags_getopt_long(3, argv, "d", none, NULL) == '?' && *flags_error(), "error kept");
+	ok(flags_getopt_long(3, argv, "d", none, NULL) == 'd' && !*flags_error(), "error cleared");
+}
+
+static char *test_lookup(const char *name)
+{
+	return strcmp(name, "FROM_HOST") == 0 ? (char *)"host value" : NULL;
+}
+
+static void test_envfile(void)
+{
+	static const char good[] = "# comment\n\n  A=1\nB= spaced \"q\" \r\n\tFROM_HOST\nUNSET\nC=x=y\n#D=4\nE=";
+	char **env = NULL;
+	struct capsa_error *err = NULL;
+	ok(envfile_parse("f", good, sizeof(good) - 1, test_lookup, &env, &err) == 0, "good env file");
+	_cleanup_free_ char *joined = NULL;
+	struct buf b = BUF_INIT;
+	for (char **e = env; e && *e; e++)
+		buf_appendf(&b, "[%s]", *e);
+	joined = buf_steal(&b);
+	is_str(joined, "[A=1][B= spaced \"q\" ][FROM_HOST=host value][C=x=y][E=]",
+	       "entries as written; KEY alone from the host or skipped");
+	strv_free(env);
+	static const struct {
+		const char *data;
+		size_t len;
+		const char *want;
+	} bad[] = {
+		{ "A=1\nBAD LINE\nC=3\n", 0, "env file f line 2: variable name 'BAD LINE' contains white space" },
+		{ "export C=3\n", 0, "env file f line 1: variable name 'export C' contains white space" },
+		{ "A=1\nB=2\0C=3\n", 11, "env file f line 2: contains a NUL byte" },
+		{ "=v\n", 0, "env file f line 1: no variable name before '='" },
+		{ "A=\xff\n", 0, "env file f line 1: not valid UTF-8" },
+		{ "KEY =v\n", 0, "env file f line 1: variable name 'KEY ' contains white space" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		env = NULL;
+		err = NULL;
+		size_t len = bad[i].len ? bad[i].len : strlen(bad[i].data);
+		int r = envfile_parse("f", bad[i].data, len, test_lookup, &env, &err);
+		ok(r < 0 && err && str_has_prefix(err->msg, bad[i].want), "env file refused: %s",
+		   err ? err->msg : "(accepted)");
+		capsa_error_free(err);
+		strv_free(env);
+	}
+}
+
+static void test_hostname(void)
+{
+	char label63[64], long64[65], dotted64[65];
+	memset(label63, 'a', 63);
+	label63[63] = '\0';
+	memset(long64, 'a', 64);
+	long64[64] = '\0';
+	memset(dotted64, 'a', 62); /* 62 a's, '.', 'b': 64 characters */
+	dotted64[62] = '.';
+	dotted64[63] = 'b';
+	dotted64[64] = '\0';
+	const char *good[] = { "a", "web-1", "a.b.c", "0abc", "A-Z.example", label63, dotted64 };
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+		struct capsa_error *err = NULL;
+		ok(check_hostname(good[i], &err) == 0, "hostname '%s' accepted", good[i]);
+		capsa_error_free(err);
+	}
+	const struct {
+		const char *s, *want;
+	} bad[] = {
+		{ "", "empty" },	{ "a\nb", "byte 0x0a at position 2" },
+		{ "a_b", "'_' at position 2" },	{ "a b", "' ' at position 2" },
+		{ "-a", "starts or ends with '-'" },	{ "a.b-", "label 'b-' starts or ends with '-'" },
+		{ "a.", "empty label" },	{ ".a", "empty label" },
+		{ "a..b", "empty label" },	{ "\xc3\xa9", "byte 0xc3" },
+		{ long64, "a label of 64 characters" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct capsa_error *err = NULL;
+		int r = check_hostname(bad[i].s, &err);
+		ok(r < 0 && err && strstr(err->msg, bad[i].want) && !strchr(err->msg, '\n'), "hostname refused: %s",
+		   err ? err->msg : "(accepted)");
+		capsa_error_free(err);
+	}
+	char too_long[80];
+	memset(too_long, 'a', sizeof(too_long) - 1);
+	too_long[sizeof(too_long) - 1] = '\0';
+	too_long[10] = '.';
+	struct capsa_error *err = NULL;
+	int r = check_hostname(too_long, &err);
+	ok(r < 0 && strstr(err->msg, "79 characters, at most 64"), "over 64 refused: %s", err ? err->msg : "");
+	capsa_error_free(err);
+}
+
 int main(void)
 {
+	test_flags();
+	test_envfile();
+	test_hostname();
 	test_utf8_seq();
 	test_json_str();
 	test_base64();
