@@ -180,7 +180,9 @@ static int control(struct capsa_ctx *ctx, const char *ref, uint16_t type, const 
 		wait_unlocked(ctx, r.id, 60000);
 		sandbox_reconcile_one(ctx, r.id, NULL);
 	}
-	if (rc < 0)
+	/* most of the supervisor's replies name the sandbox already
+	 * ("sandbox x is already paused"); transport errors do not */
+	if (rc < 0 && err && *err && !strstr((*err)->msg, r.name))
 		error_wrap(err, "sandbox %s", r.name);
 	proto_conn_release(&c, true);
 	sb_row_release(&r);

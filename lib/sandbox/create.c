@@ -33,6 +33,7 @@
 #include "userns.h"
 #include "util/fs.h"
 #include "util/paths.h"
+#include "util/str.h"
 #include "util/trace.h"
 
 #define CPU_PERIOD_US 100000
@@ -403,8 +404,8 @@ static int validate(const struct capsa_sandbox_opts *o, struct capsa_error **err
 	if (o->name && sandbox_name_like_id(o->name))
 		return error_set(err, EINVAL,
 				 "invalid sandbox name '%.200s': 12 to 64 hexadecimal digits read as a sandbox id", o->name);
-	if (o->hostname && (strlen(o->hostname) == 0 || strlen(o->hostname) > 64))
-		return error_set(err, EINVAL, "invalid hostname '%.100s': 1-64 characters", o->hostname);
+	if (o->hostname && check_hostname(o->hostname, err) < 0)
+		return -1;
 	if (o->pids < -1 || o->pids > CAPSA_MAX_PIDS)
 		return error_set(err, EINVAL, "invalid pids limit %lld: expected 1-%d, or -1 for none", (long long)o->pids,
 				 CAPSA_MAX_PIDS);

@@ -173,6 +173,7 @@ def test_pause_twice_and_unpause_running_say_so(store):
         store.ok("pause", name)
         err = store.fail("pause", name, match=f"sandbox {name} is already paused")
         assert "not running" not in err, err
+        assert err.count(f"sandbox {name}") == 1, err  # said once, not wrapped again
         store.ok("unpause", name)
         store.fail("unpause", name, match=f"sandbox {name} is not paused")
     finally:

@@ -184,6 +184,9 @@ def test_create_errors(srv):
     (b"{\"image\": \"busybox\", \"image\": \"busybox\"}", "duplicate"),
     (b"{\"image\": \"busy\\u0000box\"}", "malformed JSON"),
     (b"{\"image\": \"\xff\xfe\"}", "malformed JSON"),
+    # the library's hostname rule (RFC 1123), the same as the command line's
+    (b"{\"image\": \"busybox\", \"hostname\": \"a\\nb\"}", "hostname"),
+    (b"{\"image\": \"busybox\", \"hostname\": \"-web\"}", "hostname"),
 ])
 def test_bad_json_is_400_naming_the_problem(srv, body, match):
     j = srv.error("POST", "/v1/sandboxes", body, status=400, headers={"Content-Type": "application/json"})
