@@ -43,6 +43,10 @@ int cli_fail(struct cli *cli, struct capsa_error *err);
  * EXIT_CAPSA.  Called right after the option parser returned '?', it prints
  * the parser's message ("unknown option '--pid'") instead of fmt. */
 int cli_usage_error(struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Attached sessions with -i and -t need a terminal on stdin, as in docker:
+ * 0, or the exit status of the usage error ("the input device is not a
+ * TTY: <why>") printed. */
+int need_input_tty(struct cli *cli, const char *why);
 /* The context, opened on first use; on failure prints and exits 125. */
 struct capsa_ctx *cli_ctx(struct cli *cli);
 /* Runs a sub-command table ("capsa image ls"). */

@@ -42,3 +42,12 @@ int cli_help(const char *text)
 	fputs(text, stdout);
 	return 0;
 }
+
+/* opts.c is linked alone into the fuzz targets: this one needs the
+ * command-line context, so it lives here */
+int need_input_tty(struct cli *cli, const char *why)
+{
+	if (isatty(0))
+		return 0;
+	return cli_usage_error(cli, "the input device is not a TTY: %s", why);
+}

@@ -185,13 +185,6 @@ int opt_sig_proxy(const char *arg, bool *no_sig_proxy, struct capsa_error **err)
 	return 0;
 }
 
-int need_input_tty(struct cli *cli, const char *why)
-{
-	if (isatty(0))
-		return 0;
-	return cli_usage_error(cli, "the input device is not a TTY: %s", why);
-}
-
 int session_signals_open(void)
 {
 	/* a reader that went away is an EPIPE from write, not a death with

@@ -26,11 +26,6 @@ int opt_cpus(const char *arg, int64_t *milli, struct capsa_error **err);
 
 /* --sig-proxy[=true|false] (as docker's boolean flags: no value is true). */
 int opt_sig_proxy(const char *arg, bool *no_sig_proxy, struct capsa_error **err);
-/* Attached sessions with -i and -t need a terminal on stdin, as in docker:
- * 0, or the exit status of the usage error ("the input device is not a
- * TTY: <why>") printed. */
-struct cli;
-int need_input_tty(struct cli *cli, const char *why);
 
 /* Attached sessions: signals we forward arrive on a signalfd. */
 int session_signals_open(void);
