@@ -191,6 +191,11 @@ static void child_network(struct child_args *a)
 	 * user bind low ports, as docker does */
 	if (sup_userns_on() && linux_sysctl_set("net.ipv4.ip_unprivileged_port_start", "0", &err) < 0)
 		child_fail(a->sync, "allow low ports", err, 0);
+	/* ping without a raw socket (ICMP datagram sockets) for every group,
+	 * as docker does: the raw socket needs CAP_NET_RAW over the namespace,
+	 * which root in the sandbox's user namespace lacks */
+	if (linux_sysctl_set("net.ipv4.ping_group_range", "0 4294967294", &err) < 0)
+		child_fail(a->sync, "allow ping", err, 0);
 }
 
 static __attribute__((noreturn)) void child_main(struct child_args *a)

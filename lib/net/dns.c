@@ -145,6 +145,7 @@ int net_dns_network_ensure(const struct net_network *n, struct capsa_error **err
 	buf_appendf(&b,
 		    "# capsa: the resolver of network %s (written at each start)\n"
 		    "listen-address=%s\nbind-interfaces\nport=53\nno-resolv\nno-hosts\nno-poll\n"
+		    "domain-needed\nfilter-AAAA\n"
 		    "addn-hosts=%s\npid-file=%s\ncache-size=1000\nlog-facility=%s/dnsmasq.log\n",
 		    n->name, gw, hosts, pidfile, dir);
 	upstream_servers(&b);
@@ -153,6 +154,18 @@ int net_dns_network_ensure(const struct net_network *n, struct capsa_error **err
 	if (rc < 0 || start(conf, err) < 0)
 		return -1;
 	return 0;
+}
+
+void net_dns_network_stop(const struct net_network *n)
+{
+	_cleanup_free_ char *dir = net_state_subdir(n->bridge, NULL);
+	if (!dir)
+		return;
+	_cleanup_free_ char *conf = xasprintf("%s/dnsmasq.conf", dir);
+	_cleanup_free_ char *pidfile = xasprintf("%s/dnsmasq.pid", dir);
+	pid_t pid = running(pidfile, conf);
+	if (pid > 0)
+		kill(pid, SIGKILL);
 }
 
 void net_dns_hosts_set(const struct net_network *n, const char *names, uint32_t ip)
@@ -222,7 +235,7 @@ int net_dns_sandbox_start(const struct net_network *n, const char *id, const cha
 	struct buf b = BUF_INIT;
 	buf_appendf(&b,
 		    "# capsa: the resolver of sandbox %s (its egress rules name hosts)\n"
-		    "listen-address=%s\nbind-interfaces\nport=%u\nno-resolv\nno-hosts\nno-poll\n"
+		    "listen-address=%s\nbind-interfaces\nport=%u\nno-resolv\nno-hosts\nno-poll\nfilter-AAAA\n"
 		    "pid-file=%s/dns.pid\ncache-size=0\nlog-facility=%s/dns.log\n",
 		    id, gw, sandbox_port(n, ip), run_dir, run_dir);
 	/* the network's resolver answers what is allowed: peers' names and

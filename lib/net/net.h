@@ -103,6 +103,8 @@ void net_lease_drop(const char *bridge, uint32_t ip, const char *id);
 
 /* The network's dnsmasq runs (started when it does not). */
 int net_dns_network_ensure(const struct net_network *n, struct capsa_error **err);
+/* Kills the network's dnsmasq (network rm). */
+void net_dns_network_stop(const struct net_network *n);
 /* Sets the names (space separated; NULL: none) of ip in the network's
  * hosts file, which its dnsmasq then reloads. */
 void net_dns_hosts_set(const struct net_network *n, const char *names, uint32_t ip);
@@ -150,5 +152,9 @@ int net_sandbox_setup(struct capsa_ctx *ctx, const char *id, const char *name, c
  * it: idempotent, and run by the end of every sandbox. */
 void net_sandbox_release(struct capsa_ctx *ctx, const char *id);
 void net_attach_release(struct net_attach *a);
+/* {"mode", "network", "ip", "mac", "gateway", "allowOut", "denyOut"} for
+ * inspect; NULL when the sandbox has no network record. */
+struct json_t;
+struct json_t *net_sandbox_json(struct capsa_ctx *ctx, const char *id);
 
 #endif

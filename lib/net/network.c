@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "capsa/network.h"
 #include "linux/ns.h"
 #include "net.h"
 #include "util/fs.h"
@@ -226,4 +228,372 @@ out:
 		error_wrap(err, "network %s", n->name);
 	close(lock);
 	return rc;
+}
+
+/* ---- named networks ---------------------------------------------------------- */
+
+#define AUTO_POOL "10.89.0.0/16"
+#define NETWORK_NAME_MAX 64
+
+static bool name_ok(const char *n)
+{
+	size_t len = strlen(n);
+	if (len == 0 || len > NETWORK_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = n[i];
+		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+		if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '-')))
+			return false;
+	}
+	return true;
+}
+
+static int check_name(const char *name, struct capsa_error **err)
+{
+	if (!name || !name_ok(name))
+		return error_set(err, EINVAL,
+				 "invalid network name '%.100s': use 1-64 of [a-zA-Z0-9_.-], starting with a letter or digit",
+				 name ? name : "");
+	static const char *const reserved[] = { NET_DEFAULT, "none", "host", "default" };
+	for (size_t i = 0; i < ARRAY_SIZE(reserved); i++)
+		if (strcmp(name, reserved[i]) == 0)
+			return error_set(err, EINVAL, "invalid network name '%s': reserved for the network mode of that name",
+					 name);
+	return 0;
+}
+
+/* Every subnet a new one must not overlap: the default network's and the
+ * store's networks'. */
+static int taken_subnets(struct store *db, struct linux_ip4net **out, size_t *n, struct capsa_error **err)
+{
+	*out = xcalloc(1, sizeof(**out));
+	*n = 1;
+	linux_ip4net_parse(DEFAULT_SUBNET, &(*out)[0], NULL);
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	if (store_prepare(db, "SELECT subnet FROM networks", &st, err) < 0)
+		return -1;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct linux_ip4net s;
+		if (linux_ip4net_parse((const char *)sqlite3_column_text(st, 0), &s, NULL) == 0) {
+			*out = xrealloc(*out, (*n + 1) * sizeof(**out));
+			(*out)[(*n)++] = s;
+		}
+	}
+	return 0;
+}
+
+static bool overlaps_any(const struct linux_ip4net *s, const struct linux_ip4net *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (linux_ip4net_overlap(s, &v[i]))
+			return true;
+	return false;
+}
+
+/* The host's routes that a subnet must not overlap (not the default). */
+static void host_routes(struct linux_ip4net **v, size_t *n)
+{
+	struct linux_route4 *r = NULL;
+	size_t cnt = 0;
+	if (linux_routes4(&r, &cnt, NULL) < 0)
+		return;
+	for (size_t i = 0; i < cnt; i++) {
+		if (r[i].is_default)
+			continue;
+		*v = xrealloc(*v, (*n + 1) * sizeof(**v));
+		(*v)[(*n)++] = r[i].dst;
+	}
+	free(r);
+}
+
+static int choose_subnet(const struct capsa_network_opts *o, const struct linux_ip4net *taken, size_t n,
+			 struct linux_ip4net *out, struct capsa_error **err)
+{
+	char a[16];
+	if (o->subnet) {
+		if (linux_ip4net_parse(o->subnet, out, err) < 0)
+			return error_wrap(err, "network %s: subnet", o->name);
+		if (!strchr(o->subnet, '/') || out->prefix < 16 || out->prefix > 29)
+			return error_set(err, EINVAL, "network %s: subnet '%s': give a prefix of /16 to /29", o->name,
+					 o->subnet);
+		if (out->addr & ~linux_ip4_mask(out->prefix)) {
+			linux_ip4_format(out->addr & linux_ip4_mask(out->prefix), a);
+			return error_set(err, EINVAL, "network %s: subnet '%s' is not a network address (%s/%d is)", o->name,
+					 o->subnet, a, out->prefix);
+		}
+		if (overlaps_any(out, taken, n))
+			return error_set(err, EEXIST,
+					 "network %s: subnet %s overlaps another network's or one of the host's routes",
+					 o->name, o->subnet);
+		return 0;
+	}
+	struct linux_ip4net pool;
+	linux_ip4net_parse(AUTO_POOL, &pool, NULL);
+	for (uint32_t i = 0; i < 256; i++) {
+		struct linux_ip4net s = { pool.addr + (i << 8), 24 };
+		if (!overlaps_any(&s, taken, n)) {
+			*out = s;
+			return 0;
+		}
+	}
+	return error_set(err, ENOSPC, "network %s: every /24 of %s is taken: give --subnet", o->name, AUTO_POOL);
+}
+
+static void teardown(const struct net_network *n)
+{
+	char net[16], gw[16];
+	linux_ip4_format(n->subnet.addr, net);
+	linux_ip4_format(n->gateway, gw);
+	char *steps[] = {
+		xasprintf("delete element inet capsa nets4 { %s/%d }", net, n->subnet.prefix),
+		xasprintf("delete element inet capsa gw4 { %s }", gw),
+		xasprintf("delete element inet capsa bridges { \"%s\" }", n->bridge),
+		xasprintf("delete element inet capsa same_bridge { \"%s\" . \"%s\" }", n->bridge, n->bridge),
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+		nft_run_quiet(steps[i]);
+		free(steps[i]);
+	}
+	net_dns_network_stop(n);
+	linux_link_delete(n->bridge, NULL);
+	_cleanup_free_ char *dir = net_state_dir(NULL);
+	if (dir) {
+		_cleanup_free_ char *sub = xasprintf("%s/%s", dir, n->bridge);
+		rm_rf_at(AT_FDCWD, sub, NULL);
+	}
+}
+
+static int insert_network(struct capsa_ctx *ctx, const struct capsa_network_opts *o, struct net_network *out,
+			  struct capsa_error **err)
+{
+	struct store *db = ctx_db(ctx, err);
+	if (!db || store_begin(db, err) < 0)
+		return -1;
+	struct linux_ip4net *taken = NULL, subnet;
+	size_t n = 0;
+	_cleanup_free_ char *id = random_hex(32);
+	_cleanup_free_ char *bridge = xasprintf("cn%.10s", id);
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_free_ char *cidr = NULL, *labels = NULL;
+	int rc = -1;
+	if (taken_subnets(db, &taken, &n, err) < 0)
+		goto out;
+	host_routes(&taken, &n);
+	if (choose_subnet(o, taken, n, &subnet, err) < 0)
+		goto out;
+	char a[16];
+	linux_ip4_format(subnet.addr, a);
+	cidr = xasprintf("%s/%d", a, subnet.prefix);
+	json_t *l = json_object();
+	for (char **p = o->labels; p && *p; p++) {
+		const char *eq = strchr(*p, '=');
+		_cleanup_free_ char *k = eq ? xstrndup(*p, (size_t)(eq - *p)) : xstrdup(*p);
+		json_object_set_new(l, k, json_string(eq ? eq + 1 : ""));
+	}
+	labels = json_dumps(l, JSON_COMPACT);
+	json_decref(l);
+	if (store_prepare(db, "INSERT INTO networks(id, name, subnet, bridge, labels, created_at) VALUES(?,?,?,?,?,?)",
+			  &st, err) < 0)
+		goto out;
+	store_bind_text(st, 1, id);
+	store_bind_text(st, 2, o->name);
+	store_bind_text(st, 3, cidr);
+	store_bind_text(st, 4, bridge);
+	store_bind_text(st, 5, labels);
+	sqlite3_bind_int64(st, 6, now_ms());
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		if (sqlite3_errcode(db->db) == SQLITE_CONSTRAINT)
+			error_set(err, EEXIST, "network %s exists already", o->name);
+		else
+			store_error(db, "record network", err);
+		goto out;
+	}
+	if (store_commit(db, err) < 0)
+		goto out;
+	rc = fill_network(o->name, id, bridge, cidr, out, err);
+out:
+	if (rc < 0)
+		store_rollback(db);
+	free(taken);
+	return rc;
+}
+
+static void delete_row(struct capsa_ctx *ctx, const char *id)
+{
+	struct store *db = ctx_db(ctx, NULL);
+	sqlite3_stmt *st = NULL;
+	if (db && store_prepare(db, "DELETE FROM networks WHERE id=?", &st, NULL) == 0) {
+		store_bind_text(st, 1, id);
+		sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+}
+
+CAPSA_EXPORT int capsa_network_create(struct capsa_ctx *ctx, const struct capsa_network_opts *o,
+				      struct capsa_error **err)
+{
+	if (ctx->rootless)
+		return error_set(err, ENOTSUP, "networks need root: rootless sandboxes have --network none or host");
+	if (check_name(o->name, err) < 0)
+		return -1;
+	for (char **p = o->labels; p && *p; p++)
+		if (!**p || **p == '=')
+			return error_set(err, EINVAL, "label '%s': empty key", *p);
+	struct net_network n;
+	if (insert_network(ctx, o, &n, err) < 0)
+		return -1;
+	int rc = net_network_ensure(ctx, &n, err);
+	if (rc < 0) {
+		/* nothing half-made stays: the bridge, its nft elements, the row */
+		int lock = net_state_lock(NULL);
+		teardown(&n);
+		if (lock >= 0)
+			close(lock);
+		delete_row(ctx, n.id);
+	}
+	net_network_release(&n);
+	return rc;
+}
+
+/* Running sandboxes on the network: "name (ip)" each, for messages and
+ * inspect. */
+static json_t *network_sandboxes(struct capsa_ctx *ctx, const char *name)
+{
+	json_t *a = json_array();
+	struct store *db = ctx_db(ctx, NULL);
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	if (!db || store_prepare(db,
+				 "SELECT s.id, s.name, n.ip FROM sandbox_net n JOIN sandboxes s ON s.id=n.sandbox_id "
+				 "WHERE n.network=? AND n.released=0 AND s.state!='exited' ORDER BY s.created_at",
+				 &st, NULL) < 0)
+		return a;
+	store_bind_text(st, 1, name);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s?}", "id", (const char *)sqlite3_column_text(st, 0),
+						   "name", (const char *)sqlite3_column_text(st, 1), "ip",
+						   (const char *)sqlite3_column_text(st, 2)));
+	return a;
+}
+
+CAPSA_EXPORT int capsa_network_remove(struct capsa_ctx *ctx, const char *name, struct capsa_error **err)
+{
+	if (name && strcmp(name, NET_DEFAULT) == 0)
+		return error_set(err, EPERM, "network %s is the host's default network and stays", NET_DEFAULT);
+	struct net_network n;
+	if (net_network_get(ctx, name, &n, err) < 0)
+		return -1;
+	int rc = -1;
+	/* sandboxes that ended without their release get it now */
+	capsa_sandbox_reconcile(ctx, NULL);
+	json_t *users = network_sandboxes(ctx, n.name);
+	if (json_array_size(users) > 0) {
+		struct buf b = BUF_INIT;
+		size_t i;
+		json_t *v;
+		json_array_foreach(users, i, v)
+			buf_appendf(&b, "%s%s", i ? ", " : "", json_string_value(json_object_get(v, "name")));
+		error_set(err, EBUSY, "network %s is in use by %zu running sandbox%s (%s)", n.name,
+			  json_array_size(users), json_array_size(users) == 1 ? "" : "es", buf_cstr(&b));
+		buf_release(&b);
+		goto out;
+	}
+	int lock = net_state_lock(err);
+	if (lock < 0)
+		goto out;
+	teardown(&n);
+	close(lock);
+	delete_row(ctx, n.id);
+	rc = 0;
+out:
+	json_decref(users);
+	net_network_release(&n);
+	return rc;
+}
+
+static json_t *network_json(struct capsa_ctx *ctx, const struct net_network *n, const char *labels,
+			    int64_t created, bool full)
+{
+	char net[16], gw[16];
+	linux_ip4_format(n->subnet.addr, net);
+	linux_ip4_format(n->gateway, gw);
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:b}", "name", n->name, "id", n->id, "gateway", gw, "bridge",
+			      n->bridge, "builtin", strcmp(n->id, "default") == 0);
+	json_object_set_new(o, "subnet", json_sprintf("%s/%d", net, n->subnet.prefix));
+	json_t *l = labels ? json_loads(labels, 0, NULL) : NULL;
+	json_object_set_new(o, "labels", l ? l : json_object());
+	if (created) {
+		char ts[40];
+		format_rfc3339(created, ts, sizeof(ts));
+		json_object_set_new(o, "created", json_string(ts));
+	}
+	json_t *sb = network_sandboxes(ctx, n->name);
+	if (full)
+		json_object_set_new(o, "sandboxes", sb);
+	else {
+		json_object_set_new(o, "running", json_integer((json_int_t)json_array_size(sb)));
+		json_decref(sb);
+	}
+	return o;
+}
+
+static char *dump(json_t *o)
+{
+	char *s = json_dumps(o, JSON_INDENT(2));
+	json_decref(o);
+	return s;
+}
+
+CAPSA_EXPORT char *capsa_network_list(struct capsa_ctx *ctx, struct capsa_error **err)
+{
+	struct store *db = ctx_db(ctx, err);
+	if (!db || capsa_sandbox_reconcile(ctx, err) < 0)
+		return NULL;
+	json_t *a = json_array();
+	struct net_network n;
+	if (net_network_get(ctx, NET_DEFAULT, &n, err) < 0) {
+		json_decref(a);
+		return NULL;
+	}
+	json_array_append_new(a, network_json(ctx, &n, NULL, 0, false));
+	net_network_release(&n);
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	if (store_prepare(db, "SELECT name, id, bridge, subnet, labels, created_at FROM networks ORDER BY name", &st,
+			  err) < 0) {
+		json_decref(a);
+		return NULL;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (fill_network((const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+				 (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3), &n,
+				 NULL) < 0)
+			continue;
+		json_array_append_new(a, network_json(ctx, &n, (const char *)sqlite3_column_text(st, 4),
+						      sqlite3_column_int64(st, 5), false));
+		net_network_release(&n);
+	}
+	return dump(a);
+}
+
+CAPSA_EXPORT char *capsa_network_inspect(struct capsa_ctx *ctx, const char *name, struct capsa_error **err)
+{
+	if (capsa_sandbox_reconcile(ctx, err) < 0)
+		return NULL;
+	struct net_network n;
+	if (net_network_get(ctx, name, &n, err) < 0)
+		return NULL;
+	_cleanup_free_ char *labels = NULL;
+	int64_t created = 0;
+	struct store *db = ctx_db(ctx, NULL);
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	if (db && store_prepare(db, "SELECT labels, created_at FROM networks WHERE id=?", &st, NULL) == 0) {
+		store_bind_text(st, 1, n.id);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			labels = store_col_strdup(st, 0);
+			created = sqlite3_column_int64(st, 1);
+		}
+	}
+	json_t *o = network_json(ctx, &n, labels, created, true);
+	net_network_release(&n);
+	return dump(o);
 }

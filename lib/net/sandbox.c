@@ -11,13 +11,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <poll.h>
 #include <net/if.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "capsa/network.h"
 #include "linux/ns.h"
 #include "linux/rootless.h"
 #include "net.h"
@@ -80,9 +83,13 @@ int net_plan_make(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *o, str
 		  struct capsa_error **err)
 {
 	memset(p, 0, sizeof(*p));
+	/* the host's choice of default ($CAPSA_DEFAULT_NETWORK: an operator's
+	 * setting, like docker's daemon configuration), else bridge (none
+	 * when rootless) */
 	const char *mode = o->network;
+	const char *dflt = getenv("CAPSA_DEFAULT_NETWORK");
 	if (!mode || !*mode)
-		mode = ctx->rootless ? "none" : NET_DEFAULT;
+		mode = dflt && *dflt ? dflt : ctx->rootless ? "none" : NET_DEFAULT;
 	int rc = 0;
 	if (strcmp(mode, "none") == 0) {
 		p->mode = NET_NONE;
@@ -151,7 +158,10 @@ static void policy_chain(struct buf *b, const char *id12, const struct net_polic
 	buf_appendf(b, "add rule inet capsa sb_%s %s\n", id12, allows_any(p) ? "drop" : "jump public");
 }
 
-static char *sandbox_script(const char *id, const struct net_network *n, uint32_t ip, const struct net_policy *p)
+/* The sandbox's objects; with guard, its anti-spoofing elements too (an
+ * update of its rules leaves those). */
+static char *sandbox_script(const char *id, const struct net_network *n, uint32_t ip, const struct net_policy *p,
+			    bool guard)
 {
 	char id12[13], a[16], gw[16], mac_s[18], veth[16];
 	uint8_t mac[6];
@@ -178,8 +188,10 @@ static char *sandbox_script(const char *id, const struct net_network *n, uint32_
 	}
 	if (net_policy_allows_host(p))
 		buf_appendf(&b, "add element inet capsa hostok4 { %s }\n", a);
-	buf_appendf(&b, "add element bridge capsa ports { \"%s\" }\n", veth);
-	buf_appendf(&b, "add element bridge capsa bind4 { \"%s\" . %s . %s }\n", veth, mac_s, a);
+	if (guard) {
+		buf_appendf(&b, "add element bridge capsa ports { \"%s\" }\n", veth);
+		buf_appendf(&b, "add element bridge capsa bind4 { \"%s\" . %s . %s }\n", veth, mac_s, a);
+	}
 	return buf_steal(&b);
 }
 
@@ -211,7 +223,7 @@ void net_nft_sandbox_scrub(const char *id, uint32_t ip)
 }
 
 /* The objects a sandbox's script made, removed in one batch. */
-static char *release_script(const char *id, uint32_t ip, const struct net_policy *p)
+static char *release_script(const char *id, uint32_t ip, const struct net_policy *p, bool guard)
 {
 	char id12[13], a[16], mac_s[18], veth[16];
 	uint8_t mac[6];
@@ -233,8 +245,10 @@ static char *release_script(const char *id, uint32_t ip, const struct net_policy
 			    a, id12, id12);
 	if (net_policy_allows_host(p))
 		buf_appendf(&b, "delete element inet capsa hostok4 { %s }\n", a);
-	buf_appendf(&b, "delete element bridge capsa ports { \"%s\" }\n", veth);
-	buf_appendf(&b, "delete element bridge capsa bind4 { \"%s\" . %s . %s }\n", veth, mac_s, a);
+	if (guard) {
+		buf_appendf(&b, "delete element bridge capsa ports { \"%s\" }\n", veth);
+		buf_appendf(&b, "delete element bridge capsa bind4 { \"%s\" . %s . %s }\n", veth, mac_s, a);
+	}
 	return buf_steal(&b);
 }
 
@@ -386,7 +400,7 @@ static int setup_bridge(struct capsa_ctx *ctx, const char *id, const char *name,
 	struct inside in = { out->ip, n->gateway, n->subnet.prefix };
 	if (in_netns(out->netns_fd, configure_inside, &in, err) < 0)
 		return -1;
-	_cleanup_free_ char *script = sandbox_script(id, n, out->ip, &p->policy);
+	_cleanup_free_ char *script = sandbox_script(id, n, out->ip, &p->policy, true);
 	if (nft_run(script, "apply the sandbox's egress policy", err) < 0)
 		return -1;
 	if (net_policy_has_names(&p->policy) && net_dns_sandbox_start(n, id, run_dir, out->ip, &p->policy, err) < 0)
@@ -518,7 +532,7 @@ void net_sandbox_release(struct capsa_ctx *ctx, const char *id)
 	if (r.ip && linux_ip4net_parse(r.ip, &ip, NULL) == 0) {
 		struct net_policy p;
 		row_policy(&r, &p);
-		_cleanup_free_ char *script = release_script(id, ip.addr, &p);
+		_cleanup_free_ char *script = release_script(id, ip.addr, &p, true);
 		if (nft_run(script, "release", NULL) < 0)
 			net_nft_sandbox_scrub(id, ip.addr); /* something was gone already */
 		net_policy_release(&p);
@@ -531,4 +545,129 @@ void net_sandbox_release(struct capsa_ctx *ctx, const char *id)
 	}
 	mark_released(ctx, id);
 	net_row_release(&r);
+}
+
+json_t *net_sandbox_json(struct capsa_ctx *ctx, const char *id)
+{
+	struct net_row r;
+	if (net_row_get(ctx, id, &r) < 0)
+		return NULL;
+	json_t *o = json_pack("{s:s}", "mode", r.mode);
+	if (r.network)
+		json_object_set_new(o, "network", json_string(r.network));
+	struct linux_ip4net ip;
+	if (!r.released && r.ip && linux_ip4net_parse(r.ip, &ip, NULL) == 0) {
+		struct net_network n;
+		json_object_set_new(o, "ip", json_string(r.ip));
+		uint8_t mac[6];
+		char m[18];
+		net_mac(ip.addr, mac);
+		mac_text(mac, m);
+		json_object_set_new(o, "mac", json_string(m));
+		if (r.network && net_network_get(ctx, r.network, &n, NULL) == 0) {
+			char gw[16];
+			linux_ip4_format(n.gateway, gw);
+			json_object_set_new(o, "gateway", json_string(gw));
+			json_object_set_new(o, "prefixLength", json_integer(n.subnet.prefix));
+			net_network_release(&n);
+		}
+	}
+	json_t *pol = r.policy ? json_loads(r.policy, 0, NULL) : NULL;
+	if (json_is_object(pol))
+		json_object_update(o, pol);
+	json_decref(pol);
+	net_row_release(&r);
+	return o;
+}
+
+/* ---- a running sandbox's rules ------------------------------------------------ */
+
+static int set_policy_row(struct capsa_ctx *ctx, const char *id, const struct net_policy *p, struct capsa_error **err)
+{
+	struct store *db = ctx_db(ctx, err);
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	if (!db || store_prepare(db, "UPDATE sandbox_net SET policy=? WHERE sandbox_id=?", &st, err) < 0)
+		return -1;
+	_cleanup_free_ char *json = net_policy_json(p);
+	store_bind_text(st, 1, json);
+	store_bind_text(st, 2, id);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return store_error(db, "record the sandbox's egress rules", err);
+	return 0;
+}
+
+/* Waits (bounded) until the sandbox's resolver has let go of its port. */
+static void wait_resolver_gone(const char *run_dir)
+{
+	_cleanup_free_ char *pidfile = xasprintf("%s/dns.pid", run_dir);
+	struct buf b = BUF_INIT;
+	pid_t pid = 0;
+	if (read_file_at(AT_FDCWD, pidfile, 64, &b, NULL) == 0)
+		pid = (pid_t)atoi(buf_cstr(&b));
+	buf_release(&b);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+	int64_t end = mono_ms() + 2000;
+	while (pid > 0 && access(path, F_OK) == 0 && mono_ms() < end)
+		poll(NULL, 0, 5);
+}
+
+static int replace_rules(struct capsa_ctx *ctx, const struct sb_row *sb, const struct net_row *r,
+			 const struct net_policy *now, struct capsa_error **err)
+{
+	struct linux_ip4net ip;
+	struct net_network n;
+	if (!r->ip || linux_ip4net_parse(r->ip, &ip, err) < 0 || net_network_get(ctx, r->network, &n, err) < 0)
+		return -1;
+	struct net_policy old;
+	row_policy(r, &old);
+	_cleanup_free_ char *del = release_script(sb->id, ip.addr, &old, false);
+	_cleanup_free_ char *add = sandbox_script(sb->id, &n, ip.addr, now, false);
+	_cleanup_free_ char *both = xasprintf("%s%s", del, add);
+	_cleanup_free_ char *run_dir = sandbox_run_dir(ctx, sb->id);
+	/* one batch: the old rules and the new never apply half each */
+	int rc = nft_run(both, "replace the sandbox's egress rules", err);
+	if (rc == 0 && (net_policy_has_names(&old) || net_policy_has_names(now))) {
+		net_dns_sandbox_stop(run_dir);
+		wait_resolver_gone(run_dir);
+		if (net_policy_has_names(now))
+			rc = net_dns_sandbox_start(&n, sb->id, run_dir, ip.addr, now, err);
+	}
+	net_policy_release(&old);
+	net_network_release(&n);
+	return rc;
+}
+
+CAPSA_EXPORT int capsa_sandbox_set_egress(struct capsa_ctx *ctx, const char *sandbox, char *const *allow_out,
+					  char *const *deny_out, struct capsa_error **err)
+{
+	struct net_policy now;
+	if (net_policy_parse(allow_out, deny_out, &now, err) < 0)
+		return -1;
+	struct sb_row sb;
+	struct net_row r = { 0 };
+	int rc = -1;
+	if (sandbox_lookup(ctx, sandbox, &sb, err) < 0) {
+		net_policy_release(&now);
+		return -1;
+	}
+	if (strcmp(sb.state, "running") != 0 && strcmp(sb.state, "paused") != 0) {
+		error_set(err, ESRCH, "sandbox %s is not running", sb.name);
+		goto out;
+	}
+	if (net_row_get(ctx, sb.id, &r) < 0 || strcmp(r.mode, "bridge") != 0 || r.released) {
+		error_set(err, EINVAL, "sandbox %s has no network of capsa's (--network %s): egress rules need one",
+			  sb.name, r.mode ? r.mode : "none");
+		goto out;
+	}
+	rc = replace_rules(ctx, &sb, &r, &now, err);
+	if (rc == 0)
+		rc = set_policy_row(ctx, sb.id, &now, err);
+	if (rc < 0)
+		error_wrap(err, "sandbox %s", sb.name);
+out:
+	net_row_release(&r);
+	sb_row_release(&sb);
+	net_policy_release(&now);
+	return rc;
 }

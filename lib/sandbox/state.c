@@ -664,6 +664,9 @@ CAPSA_EXPORT char *capsa_sandbox_inspect(struct capsa_ctx *ctx, const char *sand
 	json_t *userns = sandbox_userns_json(ctx, r.id);
 	if (userns)
 		json_object_set_new(o, "userns", userns);
+	json_t *net = net_sandbox_json(ctx, r.id);
+	if (net)
+		json_object_set_new(o, "network", net);
 	char *s = json_dumps(o, JSON_INDENT(2));
 	json_decref(o);
 	sb_row_release(&r);
