@@ -10,6 +10,7 @@ busybox-static debootstrap skopeo umoci docker-registry apache2-utils openssl
 crun runc bubblewrap podman containerd uidmap qemu-system-x86 cpio
 python3 python3-pytest python3-yaml tmux curl jq hyperfine e2fsprogs iproute2 util-linux
 procps psmisc file xz-utils zstd gzip tar valgrind ca-certificates
+dnsmasq-base nftables
 "
 missing=""
 for p in $PKGS; do
