@@ -119,6 +119,7 @@ void agent_send(uint16_t type, uint16_t flags, uint32_t stream, const void *p, s
 struct child_args {
 	int sync;	/* SOCK_SEQPACKET to the parent */
 	int chan;	/* the agent channel */
+	int parent_sync, parent_chan; /* the parent's ends, closed first thing */
 	int memfd;	/* the agent */
 	bool own_cgroupns;
 	bool joined;	/* in the sandbox's cgroup (and its namespace) */
@@ -176,6 +177,18 @@ static int join_cgroup(void *ctx, struct capsa_error **err)
 static __attribute__((noreturn)) void child_main(struct child_args *a)
 {
 	struct capsa_error *err = NULL;
+	/* A supervisor that dies before this child runs the agent must take it
+	 * along: with the parent's ends of the sockets closed here, a dead
+	 * parent reads as EOF (the wait for the go, the check after the
+	 * parent death signal), and the signal covers the steps before the
+	 * user namespace, which resets it (it is armed again after). */
+	close(a->parent_sync);
+	close(a->parent_chan);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		child_fail(a->sync, "set parent death signal", NULL, errno);
+	struct pollfd alive = { .fd = a->sync, .events = 0 };
+	if (poll(&alive, 1, 0) == 1 && (alive.revents & (POLLHUP | POLLERR)))
+		_exit(1);
 	a->rootfs.before_cgroup = join_cgroup;
 	a->rootfs.before_cgroup_ctx = a;
 	if (sup.spec.hostname && sethostname(sup.spec.hostname, strlen(sup.spec.hostname)) < 0)
@@ -377,6 +390,8 @@ static int create_sandbox(struct capsa_error **err)
 	struct child_args a = {
 		.sync = sync[1],
 		.chan = chan[1],
+		.parent_sync = sync[0],
+		.parent_chan = chan[0],
 		.memfd = memfd,
 		.own_cgroupns = cgfd >= 0,
 		.rootfs = {
