@@ -115,6 +115,13 @@ def blob_bytes():
     return b"".join(hashlib.sha256(b"netenv blob %d" % i).digest() for i in range(32768))
 
 
+def capsa_network_resolver(pid):
+    """Whether pid is the dnsmasq of one of capsa's networks (its
+    configuration under /run/capsa-net/, not a sandbox's run directory)."""
+    c = cmdline(pid)
+    return c.startswith("dnsmasq ") and "--conf-file=/run/capsa-net/" in c
+
+
 def clean_env(env=None):
     """env (default ours) without proxy variables: nothing may try a proxy."""
     e = dict(os.environ if env is None else env)
@@ -451,11 +458,16 @@ class FakeInternet:
                 if f:
                     f.close()
         for pid, where in self.processes_inside():
-            self.forced.append(f"process {pid} ({cmdline(pid)}) still in {where}: killed")
+            # the resolvers of capsa's networks live as long as the
+            # namespace they serve: its end is theirs, no leftover of a test
+            if not capsa_network_resolver(pid):
+                self.forced.append(f"process {pid} ({cmdline(pid)}) still in {where}: killed")
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        if self.host_ns in self.inodes:
+            shutil.rmtree(f"/run/capsa-net/{self.inodes[self.host_ns]}", ignore_errors=True)
         for ns in (self.host_ns, self.upstream_ns):
             if os.path.exists(f"/run/netns/{ns}"):
                 subprocess.run(["ip", "netns", "delete", ns], capture_output=True, timeout=WAIT)
@@ -691,6 +703,9 @@ class NetCapsa(Capsa):
         super().__init__(root, run_root)
         self.net = net
         self.env = clean_env(self.env)
+        # in the fake internet capsa's own default applies (bridge): the
+        # rest of the suite asks for loopback only (conftest)
+        self.env.pop("CAPSA_DEFAULT_NETWORK", None)
         self.label = f"capsa (in {net.host_ns})"
 
     def argv(self, *args):

@@ -186,10 +186,10 @@ def test_capsa_in_the_host_namespace_makes_cgroups(netcapsa):
 # the host's address (NAT: fi.HOST_ADDR in the access log).  busybox nc, not
 # wget: the test image's wget (Debian's busybox-static 1.35) crashes with
 # SIGSEGV on any URL, network or not.
-def test_sandbox_reaches_nothing_yet_issue_13(fake_internet, netcapsa):
+def test_sandbox_with_network_none_reaches_nothing(fake_internet, netcapsa):
     fi = fake_internet
     mark = fi.log_mark()
-    p = netcapsa.run("run", "--rm", "busybox", "sh", "-c",
+    p = netcapsa.run("run", "--rm", "--network", "none", "busybox", "sh", "-c",
                      f"printf 'GET /whoami HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {fi.WWW} 80")
     assert p.returncode != 0, p.out
     assert "Network is unreachable" in p.err, p.err
