@@ -128,7 +128,7 @@ case "$WT$BUILD" in *" "*) die "the worktree and build paths must not contain sp
 for t in busybox cpio mkfs.ext4 apt-get dpkg-deb; do
 	command -v "$t" >/dev/null || die "$t is missing (see scripts/deps.sh)"
 done
-busybox --list | grep -qx depmod || die "busybox has no depmod applet; install busybox-static"
+busybox --list | grep -x depmod >/dev/null || die "busybox has no depmod applet; install busybox-static"
 
 fetch_kernel() {
 	local pkg
