@@ -125,6 +125,16 @@ static int write_conf(const char *path, struct buf *conf, struct capsa_error **e
 	return 0;
 }
 
+bool net_dns_network_running(const struct net_network *n)
+{
+	_cleanup_free_ char *dir = net_state_subdir(n->bridge, NULL);
+	if (!dir)
+		return false;
+	_cleanup_free_ char *conf = xasprintf("%s/dnsmasq.conf", dir);
+	_cleanup_free_ char *pidfile = xasprintf("%s/dnsmasq.pid", dir);
+	return running(pidfile, conf) > 0;
+}
+
 int net_dns_network_ensure(const struct net_network *n, struct capsa_error **err)
 {
 	_cleanup_free_ char *dir = net_state_subdir(n->bridge, err);

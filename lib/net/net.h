@@ -54,6 +54,11 @@ char **net_policy_strv(const struct net_policy *p, bool allow);
 int nft_run(const char *script, const char *what, struct capsa_error **err);
 /* Like nft_run, with the error (if any) dropped: for idempotent undo. */
 void nft_run_quiet(const char *script);
+/* nft_run for a script that removes something: the same answer, without
+ * waiting for the kernel to free what it removed (nft.c). */
+int nft_run_detached(const char *script, const char *what, struct capsa_error **err);
+/* Each script in turn, errors ignored, the same way; returns when all ran. */
+void nft_run_each_detached(char *const *scripts, size_t n);
 /* Everything sandbox id (at ip) may have in nftables, each removal on its
  * own (any may be gone already). */
 void net_nft_sandbox_scrub(const char *id, uint32_t ip);
@@ -80,6 +85,8 @@ int net_network_get(struct capsa_ctx *ctx, const char *name, struct net_network 
 /* The host side exists and runs: bridge, address, forwarding, the nft
  * base, the network's dnsmasq.  Idempotent; takes the state lock. */
 int net_network_ensure(struct capsa_ctx *ctx, const struct net_network *n, struct capsa_error **err);
+/* The next ensure takes the slow path (something was found missing). */
+void net_network_forget_ready(const struct net_network *n);
 
 /* ---- host state (state.c) ------------------------------------------------ */
 
@@ -101,6 +108,8 @@ void net_lease_drop(const char *bridge, uint32_t ip, const char *id);
 
 /* ---- DNS (dns.c) ---------------------------------------------------------- */
 
+/* Whether the network's dnsmasq runs. */
+bool net_dns_network_running(const struct net_network *n);
 /* The network's dnsmasq runs (started when it does not). */
 int net_dns_network_ensure(const struct net_network *n, struct capsa_error **err);
 /* Kills the network's dnsmasq (network rm). */

@@ -15,6 +15,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <net/if.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -29,6 +31,7 @@
 #include "net.h"
 #include "util/fs.h"
 #include "util/str.h"
+#include "util/trace.h"
 
 #define DEFAULT_BRIDGE "capsa0"
 #define DEFAULT_SUBNET "10.88.0.0/16"
@@ -154,7 +157,7 @@ static void refresh_hostnets(void)
 	}
 	if (any)
 		buf_appendf(&b, " }\n");
-	nft_run_quiet(buf_cstr(&b));
+	nft_run_detached(buf_cstr(&b), "refresh the host's subnets", NULL);
 	buf_release(&b);
 	free(r);
 }
@@ -206,22 +209,71 @@ static int ensure_nft_network(const struct net_network *n, struct capsa_error **
 	return nft_run(script, "add the network to nftables", err);
 }
 
+/* <state>/<bridge>/ready holds the bridge's ifindex once everything of
+ * the network was made for that bridge: a bridge made again (another
+ * ifindex), a reboot (no state) or a stopped resolver take the slow path. */
+static char *ready_path(const struct net_network *n)
+{
+	_cleanup_free_ char *dir = net_state_subdir(n->bridge, NULL);
+	return dir ? xasprintf("%s/ready", dir) : NULL;
+}
+
+static bool ready(const struct net_network *n)
+{
+	_cleanup_free_ char *path = ready_path(n);
+	struct buf b = BUF_INIT;
+	unsigned idx = if_nametoindex(n->bridge);
+	bool ok = path && idx && read_file_at(AT_FDCWD, path, 32, &b, NULL) == 0 &&
+		  (unsigned)atoi(buf_cstr(&b)) == idx && net_dns_network_running(n);
+	buf_release(&b);
+	return ok;
+}
+
+static void set_ready(const struct net_network *n, bool on)
+{
+	_cleanup_free_ char *path = ready_path(n);
+	if (!path)
+		return;
+	if (!on) {
+		unlink(path);
+		return;
+	}
+	char idx[16];
+	snprintf(idx, sizeof(idx), "%u", if_nametoindex(n->bridge));
+	write_file_atomic_at(AT_FDCWD, path, idx, strlen(idx), 0644, false, NULL);
+}
+
+void net_network_forget_ready(const struct net_network *n)
+{
+	set_ready(n, false);
+}
+
 int net_network_ensure(struct capsa_ctx *ctx, const struct net_network *n, struct capsa_error **err)
 {
 	(void)ctx;
+	if (ready(n))
+		return 0;
 	int lock = net_state_lock(err);
 	if (lock < 0)
 		return -1;
 	int rc = -1;
 	struct linux_ip4net gw = { n->gateway, n->subnet.prefix };
+	trace_mark("net: state lock");
 	if (linux_bridge_ensure(n->bridge, err) < 0 || check_routes(n, err) < 0 || linux_addr_add(n->bridge, &gw, err) < 0)
 		goto out;
-	if (linux_sysctl_set("net.ipv4.ip_forward", "1", err) < 0 || ensure_base(err) < 0 ||
-	    ensure_nft_network(n, err) < 0)
+	trace_mark("net: bridge");
+	if (linux_sysctl_set("net.ipv4.ip_forward", "1", err) < 0 || ensure_base(err) < 0)
 		goto out;
+	trace_mark("net: nft base");
+	if (ensure_nft_network(n, err) < 0)
+		goto out;
+	trace_mark("net: nft network");
 	refresh_hostnets();
+	trace_mark("net: hostnets");
 	if (net_dns_network_ensure(n, err) < 0)
 		goto out;
+	trace_mark("net: dns");
+	set_ready(n, true);
 	rc = 0;
 out:
 	if (rc < 0)
@@ -351,10 +403,9 @@ static void teardown(const struct net_network *n)
 		xasprintf("delete element inet capsa bridges { \"%s\" }", n->bridge),
 		xasprintf("delete element inet capsa same_bridge { \"%s\" . \"%s\" }", n->bridge, n->bridge),
 	};
-	for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
-		nft_run_quiet(steps[i]);
+	nft_run_each_detached(steps, ARRAY_SIZE(steps));
+	for (size_t i = 0; i < ARRAY_SIZE(steps); i++)
 		free(steps[i]);
-	}
 	net_dns_network_stop(n);
 	linux_link_delete(n->bridge, NULL);
 	_cleanup_free_ char *dir = net_state_dir(NULL);

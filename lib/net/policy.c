@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <string.h>
+#include <strings.h>
 
 #include "net.h"
 #include "util/str.h"
@@ -40,7 +41,7 @@ static bool looks_ipv4(const char *s)
 static int parse_one(const char *s, bool allow, struct net_rule *r, struct capsa_error **err)
 {
 	memset(r, 0, sizeof(*r));
-	if (strcmp(s, "host") == 0) {
+	if (strcasecmp(s, "host") == 0) { /* any case: a name "host" would read back as the keyword */
 		if (!allow)
 			return error_set(err, EINVAL, "egress rule 'host': only --allow-out takes it (the host is out of "
 						     "reach unless allowed)");

@@ -27,6 +27,7 @@
 #include "sandbox/sandbox.h"
 #include "util/fs.h"
 #include "util/str.h"
+#include "util/trace.h"
 
 void net_veth_name(const char *id, char out[16])
 {
@@ -216,10 +217,9 @@ void net_nft_sandbox_scrub(const char *id, uint32_t ip)
 		xasprintf("delete set inet capsa sb_%s_n", id12),
 		xasprintf("flush chain inet capsa sbd_%s; delete chain inet capsa sbd_%s", id12, id12),
 	};
-	for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
-		nft_run_quiet(steps[i]);
+	nft_run_each_detached(steps, ARRAY_SIZE(steps));
+	for (size_t i = 0; i < ARRAY_SIZE(steps); i++)
 		free(steps[i]);
-	}
 }
 
 /* The objects a sandbox's script made, removed in one batch. */
@@ -377,7 +377,10 @@ static int setup_bridge(struct capsa_ctx *ctx, const char *id, const char *name,
 			const struct net_plan *p, struct net_attach *out, struct capsa_error **err)
 {
 	const struct net_network *n = &p->net;
-	if (net_network_ensure(ctx, n, err) < 0 || record(ctx, id, "bridge", p, 0, err) < 0)
+	if (net_network_ensure(ctx, n, err) < 0)
+		return -1;
+	trace_mark("net: network ensured");
+	if (record(ctx, id, "bridge", p, 0, err) < 0)
 		return -1;
 	_cleanup_free_ char *run_dir = sandbox_run_dir(ctx, id);
 	int lock = net_state_lock(err);
@@ -387,6 +390,7 @@ static int setup_bridge(struct capsa_ctx *ctx, const char *id, const char *name,
 	close(lock);
 	if (rc < 0 || record(ctx, id, "bridge", p, out->ip, err) < 0)
 		return -1;
+	trace_mark("net: leased");
 	net_veth_name(id, out->veth);
 	net_mac(out->ip, out->mac);
 	out->netns_fd = new_netns(err);
@@ -397,12 +401,22 @@ static int setup_bridge(struct capsa_ctx *ctx, const char *id, const char *name,
 		return error_sys(err, errno, "bridge %s of network %s", n->bridge, n->name);
 	if (linux_veth_create(out->veth, (int)master, "eth0", out->netns_fd, out->mac, err) < 0)
 		return -1;
+	trace_mark("net: veth");
 	struct inside in = { out->ip, n->gateway, n->subnet.prefix };
 	if (in_netns(out->netns_fd, configure_inside, &in, err) < 0)
 		return -1;
+	trace_mark("net: inside configured");
 	_cleanup_free_ char *script = sandbox_script(id, n, out->ip, &p->policy, true);
-	if (nft_run(script, "apply the sandbox's egress policy", err) < 0)
-		return -1;
+	struct capsa_error *e = NULL;
+	if (nft_run(script, "apply the sandbox's egress policy", &e) < 0) {
+		/* the network's rules were taken away under the fast path of
+		 * ensure (nft flush ruleset): make them again, once */
+		capsa_error_free(e);
+		net_network_forget_ready(n);
+		if (net_network_ensure(ctx, n, err) < 0 || nft_run(script, "apply the sandbox's egress policy", err) < 0)
+			return -1;
+	}
+	trace_mark("net: nft");
 	if (net_policy_has_names(&p->policy) && net_dns_sandbox_start(n, id, run_dir, out->ip, &p->policy, err) < 0)
 		return -1;
 	if (strcmp(n->name, NET_DEFAULT) != 0) {
@@ -527,14 +541,15 @@ void net_sandbox_release(struct capsa_ctx *ctx, const char *id)
 	net_dns_sandbox_stop(run_dir);
 	char veth[16];
 	net_veth_name(id, veth);
-	linux_link_delete(veth, NULL);
+	trace_mark("net release: start");
 	struct linux_ip4net ip = { 0, 32 };
 	if (r.ip && linux_ip4net_parse(r.ip, &ip, NULL) == 0) {
 		struct net_policy p;
 		row_policy(&r, &p);
 		_cleanup_free_ char *script = release_script(id, ip.addr, &p, true);
-		if (nft_run(script, "release", NULL) < 0)
+		if (nft_run_detached(script, "release", NULL) < 0)
 			net_nft_sandbox_scrub(id, ip.addr); /* something was gone already */
+		trace_mark("net release: nft");
 		net_policy_release(&p);
 		struct net_network n;
 		if (r.network && strcmp(r.network, NET_DEFAULT) != 0 && net_network_get(ctx, r.network, &n, NULL) == 0) {
@@ -542,7 +557,12 @@ void net_sandbox_release(struct capsa_ctx *ctx, const char *id)
 			net_network_release(&n);
 		}
 		net_lease_drop(r.bridge, ip.addr, id);
+		trace_mark("net release: lease");
 	}
+	/* last: the kernel's teardown of a link holds up the next nftables
+	 * commit (an RCU grace period) */
+	linux_link_delete(veth, NULL);
+	trace_mark("net release: veth deleted");
 	mark_released(ctx, id);
 	net_row_release(&r);
 }
@@ -626,7 +646,7 @@ static int replace_rules(struct capsa_ctx *ctx, const struct sb_row *sb, const s
 	_cleanup_free_ char *both = xasprintf("%s%s", del, add);
 	_cleanup_free_ char *run_dir = sandbox_run_dir(ctx, sb->id);
 	/* one batch: the old rules and the new never apply half each */
-	int rc = nft_run(both, "replace the sandbox's egress rules", err);
+	int rc = nft_run_detached(both, "replace the sandbox's egress rules", err);
 	if (rc == 0 && (net_policy_has_names(&old) || net_policy_has_names(now))) {
 		net_dns_sandbox_stop(run_dir);
 		wait_resolver_gone(run_dir);
