@@ -83,6 +83,11 @@ static const char run_usage[] =
 	"                             ranges, nor other networks\n"
 	"      --deny-out RULE        never reach these (wins over --allow-out); names\n"
 	"                             are refused by capsa's resolver\n"
+	"      --dns ADDRESS          a nameserver for /etc/resolv.conf instead of the\n"
+	"                             network's resolver (repeatable; not with rules\n"
+	"                             that name hosts)\n"
+	"      --add-host NAME:ADDRESS\n"
+	"                             add a line to /etc/hosts\n"
 	"  -p, --publish [HOSTIP:]HOSTPORT:PORT[/tcp]\n"
 	"                             publish a port: connections to HOSTIP:HOSTPORT\n"
 	"                             (default 127.0.0.1; HOSTPORT empty or 0: any free\n"
@@ -113,7 +118,7 @@ static const char run_usage[] =
 enum {
 	O_RM = 256, O_NAME, O_ENV_FILE, O_ENTRYPOINT, O_TMPFS, O_CPUS, O_PIDS, O_SHM, O_HOSTNAME, O_READONLY,
 	O_CAP_ADD, O_CAP_DROP, O_SECOPT, O_ULIMIT, O_STOPSIG, O_IDLE, O_TIMEOUT, O_LOGOPT, O_DETACH_KEYS,
-	O_DISK, O_SIG_PROXY, O_NETWORK, O_ALLOW_OUT, O_DENY_OUT,
+	O_DISK, O_SIG_PROXY, O_NETWORK, O_ALLOW_OUT, O_DENY_OUT, O_DNS, O_ADD_HOST,
 	O_USERNS = 400,
 };
 
@@ -152,6 +157,8 @@ static const struct option run_options[] = {
 	{ "net", required_argument, NULL, O_NETWORK },
 	{ "allow-out", required_argument, NULL, O_ALLOW_OUT },
 	{ "deny-out", required_argument, NULL, O_DENY_OUT },
+	{ "dns", required_argument, NULL, O_DNS },
+	{ "add-host", required_argument, NULL, O_ADD_HOST },
 	{ "interactive", no_argument, NULL, 'i' },
 	{ "tty", no_argument, NULL, 't' },
 	{ "help", no_argument, NULL, 'h' },
@@ -308,6 +315,8 @@ static int parse(struct cli *cli, struct run_args *a, int argc, char **argv)
 		case O_NETWORK: o->network = optarg; break;
 		case O_ALLOW_OUT: o->allow_out = strv_push(o->allow_out, optarg); break;
 		case O_DENY_OUT: o->deny_out = strv_push(o->deny_out, optarg); break;
+		case O_DNS: o->dns = strv_push(o->dns, optarg); break;
+		case O_ADD_HOST: o->add_hosts = strv_push(o->add_hosts, optarg); break;
 		case O_CAP_ADD: o->cap_add = strv_push(o->cap_add, optarg); break;
 		case O_CAP_DROP: o->cap_drop = strv_push(o->cap_drop, optarg); break;
 		case O_SECOPT:
@@ -363,6 +372,8 @@ static void run_args_release(struct run_args *a)
 	strv_free(a->o.cap_drop);
 	strv_free(a->o.allow_out);
 	strv_free(a->o.deny_out);
+	strv_free(a->o.dns);
+	strv_free(a->o.add_hosts);
 	strv_free(a->entrypoint);
 	for (size_t i = 0; i < a->o.n_mounts; i++) {
 		free((char *)a->mounts[i].source);

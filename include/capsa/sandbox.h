@@ -86,6 +86,9 @@ struct capsa_sandbox_opts {
 	char **allow_out, **deny_out; /* egress rules: CIDR, IPv4 address,
 					 hostname, "*.domain", "host" (allow);
 					 comma-separated lists allowed */
+	char **dns;		   /* nameservers for /etc/resolv.conf instead of the
+				      network's resolver (IPv4 or IPv6 addresses) */
+	char **add_hosts;	   /* "NAME:ADDRESS" lines added to /etc/hosts */
 };
 
 /* Standard streams for an attached process: the library pumps between these

@@ -8,6 +8,7 @@
  * row and undoes whatever exists, each step idempotent, so it can run any
  * number of times, after any crash.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -80,6 +81,37 @@ static int plan_container(struct capsa_ctx *ctx, const char *ref, struct net_pla
 	return rc;
 }
 
+/* --dns and --add-host, checked before anything is made. */
+static int plan_resolver(const struct capsa_sandbox_opts *o, const char *mode, struct net_plan *p,
+			 struct capsa_error **err)
+{
+	unsigned char addr[16];
+	for (char **d = o->dns; d && *d; d++) {
+		if (inet_pton(AF_INET, *d, addr) != 1 && inet_pton(AF_INET6, *d, addr) != 1)
+			return error_set(err, EINVAL, "invalid --dns '%.100s': not an IPv4 or IPv6 address", *d);
+		if (p->mode == NET_NONE || p->mode == NET_CONTAINER)
+			return error_set(err, EINVAL, "--dns needs a network of the sandbox's own (not --network %s)", mode);
+		if (net_policy_has_names(&p->policy))
+			return error_set(err, EINVAL, "--dns '%s': egress rules that name hosts are decided by capsa's "
+						      "resolver, which the sandbox must use",
+					 *d);
+	}
+	for (char **h = o->add_hosts; h && *h; h++) {
+		const char *colon = strchr(*h, ':');
+		if (!colon)
+			return error_set(err, EINVAL, "invalid --add-host '%.100s': expected NAME:ADDRESS", *h);
+		_cleanup_free_ char *name = xstrndup(*h, (size_t)(colon - *h));
+		if (check_dns_name(name, "--add-host name", 253, err) < 0)
+			return -1;
+		if (inet_pton(AF_INET, colon + 1, addr) != 1 && inet_pton(AF_INET6, colon + 1, addr) != 1)
+			return error_set(err, EINVAL, "invalid --add-host '%.100s': '%s' is not an IPv4 or IPv6 address", *h,
+					 colon + 1);
+		if (p->mode == NET_CONTAINER)
+			return error_set(err, EINVAL, "--add-host: a container: sandbox has the other sandbox's /etc/hosts");
+	}
+	return 0;
+}
+
 int net_plan_make(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *o, struct net_plan *p,
 		  struct capsa_error **err)
 {
@@ -110,6 +142,8 @@ int net_plan_make(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *o, str
 		rc = -1;
 	if (rc == 0 && p->mode != NET_BRIDGE && (p->policy.n_allow || p->policy.n_deny))
 		rc = error_set(err, EINVAL, "--allow-out and --deny-out need a network of capsa's (not --network %s)", mode);
+	if (rc == 0)
+		rc = plan_resolver(o, mode, p, err);
 	if (rc < 0)
 		net_plan_release(p);
 	return rc;

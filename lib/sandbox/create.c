@@ -660,8 +660,38 @@ static void end_for_removal(struct proto_conn *conn)
 
 /* The sandbox's network (lib/net): what the supervisor joins, and the
  * resolver and hosts files its /etc gets. */
+/* --dns and --add-host (checked by net_plan_make) over what the network
+ * gave: docker's rules. */
+static int resolver_files(const struct capsa_sandbox_opts *o, struct proto_sandbox *spec)
+{
+	if (o->dns) {
+		struct buf b = BUF_INIT;
+		for (char **d = o->dns; *d; d++)
+			buf_appendf(&b, "nameserver %s\n", *d);
+		free(spec->resolv);
+		spec->resolv = buf_steal(&b);
+	}
+	if (o->add_hosts) {
+		const char *host = spec->hostname ? spec->hostname : spec->id;
+		struct buf b = BUF_INIT;
+		if (spec->hosts)
+			buf_appendf(&b, "%s", spec->hosts);
+		else
+			buf_appendf(&b, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n",
+				    host);
+		for (char **h = o->add_hosts; *h; h++) {
+			const char *colon = strchr(*h, ':');
+			buf_appendf(&b, "%s\t%.*s\n", colon + 1, (int)(colon - *h), *h);
+		}
+		free(spec->hosts);
+		spec->hosts = buf_steal(&b);
+	}
+	return 0;
+}
+
 static int network_setup(struct capsa_ctx *ctx, const char *id, const char *name, const struct net_plan *plan,
-			 struct proto_sandbox *spec, struct net_attach *net, struct capsa_error **err)
+			 const struct capsa_sandbox_opts *o, struct proto_sandbox *spec, struct net_attach *net,
+			 struct capsa_error **err)
 {
 	if (net_sandbox_setup(ctx, id, name, spec->hostname, plan, net, err) < 0)
 		return -1;
@@ -676,7 +706,7 @@ static int network_setup(struct capsa_ctx *ctx, const char *id, const char *name
 		free(spec->hosts);
 		spec->hosts = xstrdup(net->hosts);
 	}
-	return 0;
+	return resolver_files(o, spec);
 }
 
 /* Test hooks: sleep for $name milliseconds (below 10 s) at a point of
@@ -795,7 +825,7 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 	if (make_dirs(&spec, err) < 0 || sandbox_userns_own_dirs(&spec, err) < 0)
 		goto out;
 	trace_mark("run: dirs made");
-	if (network_setup(ctx, id, name, &plan, &spec, &net, err) < 0)
+	if (network_setup(ctx, id, name, &plan, o, &spec, &net, err) < 0)
 		goto out;
 	trace_mark("run: network");
 	spec.creator_finalizes = stdio != NULL;

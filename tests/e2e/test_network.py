@@ -307,6 +307,24 @@ def test_modes_none_host_and_container(fake_internet, net):
     net.fail("run", "--rm", "--network", "container:", "busybox", "true", match="no sandbox named")
 
 
+def test_dns_add_host_and_hostname_as_in_docker(fake_internet, net):
+    fi = fake_internet
+    out = net.ok("run", "--rm", "--dns", fi.DNS, "--add-host", "db.local:10.88.77.7", "--hostname", "web-1",
+                 "busybox", "sh", "-c", "cat /etc/resolv.conf /etc/hosts; hostname")
+    assert f"nameserver {fi.DNS}" in out and "10.88.77.7\tdb.local" in out and "\tweb-1" in out, out
+    assert out.strip().endswith("web-1")
+    # the sandbox asks that server itself, through the policy (public)
+    assert fetch(net, fi.WWW_NAME, "--dns", fi.DNS) == fi.HOST_ADDR
+    out = net.ok("run", "--rm", "--network", "none", "--add-host", "x.test:192.0.2.9", "busybox", "cat", "/etc/hosts")
+    assert "192.0.2.9\tx.test" in out and "localhost" in out
+    net.fail("run", "--rm", "--dns", "not-an-address", "busybox", "true", match="invalid --dns")
+    net.fail("run", "--rm", "--add-host", "nocolon", "busybox", "true", match="NAME:ADDRESS")
+    net.fail("run", "--rm", "--add-host", "bad_name:1.2.3.4", "busybox", "true", match="--add-host name")
+    net.fail("run", "--rm", "--network", "none", "--dns", "1.2.3.4", "busybox", "true", match="needs a network")
+    net.fail("run", "--rm", "--dns", fi.DNS, "--allow-out", fi.WWW_NAME, "busybox", "true",
+             match="capsa's resolver")
+
+
 def test_published_ports_work_on_the_bridge(fake_internet, net):
     name = uniq("pub")
     net.ok("run", "-d", "--name", name, "-p", "0:8080", "busybox", "httpd", "-f", "-p", "8080", "-h", "/etc")
@@ -327,9 +345,10 @@ def supervisors_in(fi):
             if open(f"/proc/{pid}/comm").read().startswith("capsa-supervis")]
 
 
+@pytest.mark.slow
 def test_kill_9_rounds_leave_no_links_rules_leases_or_resolvers(fake_internet, net):
     fi = fake_internet
-    rounds = int(os.environ.get("CAPSA_NET_SOAK_ROUNDS", "40"))
+    rounds = int(os.environ.get("CAPSA_NET_SOAK_ROUNDS", "300"))
     for i in range(rounds):
         args = ["run", "-d", "busybox", "sleep", "1000"]
         if i % 3 == 1:
