@@ -307,6 +307,13 @@ def test_modes_none_host_and_container(fake_internet, net):
     net.fail("run", "--rm", "--network", "container:", "busybox", "true", match="no sandbox named")
 
 
+def test_a_sandbox_that_cannot_start_leaves_no_network(fake_internet, net):
+    # the main process cannot be found: the sandbox ends before it runs,
+    # after its network was made (the fixture checks the host is empty)
+    net.fail("run", "--rm", "busybox", "/no/such/program", rc=127)
+    net.fail("run", "--rm", "--allow-out", fake_internet.WWW_NAME, "busybox", "/no/such/program", rc=127)
+
+
 def test_dns_add_host_and_hostname_as_in_docker(fake_internet, net):
     fi = fake_internet
     out = net.ok("run", "--rm", "--dns", fi.DNS, "--add-host", "db.local:10.88.77.7", "--hostname", "web-1",
