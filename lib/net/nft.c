@@ -94,6 +94,19 @@ void nft_run_quiet(const char *script)
 	nft_run(script, "nft", NULL);
 }
 
+/* A grandchild that outlives the call must not hold its caller's output
+ * open: whoever reads it until EOF would wait for the slow close too. */
+static void detach_stdio(void)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		close(null);
+	}
+}
+
 /* In a process of its own (see nft_run_detached): each script, errors
  * ignored, then the answer that they ran. */
 void nft_run_each_detached(char *const *scripts, size_t n)
@@ -109,6 +122,7 @@ void nft_run_each_detached(char *const *scripts, size_t n)
 		close(p[0]);
 		if (fork() != 0)
 			_exit(0);
+		detach_stdio();
 		struct nft_ctx *c = lib.ctx_new(NFT_CTX_DEFAULT);
 		if (c) {
 			lib.buffer_output(c);
@@ -152,6 +166,7 @@ int nft_run_detached(const char *script, const char *what, struct capsa_error **
 		close(p[0]);
 		if (fork() != 0)
 			_exit(0);
+		detach_stdio();
 		/* the grandchild: the batch, its verdict, then the slow close */
 		struct capsa_error *e = NULL;
 		char msg[600];
