@@ -1,5 +1,6 @@
-/* api-native.c: the /v1 API: sandboxes, logs, events, images, templates,
- * the ledger and /metrics (docs/api.md).  Process sessions, files and
+/* api-native.c: the /v1 API: sandboxes, their networks and egress rules,
+ * logs, events, images, templates, networks, the ledger and /metrics
+ * (docs/api.md).  Process sessions, files and
  * tunnels are in api-native-exec.c.
  *
  * Handlers run on worker threads with the worker's context; they decode
@@ -17,6 +18,7 @@
 #include "capsa/admission.h"
 #include "capsa/image.h"
 #include "capsa/logs.h"
+#include "capsa/network.h"
 #include "capsa/pull.h"
 #include "capsa/sandbox.h"
 #include "capsa/template.h"
@@ -59,6 +61,35 @@ int api_create_sandbox(struct http_req *r, struct capsa_ctx *ctx, struct capsa_s
 	return 0;
 }
 
+/* Egress rules: at most the library's limit of entries per list. */
+#define MAX_EGRESS_RULES 1024
+
+/* The "network" object of a create: {"mode", "allowOut", "denyOut"}, the
+ * forms of `capsa run --network --allow-out --deny-out` (the library checks
+ * them, with the command line's messages).  false with the reply sent. */
+static bool decode_network(struct http_req *r, struct jdec *d, struct capsa_sandbox_opts *o)
+{
+	struct jdec nd;
+	jdec_init(&nd, jdec_obj(d, "network"), "network.");
+	o->network = jdec_str(&nd, "mode", false);
+	o->allow_out = jdec_strv(&nd, "allowOut", MAX_EGRESS_RULES);
+	o->deny_out = jdec_strv(&nd, "denyOut", MAX_EGRESS_RULES);
+	if (!jdec_finish(&nd, true)) {
+		http_reply_error(r, 400, "invalid_argument", "%s", nd.err);
+		return false;
+	}
+	/* the host's network takes the sandbox out of every rule: only the
+	 * operator may hand that out (a server whose default network is the
+	 * host's was told so by its operator) */
+	if (o->network && strcmp(o->network, "host") == 0 && !r->srv->o.allow_host_network) {
+		http_reply_error(r, 403, "permission_denied",
+				 "network.mode 'host': this server does not give sandboxes the host's network (capsa "
+				 "serve --allow-host-network)");
+		return false;
+	}
+	return true;
+}
+
 static void create_sandbox(struct http_req *r, struct capsa_ctx *ctx)
 {
 	json_t *body = http_json_body(r, true);
@@ -92,6 +123,8 @@ static void create_sandbox(struct http_req *r, struct capsa_ctx *ctx)
 	o.cpus_milli = jdec_cpus(&lim, "cpus", -1);
 	o.pids = jdec_int(&lim, "pids", 0, 0, 1 << 22);
 	o.disk = jdec_size(&lim, "disk", -1);
+	if (!decode_network(r, &d, &o))
+		goto out;
 	if (!jdec_finish(&d, true) || !jdec_finish(&lim, true)) {
 		http_reply_error(r, 400, "invalid_argument", "%s", d.failed ? d.err : lim.err);
 		goto out;
@@ -146,6 +179,8 @@ out:
 	strv_free(entry);
 	strv_free(env);
 	strv_free(labels);
+	strv_free(o.allow_out);
+	strv_free(o.deny_out);
 	json_decref(body);
 }
 
@@ -310,6 +345,29 @@ static void timeout_sandbox(struct http_req *r, struct capsa_ctx *ctx)
 		else
 			reply_inspect(r, ctx, r->param[0], 200);
 	}
+	json_decref(body);
+}
+
+/* {allowOut, denyOut} replace the running sandbox's egress rules; an
+ * omitted list is emptied. */
+static void set_egress(struct http_req *r, struct capsa_ctx *ctx)
+{
+	struct jdec d;
+	json_t *body = http_json_body(r, true);
+	if (!body)
+		return;
+	jdec_init(&d, body, "");
+	char **allow = jdec_strv(&d, "allowOut", MAX_EGRESS_RULES);
+	char **deny = jdec_strv(&d, "denyOut", MAX_EGRESS_RULES);
+	if (action_ok(r, &d)) {
+		struct capsa_error *err = NULL;
+		if (capsa_sandbox_set_egress(ctx, r->param[0], allow, deny, &err) < 0)
+			http_reply_capsa_error(r, err);
+		else
+			reply_inspect(r, ctx, r->param[0], 200);
+	}
+	strv_free(allow);
+	strv_free(deny);
 	json_decref(body);
 }
 
@@ -720,6 +778,67 @@ static void delete_template(struct http_req *r, struct capsa_ctx *ctx)
 		http_reply_empty(r, 204);
 }
 
+/* --- networks ---------------------------------------------------------- */
+
+static void reply_library_json(struct http_req *r, unsigned status, char *s, struct capsa_error *err)
+{
+	if (!s) {
+		http_reply_capsa_error(r, err);
+		return;
+	}
+	json_t *j = json_loads(s, 0, NULL);
+	free(s);
+	if (j)
+		http_reply_json(r, status, j);
+	else
+		http_reply_error(r, 500, "internal", "the library returned malformed JSON");
+}
+
+static void list_networks(struct http_req *r, struct capsa_ctx *ctx)
+{
+	struct capsa_error *err = NULL;
+	char *s = capsa_network_list(ctx, &err);
+	reply_library_json(r, 200, s, err);
+}
+
+static void get_network(struct http_req *r, struct capsa_ctx *ctx)
+{
+	struct capsa_error *err = NULL;
+	char *s = capsa_network_inspect(ctx, r->param[0], &err);
+	reply_library_json(r, 200, s, err);
+}
+
+static void create_network(struct http_req *r, struct capsa_ctx *ctx)
+{
+	json_t *body = http_json_body(r, true);
+	if (!body)
+		return;
+	struct jdec d;
+	jdec_init(&d, body, "");
+	struct capsa_network_opts o = { 0 };
+	o.name = jdec_str(&d, "name", true);
+	o.subnet = jdec_str(&d, "subnet", false);
+	o.labels = jdec_labels(&d, "labels", 256);
+	struct capsa_error *err = NULL;
+	if (!jdec_finish(&d, true))
+		http_reply_error(r, 400, "invalid_argument", "%s", d.err);
+	else if (capsa_network_create(ctx, &o, &err) < 0)
+		http_reply_capsa_error(r, err);
+	else
+		reply_library_json(r, 201, capsa_network_inspect(ctx, o.name, &err), err);
+	strv_free(o.labels);
+	json_decref(body);
+}
+
+static void delete_network(struct http_req *r, struct capsa_ctx *ctx)
+{
+	struct capsa_error *err = NULL;
+	if (capsa_network_remove(ctx, r->param[0], &err) < 0)
+		http_reply_capsa_error(r, err);
+	else
+		http_reply_empty(r, 204);
+}
+
 /* --- server ------------------------------------------------------------ */
 
 static void get_version(struct http_req *r, struct capsa_ctx *ctx)
@@ -772,6 +891,7 @@ const struct route native_routes[] = {
 	{ "POST", "/v1/sandboxes/{}/unpause", unpause_sandbox, BODY_JSON, NULL },
 	{ "POST", "/v1/sandboxes/{}/timeout", timeout_sandbox, BODY_JSON, NULL },
 	{ "POST", "/v1/sandboxes/{}/wait", wait_sandbox, BODY_JSON, NULL },
+	{ "PUT", "/v1/sandboxes/{}/network", set_egress, BODY_JSON, NULL },
 	{ "GET", "/v1/sandboxes/{}/logs", get_logs, BODY_NONE, NULL },
 	{ "GET", "/v1/images", list_images, BODY_NONE, NULL },
 	{ "POST", "/v1/images/pull", pull_image, BODY_JSON, NULL },
@@ -782,5 +902,9 @@ const struct route native_routes[] = {
 	{ "POST", "/v1/templates", create_template, BODY_JSON, NULL },
 	{ "GET", "/v1/templates/{}", get_template, BODY_NONE, NULL },
 	{ "DELETE", "/v1/templates/{}", delete_template, BODY_NONE, NULL },
+	{ "GET", "/v1/networks", list_networks, BODY_NONE, NULL },
+	{ "POST", "/v1/networks", create_network, BODY_JSON, NULL },
+	{ "GET", "/v1/networks/{}", get_network, BODY_NONE, NULL },
+	{ "DELETE", "/v1/networks/{}", delete_network, BODY_NONE, NULL },
 	{ NULL, NULL, NULL, BODY_NONE, NULL },
 };
