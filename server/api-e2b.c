@@ -176,19 +176,20 @@ static int egress_rules(struct http_req *r, const struct e2b_egress *e, bool has
 {
 	struct capsa_error *err = NULL;
 	*allow = *deny = NULL;
-	if (!has_network) {
-		if (e->allow_out && *e->allow_out) {
-			http_reply_error(r, 400, "invalid_argument",
-					 "network.allowOut: %s no network (loopback only): nothing outside can be "
-					 "allowed",
-					 what);
-			return -1;
-		}
-		return 0;
+	if (!has_network && e->allow_out && *e->allow_out) {
+		http_reply_error(r, 400, "invalid_argument",
+				 "network.allowOut: %s no network (loopback only): nothing outside can be allowed", what);
+		return -1;
 	}
 	if (e2b_net_map(e->allow_out, e->deny_out, e->no_internet, allow, deny, &err) < 0) {
 		http_reply_capsa_error(r, err);
 		return -1;
+	}
+	if (!has_network) {
+		/* checked, and honoured by having nothing to apply them to */
+		strv_free(*allow);
+		strv_free(*deny);
+		*allow = *deny = NULL;
 	}
 	return 0;
 }
