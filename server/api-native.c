@@ -32,20 +32,26 @@
 static char keep_sleep[] = "sleep", keep_inf[] = "infinity";
 char *api_keepalive_cmd[] = { keep_sleep, keep_inf, NULL };
 
-static void reply_inspect(struct http_req *r, struct capsa_ctx *ctx, const char *id, unsigned status)
+/* The JSON a library call returned (s, freed here), or its error. */
+static void reply_library_json(struct http_req *r, unsigned status, char *s, struct capsa_error *err)
 {
-	struct capsa_error *err = NULL;
-	_cleanup_free_ char *s = capsa_sandbox_inspect(ctx, id, &err);
 	if (!s) {
 		http_reply_capsa_error(r, err);
 		return;
 	}
 	json_t *j = json_loads(s, 0, NULL);
-	if (!j) {
+	free(s);
+	if (j)
+		http_reply_json(r, status, j);
+	else
 		http_reply_error(r, 500, "internal", "the library returned malformed JSON");
-		return;
-	}
-	http_reply_json(r, status, j);
+}
+
+static void reply_inspect(struct http_req *r, struct capsa_ctx *ctx, const char *id, unsigned status)
+{
+	struct capsa_error *err = NULL;
+	char *s = capsa_sandbox_inspect(ctx, id, &err);
+	reply_library_json(r, status, s, err);
 }
 
 int api_create_sandbox(struct http_req *r, struct capsa_ctx *ctx, struct capsa_sandbox_opts *o, char **id_out)
@@ -522,14 +528,6 @@ static void get_logs(struct http_req *r, struct capsa_ctx *ctx)
 
 /* --- images ------------------------------------------------------------ */
 
-static json_t *strv_json(char *const *v)
-{
-	json_t *a = json_array();
-	for (; v && *v; v++)
-		json_array_append_new(a, json_string(*v));
-	return a;
-}
-
 static void list_images(struct http_req *r, struct capsa_ctx *ctx)
 {
 	struct capsa_image_info *v;
@@ -544,7 +542,7 @@ static void list_images(struct http_req *r, struct capsa_ctx *ctx)
 		char ts[40];
 		format_rfc3339(v[i].imported_at, ts, sizeof(ts));
 		json_t *o = json_pack("{s:s, s:s, s:o, s:s, s:s, s:I, s:I, s:I, s:I}", "id", v[i].id, "digest",
-				      v[i].manifest_digest, "names", strv_json(v[i].names), "platform", v[i].platform,
+				      v[i].manifest_digest, "names", json_strv(v[i].names), "platform", v[i].platform,
 				      "imported", ts, "size", (json_int_t)v[i].size, "unpackedSize",
 				      (json_int_t)v[i].unpacked_size, "layers", (json_int_t)v[i].n_layers, "sandboxes",
 				      (json_int_t)v[i].n_sandboxes);
@@ -559,16 +557,8 @@ static void list_images(struct http_req *r, struct capsa_ctx *ctx)
 static void get_image(struct http_req *r, struct capsa_ctx *ctx)
 {
 	struct capsa_error *err = NULL;
-	_cleanup_free_ char *s = capsa_image_inspect(ctx, r->rest, &err);
-	if (!s) {
-		http_reply_capsa_error(r, err);
-		return;
-	}
-	json_t *j = json_loads(s, 0, NULL);
-	if (j)
-		http_reply_json(r, 200, j);
-	else
-		http_reply_error(r, 500, "internal", "the library returned malformed JSON");
+	char *s = capsa_image_inspect(ctx, r->rest, &err);
+	reply_library_json(r, 200, s, err);
 }
 
 static void delete_image(struct http_req *r, struct capsa_ctx *ctx)
@@ -585,8 +575,8 @@ static void delete_image(struct http_req *r, struct capsa_ctx *ctx)
 		http_reply_capsa_error(r, err);
 		return;
 	}
-	http_reply_json(r, 200, json_pack("{s:o, s:o}", "untagged", strv_json(res.untagged), "deleted",
-					  strv_json(res.deleted)));
+	http_reply_json(r, 200, json_pack("{s:o, s:o}", "untagged", json_strv(res.untagged), "deleted",
+					  json_strv(res.deleted)));
 	capsa_image_rm_result_release(&res);
 }
 
@@ -607,8 +597,8 @@ static void import_image(struct http_req *r, struct capsa_ctx *ctx)
 		http_reply_capsa_error(r, err);
 		return;
 	}
-	http_reply_json(r, 201, json_pack("{s:s, s:o, s:o}", "format", res.format, "ids", strv_json(res.ids), "names",
-					  strv_json(res.names)));
+	http_reply_json(r, 201, json_pack("{s:s, s:o, s:o}", "format", res.format, "ids", json_strv(res.ids), "names",
+					  json_strv(res.names)));
 	capsa_image_import_result_release(&res);
 }
 
@@ -780,20 +770,6 @@ static void delete_template(struct http_req *r, struct capsa_ctx *ctx)
 
 /* --- networks ---------------------------------------------------------- */
 
-static void reply_library_json(struct http_req *r, unsigned status, char *s, struct capsa_error *err)
-{
-	if (!s) {
-		http_reply_capsa_error(r, err);
-		return;
-	}
-	json_t *j = json_loads(s, 0, NULL);
-	free(s);
-	if (j)
-		http_reply_json(r, status, j);
-	else
-		http_reply_error(r, 500, "internal", "the library returned malformed JSON");
-}
-
 static void list_networks(struct http_req *r, struct capsa_ctx *ctx)
 {
 	struct capsa_error *err = NULL;
@@ -820,12 +796,15 @@ static void create_network(struct http_req *r, struct capsa_ctx *ctx)
 	o.subnet = jdec_str(&d, "subnet", false);
 	o.labels = jdec_labels(&d, "labels", 256);
 	struct capsa_error *err = NULL;
+	char *made;
 	if (!jdec_finish(&d, true))
 		http_reply_error(r, 400, "invalid_argument", "%s", d.err);
 	else if (capsa_network_create(ctx, &o, &err) < 0)
 		http_reply_capsa_error(r, err);
-	else
-		reply_library_json(r, 201, capsa_network_inspect(ctx, o.name, &err), err);
+	else {
+		made = capsa_network_inspect(ctx, o.name, &err);
+		reply_library_json(r, 201, made, err);
+	}
 	strv_free(o.labels);
 	json_decref(body);
 }

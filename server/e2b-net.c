@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "e2b-net.h"
+#include "json.h"
 #include "util/str.h"
 #include "util/util.h"
 
@@ -216,14 +217,6 @@ int e2b_net_map(char *const *allow_out, char *const *deny_out, bool no_internet,
 	return rc;
 }
 
-static json_t *strv_array(char *const *v)
-{
-	json_t *o = json_array();
-	for (; v && *v; v++)
-		json_array_append_new(o, json_string(*v));
-	return o;
-}
-
 static char **array_strv(json_t *a)
 {
 	char **v = xcalloc(1, sizeof(*v));
@@ -305,7 +298,7 @@ json_t *e2b_net_view(json_t *net)
 		} else {
 			internet = !nets_cover_everything(deny);
 			allow_out = json_array();
-			deny_out = strv_array(deny);
+			deny_out = json_strv(deny);
 		}
 	}
 	return json_pack("{s:b, s:{s:o, s:o}}", "allowInternetAccess", internet, "network", "allowOut", allow_out,
