@@ -5,6 +5,7 @@
  * applied) and the subtraction stops at E2B_NET_MAX_PREFIXES results.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "e2b-net.h"
@@ -40,11 +41,24 @@ static void subtract_one(struct linux_ip4net s, const struct linux_ip4net *y, st
 	}
 }
 
+static int by_prefix(const void *x, const void *y)
+{
+	const struct linux_ip4net *a = x, *b = y;
+	return a->prefix - b->prefix;
+}
+
 int e2b_cidr_subtract(const struct linux_ip4net *a, size_t na, const struct linux_ip4net *b, size_t nb,
 		      struct linux_ip4net **out, size_t *n_out, struct capsa_error **err)
 {
 	struct linux_ip4net *cur = NULL, *next = NULL;
 	size_t n_cur = 0, n_next = 0;
+	/* the widest first: what they take whole is never cut into pieces
+	 * that a narrower one would then multiply */
+	_cleanup_free_ struct linux_ip4net *bs = xcalloc(nb + 1, sizeof(*bs));
+	if (nb) {
+		memcpy(bs, b, nb * sizeof(*b));
+		qsort(bs, nb, sizeof(*bs), by_prefix);
+	}
 	/* two prefixes nest or are disjoint: without the nested ones, a's
 	 * are disjoint, and so is every piece cut from them */
 	for (size_t i = 0; i < na; i++) {
@@ -58,7 +72,7 @@ int e2b_cidr_subtract(const struct linux_ip4net *a, size_t na, const struct linu
 			push(&cur, &n_cur, x);
 	}
 	for (size_t j = 0; j < nb && n_cur; j++) {
-		struct linux_ip4net y = { .addr = b[j].addr & linux_ip4_mask(b[j].prefix), .prefix = b[j].prefix };
+		struct linux_ip4net y = { .addr = bs[j].addr & linux_ip4_mask(bs[j].prefix), .prefix = bs[j].prefix };
 		n_next = 0;
 		for (size_t i = 0; i < n_cur; i++) {
 			subtract_one(cur[i], &y, &next, &n_next);

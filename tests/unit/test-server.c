@@ -476,6 +476,14 @@ static void test_cidr_subtract(void)
 	ok(e2b_cidr_subtract(&every, 1, many, 1100, &out, &n, &err) < 0 && err && err->code == E2BIG,
 	   "more than the limit of prefixes: E2BIG");
 	capsa_error_free(err);
+	err = NULL;
+	/* ...unless a wider prefix among them takes it all, wherever it is */
+	many = xrealloc(many, 1101 * sizeof(*many));
+	many[1100] = every;
+	out = NULL;
+	ok(e2b_cidr_subtract(&every, 1, many, 1101, &out, &n, &err) == 0 && n == 0 && !err,
+	   "0/0 last in the list still takes everything at once");
+	free(out);
 	free(many);
 }
 
@@ -539,6 +547,12 @@ static void test_e2b_map(void)
 	map_is("1.2.3.4,5.6.7.8", "0.0.0.0/0", false, "error: one address", "comma lists refused");
 	map_is(NULL, "1.2.3.4/33", false, "error: network.denyOut: invalid address", "bad prefix");
 	map_is("", NULL, false, "error: one address", "empty entry");
+	struct buf b = BUF_INIT;
+	for (unsigned i = 0; i < 1000; i++)
+		buf_appendf(&b, "%u.%u.%u.%u ", 1 + i % 200, i % 7, i % 13, i % 251);
+	buf_appendf(&b, "0.0.0.0/0");
+	map_is("a.test", buf_cstr(&b), false, "a.test | ", "1000 addresses and 0/0 last deny everything");
+	buf_release(&b);
 }
 
 static char *view(const char *net_json)
