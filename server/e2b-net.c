@@ -179,6 +179,32 @@ static bool covers_everything(const struct linux_ip4net *v, size_t n)
 	return n_left == 0;
 }
 
+/* v without the CIDR entries another one covers (and repeats): nftables
+ * refuses overlapping elements in one set. */
+static char **without_nested(char *const *v)
+{
+	size_t n = strv_len(v);
+	struct linux_ip4net *nets = xcalloc(n + 1, sizeof(*nets));
+	bool *is_net = xcalloc(n + 1, sizeof(*is_net));
+	for (size_t i = 0; i < n; i++)
+		if (looks_ipv4(v[i]) && linux_ip4net_parse(v[i], &nets[i], NULL) == 0) {
+			nets[i].addr &= linux_ip4_mask(nets[i].prefix);
+			is_net[i] = true;
+		}
+	char **out = xcalloc(1, sizeof(*out));
+	for (size_t i = 0; i < n; i++) {
+		bool nested = false;
+		for (size_t k = 0; k < n && is_net[i] && !nested; k++)
+			nested = k != i && is_net[k] && covers(&nets[k], &nets[i]) &&
+				 (nets[k].prefix < nets[i].prefix || k < i);
+		if (!nested)
+			out = strv_push(out, v[i]);
+	}
+	free(nets);
+	free(is_net);
+	return out;
+}
+
 int e2b_net_map(char *const *allow_out, char *const *deny_out, bool no_internet, char ***allow, char ***deny,
 		struct capsa_error **err)
 {
@@ -199,13 +225,22 @@ int e2b_net_map(char *const *allow_out, char *const *deny_out, bool no_internet,
 	bool any_allow = a.n_nets || a.names;
 	if (d.n_nets && covers_everything(d.nets, d.n_nets)) {
 		/* only what allowOut names: capsa's allow list as it is */
-		*allow = any_allow ? strv_dup(allow_out) : xcalloc(1, sizeof(char *));
+		*allow = any_allow ? without_nested(allow_out) : xcalloc(1, sizeof(char *));
 		*deny = any_allow ? xcalloc(1, sizeof(char *)) : strv_push(NULL, "0.0.0.0/0");
 	} else if (!any_allow || !d.n_nets) {
 		/* what denyOut does not name; with nothing denied, allowOut
 		 * adds nothing to "everything" */
-		*allow = xcalloc(1, sizeof(char *));
-		*deny = nets_strv(d.nets, d.n_nets);
+		struct linux_ip4net *norm = NULL;
+		size_t n_norm = 0;
+		/* nothing subtracted: the list without its nested prefixes */
+		rc = e2b_cidr_subtract(d.nets, d.n_nets, NULL, 0, &norm, &n_norm, err);
+		if (rc == 0) {
+			*allow = xcalloc(1, sizeof(char *));
+			*deny = nets_strv(norm, n_norm);
+		} else {
+			error_wrap(err, "network.denyOut");
+		}
+		free(norm);
 	} else if (a.names) {
 		rc = error_set(err, EINVAL,
 			       "network: allowOut '%.100s' is a domain, and denyOut does not deny everything: capsa "

@@ -245,6 +245,12 @@ def test_e2b_rules_by_hand(fake_internet, net, srv):
             ({"denyOut": "0.0.0.0/0"}, "field 'network.denyOut': expected an array of strings"),
         ]:
             srv.error("POST", "/v2/sandboxes", {"templateID": "base", "network": net_body}, match=match)
+        # nested prefixes are dropped (nftables refuses overlapping ones)
+        nested = srv.ok("POST", "/v2/sandboxes", {"templateID": "base", "network": {
+            "denyOut": ["10.0.0.0/8", "10.1.0.0/16", fi.OTHER, fi.OTHER]}}, status=201)
+        info = srv.ok("GET", f"/sandboxes/{nested['sandboxID']}")
+        srv.request("DELETE", f"/sandboxes/{nested['sandboxID']}")
+        assert info["network"]["denyOut"] == ["10.0.0.0/8", fi.OTHER]
         # E2B's default (URLs that need the token) is capsa's only way
         quiet = srv.ok("POST", "/v2/sandboxes", {"templateID": "base", "network": {"allowPublicTraffic": False}},
                        status=201)

@@ -547,6 +547,11 @@ static void test_e2b_map(void)
 	map_is("1.2.3.4,5.6.7.8", "0.0.0.0/0", false, "error: one address", "comma lists refused");
 	map_is(NULL, "1.2.3.4/33", false, "error: network.denyOut: invalid address", "bad prefix");
 	map_is("", NULL, false, "error: one address", "empty entry");
+	/* nftables refuses overlapping elements in a set: none are passed on */
+	map_is("10.1.0.0/16 a.test 10.0.0.0/8 10.0.0.0/8 10.2.3.4", "0.0.0.0/0", false, "a.test 10.0.0.0/8 | ",
+	       "nested allowed prefixes dropped");
+	map_is(NULL, "10.1.0.0/16 10.0.0.0/8 8.8.8.8 8.8.8.8/32", false, " | 10.0.0.0/8 8.8.8.8",
+	       "nested denied prefixes dropped");
 	struct buf b = BUF_INIT;
 	for (unsigned i = 0; i < 1000; i++)
 		buf_appendf(&b, "%u.%u.%u.%u ", 1 + i % 200, i % 7, i % 13, i % 251);
