@@ -1,7 +1,7 @@
-/* api-native.c: the /v1 API: sandboxes, their networks and egress rules,
- * logs, events, images, templates, networks, the ledger and /metrics
- * (docs/api.md).  Process sessions, files and
- * tunnels are in api-native-exec.c.
+/* api-native.c: the /v1 API: sandboxes and their egress rules, logs,
+ * events, images, templates, networks, the ledger and /metrics
+ * (docs/api.md).  Process sessions, files and tunnels are in
+ * api-native-exec.c.
  *
  * Handlers run on worker threads with the worker's context; they decode
  * strictly (unknown fields are refused), call the library, and reply.
