@@ -32,6 +32,11 @@ char *capsa_network_list(struct capsa_ctx *ctx, struct capsa_error **err);
 /* JSON of one network with its running sandboxes, malloc'd. */
 char *capsa_network_inspect(struct capsa_ctx *ctx, const char *name, struct capsa_error **err);
 
+/* The network mode of a sandbox created without one (capsa_sandbox_opts.
+ * network NULL): $CAPSA_DEFAULT_NETWORK, else "bridge" ("none" rootless).
+ * Valid until the environment changes. */
+const char *capsa_network_default(struct capsa_ctx *ctx);
+
 /* Replaces a running sandbox's egress rules (the forms of
  * capsa_sandbox_opts.allow_out/deny_out); applied at once, atomically. */
 int capsa_sandbox_set_egress(struct capsa_ctx *ctx, const char *sandbox, char *const *allow_out,

@@ -112,17 +112,22 @@ static int plan_resolver(const struct capsa_sandbox_opts *o, const char *mode, s
 	return 0;
 }
 
+/* The host's choice of default ($CAPSA_DEFAULT_NETWORK: an operator's
+ * setting, like docker's daemon configuration), else bridge (none when
+ * rootless). */
+CAPSA_EXPORT const char *capsa_network_default(struct capsa_ctx *ctx)
+{
+	const char *dflt = getenv("CAPSA_DEFAULT_NETWORK");
+	return dflt && *dflt ? dflt : ctx->rootless ? "none" : NET_DEFAULT;
+}
+
 int net_plan_make(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *o, struct net_plan *p,
 		  struct capsa_error **err)
 {
 	memset(p, 0, sizeof(*p));
-	/* the host's choice of default ($CAPSA_DEFAULT_NETWORK: an operator's
-	 * setting, like docker's daemon configuration), else bridge (none
-	 * when rootless) */
 	const char *mode = o->network;
-	const char *dflt = getenv("CAPSA_DEFAULT_NETWORK");
 	if (!mode || !*mode)
-		mode = dflt && *dflt ? dflt : ctx->rootless ? "none" : NET_DEFAULT;
+		mode = capsa_network_default(ctx);
 	int rc = 0;
 	if (strcmp(mode, "none") == 0) {
 		p->mode = NET_NONE;
