@@ -184,9 +184,10 @@ static void policy_chain(struct buf *b, const char *id12, const struct net_polic
 {
 	bool names = net_policy_has_names(p);
 	buf_appendf(b, "add chain inet capsa sb_%s\n", id12);
-	buf_appendf(b, "add set inet capsa sb_%s_a { type ipv4_addr; flags interval;", id12);
+	/* auto-merge: rules that nest or overlap (10.0.0.0/8 and 10.1.0.0/16) are one range */
+	buf_appendf(b, "add set inet capsa sb_%s_a { type ipv4_addr; flags interval; auto-merge;", id12);
 	set_elements(b, p->allow, p->n_allow);
-	buf_appendf(b, " }\nadd set inet capsa sb_%s_d { type ipv4_addr; flags interval;", id12);
+	buf_appendf(b, " }\nadd set inet capsa sb_%s_d { type ipv4_addr; flags interval; auto-merge;", id12);
 	set_elements(b, p->deny, p->n_deny);
 	buf_appendf(b, " }\nadd set inet capsa sb_%s_n { type ipv4_addr; flags timeout; timeout 1h; }\n", id12);
 	buf_appendf(b, "add rule inet capsa sb_%s ip daddr @sb_%s_d drop\n", id12, id12);

@@ -135,6 +135,10 @@ def test_deny_cidr_wins_and_allow_by_name_only(fake_internet, net):
     # a wildcard: names below the domain, not the domain itself
     assert fetch(net, f"a.{fi.WILD_DOMAIN}", "--allow-out", f"*.{fi.WILD_DOMAIN}") == fi.HOST_ADDR
     assert fetch(net, fi.WILD_DOMAIN, "--allow-out", f"*.{fi.WILD_DOMAIN}") == ""
+    # rules that nest or overlap are one range
+    assert fetch(net, fi.DENIED, "--deny-out", "203.0.0.0/8", "--deny-out", "203.0.113.0/24,203.0.113.10") == ""
+    assert fetch(net, fi.WWW, "--allow-out", "198.51.100.0/24,198.51.100.10", "--allow-out", "198.0.0.0/8") == \
+        fi.HOST_ADDR
     # a denied name never resolves, whatever else is allowed
     assert fetch(net, fi.OTHER_NAME, "--deny-out", fi.OTHER_NAME) == ""
     assert fetch(net, fi.WWW_NAME, "--deny-out", fi.OTHER_NAME) == fi.HOST_ADDR
