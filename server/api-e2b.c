@@ -10,7 +10,7 @@
  * cannot honour, which are refused rather than ignored.
  *
  * Egress rules are E2B's (allowOut over denyOut) mapped onto capsa's
- * (e2b-net.h) and applied by the library; what getInfo reports is derived
+ * (capsa_egress_from_allow_wins) and applied by the library; what getInfo reports is derived
  * from the rules the sandbox has, so that it reads back what was set (in
  * the forms E2B documents) and stays true after any later change.
  */
@@ -22,7 +22,6 @@
 #include "capsa/network.h"
 #include "capsa/sandbox.h"
 #include "capsa/template.h"
-#include "e2b-net.h"
 #include "json.h"
 #include "server.h"
 
@@ -77,7 +76,14 @@ static json_t *e2b_sandbox_json(struct server *srv, json_t *s)
 	const char *deadline = json_string_value(json_object_get(s, "deadline"));
 	if (deadline)
 		json_object_set_new(o, "endAt", json_string(deadline));
-	json_object_update_new(o, e2b_net_view(json_object_get(s, "network")));
+	json_t *net = json_object_get(s, "network");
+	char *text = net ? json_dumps(net, JSON_COMPACT) : NULL;
+	char *view = capsa_egress_to_allow_wins(text);
+	json_t *egress = view ? json_loads(view, 0, NULL) : NULL;
+	if (egress)
+		json_object_update_new(o, egress);
+	free(text);
+	free(view);
 	return o;
 }
 
@@ -147,8 +153,8 @@ static void decode_egress(struct jdec *d, json_t *net, const char *prefix, bool 
 	struct jdec nd;
 	jdec_init(&nd, net, prefix);
 	e->no_internet = !jdec_bool(d, "allow_internet_access", true);
-	e->allow_out = jdec_strv(&nd, "allowOut", E2B_NET_MAX_PREFIXES);
-	e->deny_out = jdec_strv(&nd, "denyOut", E2B_NET_MAX_PREFIXES);
+	e->allow_out = jdec_strv(&nd, "allowOut", CAPSA_EGRESS_MAX_RULES);
+	e->deny_out = jdec_strv(&nd, "denyOut", CAPSA_EGRESS_MAX_RULES);
 	if (nonempty(json_object_get(net, "rules")))
 		jdec_fail(&nd, "%srules: request transforms are not supported by capsa yet (a later issue)", prefix);
 	if (nonempty(json_object_get(net, "egressProxy")))
@@ -181,7 +187,7 @@ static int egress_rules(struct http_req *r, const struct e2b_egress *e, bool has
 				 "network.allowOut: %s no network (loopback only): nothing outside can be allowed", what);
 		return -1;
 	}
-	if (e2b_net_map(e->allow_out, e->deny_out, e->no_internet, allow, deny, &err) < 0) {
+	if (capsa_egress_from_allow_wins(e->allow_out, e->deny_out, e->no_internet, allow, deny, &err) < 0) {
 		http_reply_capsa_error(r, err);
 		return -1;
 	}

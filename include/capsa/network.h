@@ -9,6 +9,8 @@
 #ifndef CAPSA_NETWORK_H
 #define CAPSA_NETWORK_H
 
+#include <stdbool.h>
+
 #include "capsa/capsa.h"
 
 #ifdef __cplusplus
@@ -41,6 +43,23 @@ const char *capsa_network_default(struct capsa_ctx *ctx);
  * capsa_sandbox_opts.allow_out/deny_out); applied at once, atomically. */
 int capsa_sandbox_set_egress(struct capsa_ctx *ctx, const char *sandbox, char *const *allow_out,
 			     char *const *deny_out, struct capsa_error **err);
+
+/* The most rules one list may hold (both forms). */
+#define CAPSA_EGRESS_MAX_RULES 1024
+
+/* Egress rules in the form E2B's API takes (allowed entries win over denied
+ * ones: a sandbox reaches `allow` and whatever `deny` does not name; `deny`
+ * holds CIDRs and addresses only; deny_all adds 0.0.0.0/0 to it) as capsa's
+ * (deny wins; a non-empty allow list means only those).  EINVAL, with what
+ * to do instead, where capsa cannot say the same thing (names allowed under
+ * a deny list that does not cover everything).  The lists are malloc'd,
+ * NULL-terminated. */
+int capsa_egress_from_allow_wins(char *const *allow, char *const *deny, bool deny_all, char ***allow_out,
+				 char ***deny_out, struct capsa_error **err);
+/* A sandbox's rules (its inspect "network" object as JSON text; NULL: no
+ * network) read back in that form: {"allowInternetAccess": bool,
+ * "network": {"allowOut": [...], "denyOut": [...]}}, malloc'd. */
+char *capsa_egress_to_allow_wins(const char *network_json);
 
 #ifdef __cplusplus
 }

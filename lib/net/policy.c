@@ -12,10 +12,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "capsa/network.h"
 #include "net.h"
 #include "util/str.h"
 
-#define MAX_RULES 1024
+#define MAX_RULES CAPSA_EGRESS_MAX_RULES
 
 static void rule_release(struct net_rule *r)
 {

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "server/connect.h"
-#include "server/e2b-net.h"
+#include "net/allowwins.h"
 #include "server/http.h"
 #include "server/json.h"
 #include "server/metrics.h"
@@ -403,7 +403,7 @@ static bool subtract_exact(const struct linux_ip4net *a, size_t na, const struct
 {
 	struct linux_ip4net *out = NULL, space = net4(base);
 	size_t n = 0;
-	if (e2b_cidr_subtract(a, na, b, nb, &out, &n, NULL) < 0)
+	if (net_cidr_subtract(a, na, b, nb, &out, &n, NULL) < 0)
 		return false;
 	bool good = true;
 	for (uint32_t i = 0; i < (1u << (32 - space.prefix)) && good; i++) {
@@ -428,7 +428,7 @@ static size_t subtract_count(const char *a, const char *b)
 {
 	struct linux_ip4net x = net4(a), y = net4(b), *out = NULL;
 	size_t n = 0;
-	if (e2b_cidr_subtract(&x, 1, &y, 1, &out, &n, NULL) < 0)
+	if (net_cidr_subtract(&x, 1, &y, 1, &out, &n, NULL) < 0)
 		return (size_t)-1;
 	free(out);
 	return n;
@@ -451,7 +451,7 @@ static void test_cidr_subtract(void)
 	ok(subtract_exact(&a, 1, halves, 2, "10.0.0.0/24"), "two halves take the whole");
 	struct linux_ip4net *out = NULL;
 	size_t n = 9;
-	ok(e2b_cidr_subtract(&a, 1, halves, 2, &out, &n, NULL) == 0 && n == 0, "and leave no prefix");
+	ok(net_cidr_subtract(&a, 1, halves, 2, &out, &n, NULL) == 0 && n == 0, "and leave no prefix");
 	free(out);
 
 	/* random lists inside one /24, checked address by address */
@@ -473,7 +473,7 @@ static void test_cidr_subtract(void)
 	for (size_t i = 0; i < 1100; i++)
 		many[i] = (struct linux_ip4net){ (uint32_t)(i * 3900017u), 32 };
 	struct capsa_error *err = NULL;
-	ok(e2b_cidr_subtract(&every, 1, many, 1100, &out, &n, &err) < 0 && err && err->code == E2BIG,
+	ok(net_cidr_subtract(&every, 1, many, 1100, &out, &n, &err) < 0 && err && err->code == E2BIG,
 	   "more than the limit of prefixes: E2BIG");
 	capsa_error_free(err);
 	err = NULL;
@@ -481,7 +481,7 @@ static void test_cidr_subtract(void)
 	many = xrealloc(many, 1101 * sizeof(*many));
 	many[1100] = every;
 	out = NULL;
-	ok(e2b_cidr_subtract(&every, 1, many, 1101, &out, &n, &err) == 0 && n == 0 && !err,
+	ok(net_cidr_subtract(&every, 1, many, 1101, &out, &n, &err) == 0 && n == 0 && !err,
 	   "0/0 last in the list still takes everything at once");
 	free(out);
 	free(many);
@@ -504,7 +504,7 @@ static char *map(const char *allow, const char *deny, bool no_internet)
 	_cleanup_strv_ char **d = deny ? strv_split(deny, ' ') : NULL;
 	char **ca = NULL, **cd = NULL;
 	struct capsa_error *err = NULL;
-	if (e2b_net_map(a, d, no_internet, &ca, &cd, &err) < 0) {
+	if (net_allow_wins_map(a, d, no_internet, &ca, &cd, &err) < 0) {
 		char *m = xasprintf("error: %s", err->code == EINVAL ? err->msg : "not EINVAL");
 		capsa_error_free(err);
 		return m;
@@ -563,7 +563,7 @@ static void test_e2b_map(void)
 static char *view(const char *net_json)
 {
 	json_t *n = net_json ? json_loads(net_json, 0, NULL) : NULL;
-	json_t *v = e2b_net_view(n);
+	json_t *v = net_allow_wins_view(n);
 	char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(v);
 	json_decref(n);

@@ -1,15 +1,15 @@
-/* e2b-net.c: E2B's egress rules onto capsa's and back (e2b-net.h).
+/* allowwins.c: E2B's egress rules onto capsa's and back (e2b-net.h).
  *
  * Entries come from API clients: each is bounded (a CIDR is parsed from at
  * most 31 bytes, a name is checked by the library when the rules are
- * applied) and the subtraction stops at E2B_NET_MAX_PREFIXES results.
+ * applied) and the subtraction stops at NET_MAX_PREFIXES results.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "e2b-net.h"
-#include "json.h"
+#include "allowwins.h"
+#include "capsa/network.h"
 #include "util/str.h"
 #include "util/util.h"
 
@@ -47,7 +47,7 @@ static int by_prefix(const void *x, const void *y)
 	return a->prefix - b->prefix;
 }
 
-int e2b_cidr_subtract(const struct linux_ip4net *a, size_t na, const struct linux_ip4net *b, size_t nb,
+int net_cidr_subtract(const struct linux_ip4net *a, size_t na, const struct linux_ip4net *b, size_t nb,
 		      struct linux_ip4net **out, size_t *n_out, struct capsa_error **err)
 {
 	struct linux_ip4net *cur = NULL, *next = NULL;
@@ -76,11 +76,11 @@ int e2b_cidr_subtract(const struct linux_ip4net *a, size_t na, const struct linu
 		n_next = 0;
 		for (size_t i = 0; i < n_cur; i++) {
 			subtract_one(cur[i], &y, &next, &n_next);
-			if (n_next > E2B_NET_MAX_PREFIXES) {
+			if (n_next > NET_MAX_PREFIXES) {
 				free(cur);
 				free(next);
 				return error_set(err, E2BIG, "the subtraction gives more than %d prefixes",
-						 E2B_NET_MAX_PREFIXES);
+						 NET_MAX_PREFIXES);
 			}
 		}
 		struct linux_ip4net *t = cur;
@@ -89,9 +89,9 @@ int e2b_cidr_subtract(const struct linux_ip4net *a, size_t na, const struct linu
 		n_cur = n_next;
 	}
 	free(next);
-	if (n_cur > E2B_NET_MAX_PREFIXES) {
+	if (n_cur > NET_MAX_PREFIXES) {
 		free(cur);
-		return error_set(err, E2BIG, "the subtraction gives more than %d prefixes", E2B_NET_MAX_PREFIXES);
+		return error_set(err, E2BIG, "the subtraction gives more than %d prefixes", NET_MAX_PREFIXES);
 	}
 	*out = cur;
 	*n_out = n_cur;
@@ -173,7 +173,7 @@ static bool covers_everything(const struct linux_ip4net *v, size_t n)
 	static const struct linux_ip4net all = { 0, 0 };
 	struct linux_ip4net *left = NULL;
 	size_t n_left = 0;
-	if (e2b_cidr_subtract(&all, 1, v, n, &left, &n_left, NULL) < 0)
+	if (net_cidr_subtract(&all, 1, v, n, &left, &n_left, NULL) < 0)
 		return false;
 	free(left);
 	return n_left == 0;
@@ -205,7 +205,7 @@ static char **without_nested(char *const *v)
 	return out;
 }
 
-int e2b_net_map(char *const *allow_out, char *const *deny_out, bool no_internet, char ***allow, char ***deny,
+int net_allow_wins_map(char *const *allow_out, char *const *deny_out, bool no_internet, char ***allow, char ***deny,
 		struct capsa_error **err)
 {
 	struct e2b_list a, d;
@@ -233,7 +233,7 @@ int e2b_net_map(char *const *allow_out, char *const *deny_out, bool no_internet,
 		struct linux_ip4net *norm = NULL;
 		size_t n_norm = 0;
 		/* nothing subtracted: the list without its nested prefixes */
-		rc = e2b_cidr_subtract(d.nets, d.n_nets, NULL, 0, &norm, &n_norm, err);
+		rc = net_cidr_subtract(d.nets, d.n_nets, NULL, 0, &norm, &n_norm, err);
 		if (rc == 0) {
 			*allow = xcalloc(1, sizeof(char *));
 			*deny = nets_strv(norm, n_norm);
@@ -252,7 +252,7 @@ int e2b_net_map(char *const *allow_out, char *const *deny_out, bool no_internet,
 		/* the denied ranges with the allowed holes cut out */
 		struct linux_ip4net *left = NULL;
 		size_t n_left = 0;
-		rc = e2b_cidr_subtract(d.nets, d.n_nets, a.nets, a.n_nets, &left, &n_left, err);
+		rc = net_cidr_subtract(d.nets, d.n_nets, a.nets, a.n_nets, &left, &n_left, err);
 		if (rc == 0) {
 			*allow = xcalloc(1, sizeof(char *));
 			*deny = nets_strv(left, n_left);
@@ -296,7 +296,7 @@ static json_t *view_allow(char **allow, char **deny)
 			json_array_append_new(out, json_string(*p));
 			continue;
 		}
-		if (e2b_cidr_subtract(&n, 1, d.nets, d.n_nets, &left, &n_left, NULL) < 0)
+		if (net_cidr_subtract(&n, 1, d.nets, d.n_nets, &left, &n_left, NULL) < 0)
 			continue;
 		for (size_t i = 0; i < n_left; i++) {
 			char *t = net_text(&left[i]);
@@ -322,7 +322,7 @@ static bool nets_cover_everything(char **v)
 	return all;
 }
 
-json_t *e2b_net_view(json_t *net)
+json_t *net_allow_wins_view(json_t *net)
 {
 	const char *mode = json_string_value(json_object_get(net, "mode"));
 	json_t *allow_out, *deny_out;
@@ -347,9 +347,27 @@ json_t *e2b_net_view(json_t *net)
 		} else {
 			internet = !nets_cover_everything(deny);
 			allow_out = json_array();
-			deny_out = json_strv(deny);
+			deny_out = json_array();
+			for (char **p = deny; *p; p++)
+				json_array_append_new(deny_out, json_string(*p));
 		}
 	}
 	return json_pack("{s:b, s:{s:o, s:o}}", "allowInternetAccess", internet, "network", "allowOut", allow_out,
 			 "denyOut", deny_out);
+}
+
+CAPSA_EXPORT int capsa_egress_from_allow_wins(char *const *allow, char *const *deny, bool deny_all, char ***allow_out,
+					      char ***deny_out, struct capsa_error **err)
+{
+	return net_allow_wins_map(allow, deny, deny_all, allow_out, deny_out, err);
+}
+
+CAPSA_EXPORT char *capsa_egress_to_allow_wins(const char *network_json)
+{
+	json_t *net = network_json ? json_loads(network_json, 0, NULL) : NULL;
+	json_t *v = net_allow_wins_view(net);
+	char *s = json_dumps(v, JSON_COMPACT);
+	json_decref(v);
+	json_decref(net);
+	return s;
 }
