@@ -61,7 +61,7 @@ def main():
     ap.add_argument("--n", type=int, default=100, help="execs per measurement")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="capsa-bench-neighbour-")
-    env = dict(os.environ, CAPSA_ROOT=f"{tmp}/root", CAPSA_RUN_ROOT=f"{tmp}/run",
+    env = dict(os.environ, CAPSA_DEFAULT_NETWORK="none", CAPSA_ROOT=f"{tmp}/root", CAPSA_RUN_ROOT=f"{tmp}/run",
                CAPSA_CGROUP_PARENT=f"capsa-bench-{os.getpid()}")
     try:
         capsa(env, "image", "import", os.path.join(REPO, "tests/images/out/busybox-oci.tar"),

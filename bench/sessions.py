@@ -108,7 +108,7 @@ def main():
     noop = os.path.join(BUILD, "bench", "bench-noop")
     work = tempfile.mkdtemp(prefix="capsa-bench-sessions-")
     root, runr = os.path.join(work, "root"), os.path.join(work, "run")
-    env = dict(os.environ, CAPSA_ROOT=root, CAPSA_RUN_ROOT=runr)
+    env = dict(os.environ, CAPSA_ROOT=root, CAPSA_RUN_ROOT=runr, CAPSA_DEFAULT_NETWORK="none")
     port = free_port()
     res = {}
     try:

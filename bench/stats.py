@@ -53,7 +53,7 @@ def cpu_ns(pids):
 
 def bench_capsa(a, work):
     capsa = os.path.join(a.build, "capsa")
-    env = dict(os.environ, CAPSA_ROOT=os.path.join(work, "root"), CAPSA_RUN_ROOT=os.path.join(work, "run"),
+    env = dict(os.environ, CAPSA_DEFAULT_NETWORK="none", CAPSA_ROOT=os.path.join(work, "root"), CAPSA_RUN_ROOT=os.path.join(work, "run"),
                CAPSA_CGROUP_PARENT="capsa-bench-stats")
     sh(capsa, "image", "import", IMAGE, "--name", "busybox", env=env)
     t0 = time.perf_counter()

@@ -68,6 +68,26 @@ static const char run_usage[] =
 	"                             e.g. 10m); the reason is then idle_timeout\n"
 	"      --timeout DUR          stop after DUR in any case (maximum lifetime, reason\n"
 	"                             max_duration; change it with capsa update)\n"
+	"      --network MODE        bridge (default): an address on capsa's bridge,\n"
+	"                             NAT to the host's uplink, DNS, and the egress\n"
+	"                             policy below; none: loopback only; host: the\n"
+	"                             host's network, no isolation at all;\n"
+	"                             container:SANDBOX: another sandbox's network; or\n"
+	"                             a network made with capsa network create.\n"
+	"                             Rootless: none (default) or host\n"
+	"      --allow-out RULE       reach only what the rules allow (repeatable, or\n"
+	"                             comma separated): a CIDR, an address, a hostname,\n"
+	"                             *.domain (names below it), or host (the host's\n"
+	"                             own addresses). Without it: the internet, but not\n"
+	"                             the host, its LAN, private, link-local or CGNAT\n"
+	"                             ranges, nor other networks\n"
+	"      --deny-out RULE        never reach these (wins over --allow-out); names\n"
+	"                             are refused by capsa's resolver\n"
+	"      --dns ADDRESS          a nameserver for /etc/resolv.conf instead of the\n"
+	"                             network's resolver (repeatable; not with rules\n"
+	"                             that name hosts)\n"
+	"      --add-host NAME:ADDRESS\n"
+	"                             add a line to /etc/hosts\n"
 	"  -p, --publish [HOSTIP:]HOSTPORT:PORT[/tcp]\n"
 	"                             publish a port: connections to HOSTIP:HOSTPORT\n"
 	"                             (default 127.0.0.1; HOSTPORT empty or 0: any free\n"
@@ -98,7 +118,7 @@ static const char run_usage[] =
 enum {
 	O_RM = 256, O_NAME, O_ENV_FILE, O_ENTRYPOINT, O_TMPFS, O_CPUS, O_PIDS, O_SHM, O_HOSTNAME, O_READONLY,
 	O_CAP_ADD, O_CAP_DROP, O_SECOPT, O_ULIMIT, O_STOPSIG, O_IDLE, O_TIMEOUT, O_LOGOPT, O_DETACH_KEYS,
-	O_DISK, O_SIG_PROXY,
+	O_DISK, O_SIG_PROXY, O_NETWORK, O_ALLOW_OUT, O_DENY_OUT, O_DNS, O_ADD_HOST,
 	O_USERNS = 400,
 };
 
@@ -133,6 +153,12 @@ static const struct option run_options[] = {
 	{ "detach-keys", required_argument, NULL, O_DETACH_KEYS },
 	{ "sig-proxy", optional_argument, NULL, O_SIG_PROXY },
 	{ "userns", required_argument, NULL, O_USERNS },
+	{ "network", required_argument, NULL, O_NETWORK },
+	{ "net", required_argument, NULL, O_NETWORK },
+	{ "allow-out", required_argument, NULL, O_ALLOW_OUT },
+	{ "deny-out", required_argument, NULL, O_DENY_OUT },
+	{ "dns", required_argument, NULL, O_DNS },
+	{ "add-host", required_argument, NULL, O_ADD_HOST },
 	{ "interactive", no_argument, NULL, 'i' },
 	{ "tty", no_argument, NULL, 't' },
 	{ "help", no_argument, NULL, 'h' },
@@ -286,6 +312,11 @@ static int parse(struct cli *cli, struct run_args *a, int argc, char **argv)
 			else
 				return cli_usage_error(cli, "invalid --userns '%s': expected auto or host", optarg);
 			break;
+		case O_NETWORK: o->network = optarg; break;
+		case O_ALLOW_OUT: o->allow_out = strv_push(o->allow_out, optarg); break;
+		case O_DENY_OUT: o->deny_out = strv_push(o->deny_out, optarg); break;
+		case O_DNS: o->dns = strv_push(o->dns, optarg); break;
+		case O_ADD_HOST: o->add_hosts = strv_push(o->add_hosts, optarg); break;
 		case O_CAP_ADD: o->cap_add = strv_push(o->cap_add, optarg); break;
 		case O_CAP_DROP: o->cap_drop = strv_push(o->cap_drop, optarg); break;
 		case O_SECOPT:
@@ -339,6 +370,10 @@ static void run_args_release(struct run_args *a)
 	strv_free(a->o.labels);
 	strv_free(a->o.cap_add);
 	strv_free(a->o.cap_drop);
+	strv_free(a->o.allow_out);
+	strv_free(a->o.deny_out);
+	strv_free(a->o.dns);
+	strv_free(a->o.add_hosts);
 	strv_free(a->entrypoint);
 	for (size_t i = 0; i < a->o.n_mounts; i++) {
 		free((char *)a->mounts[i].source);

@@ -36,6 +36,9 @@ static const char serve_usage[] =
 	"      --default-memory SIZE  memory limit of API sandboxes that ask for none (512m)\n"
 	"      --default-disk SIZE    --disk of API sandboxes that ask for none (none)\n"
 	"      --e2b-timeout DUR      lifetime of E2B sandboxes created without one (300s)\n"
+	"      --allow-host-network   let API clients create sandboxes on the host's network\n"
+	"                             (network.mode \"host\": no isolation, no egress rules);\n"
+	"                             refused with 403 without it\n"
 	"\n"
 	"Limits:\n"
 	"      --workers N            threads running requests (default 16)\n"
@@ -70,7 +73,7 @@ static const char serve_usage[] =
 enum {
 	O_SOCKET = 256, O_LISTEN, O_TOKEN, O_CAP_CPUS, O_CAP_MEM, O_CAP_DISK, O_MIN_FREE, O_DEF_MEM, O_DEF_DISK, O_E2B_TIMEOUT,
 	O_WORKERS, O_MAX_BODY, O_MAX_UPLOAD, O_MAX_DOWNLOAD, O_CONN_TIMEOUT, O_MAX_CONN, O_MAX_STREAMS, O_HEADER_TIMEOUT,
-	O_MAX_UNAUTH, O_MAX_UNAUTH_PEER,
+	O_MAX_UNAUTH, O_MAX_UNAUTH_PEER, O_HOST_NET,
 };
 
 static int size_opt(struct cli *cli, const char *name, const char *arg, int64_t *out)
@@ -118,6 +121,7 @@ CLI_CMD(serve)
 		{ "default-memory", required_argument, NULL, O_DEF_MEM },
 		{ "default-disk", required_argument, NULL, O_DEF_DISK },
 		{ "e2b-timeout", required_argument, NULL, O_E2B_TIMEOUT },
+		{ "allow-host-network", no_argument, NULL, O_HOST_NET },
 		{ "workers", required_argument, NULL, O_WORKERS },
 		{ "max-body", required_argument, NULL, O_MAX_BODY },
 		{ "max-upload", required_argument, NULL, O_MAX_UPLOAD },
@@ -170,6 +174,9 @@ CLI_CMD(serve)
 			break;
 		case O_DEF_MEM:
 			rc = size_opt(cli, "default-memory", optarg, &o.default_memory);
+			break;
+		case O_HOST_NET:
+			o.allow_host_network = true;
 			break;
 		case O_E2B_TIMEOUT:
 			rc = dur_opt(cli, "e2b-timeout", optarg, &o.e2b_default_timeout_ms);

@@ -12,6 +12,7 @@
 #include "capsa/sandbox.h"
 #include "capsa/session.h"
 #include "capsa/tunnel.h"
+#include "capsa/network.h"
 #include "cli.h"
 #include "cmds.h"
 #include "opts.h"
@@ -356,23 +357,32 @@ static const char update_usage[] =
 	"Change a running sandbox's timeouts and limits: --timeout sets its maximum\n"
 	"lifetime to DUR from now (0: none), --idle-timeout its idle timeout (0: none);\n"
 	"--memory, --cpus and --pids-limit (-1: none) its cgroup limits, all or none:\n"
-	"if one cannot be applied, the old ones stay.  `inspect` shows the new ones.\n";
+	"if one cannot be applied, the old ones stay.  `inspect` shows the new ones.\n"
+	"--allow-out and --deny-out (as on capsa run) replace its egress rules, both\n"
+	"lists at once (a list not given becomes empty); --egress-reset goes back to\n"
+	"the default policy.  The change applies atomically to new connections.\n";
 
 CLI_CMD(update)
 {
-	enum { O_TIMEOUT = 256, O_IDLE, O_MEMORY, O_CPUS, O_PIDS };
+	enum { O_TIMEOUT = 256, O_IDLE, O_MEMORY, O_CPUS, O_PIDS, O_ALLOW, O_DENY, O_RESET };
 	static const struct option opts[] = {
 		{ "timeout", required_argument, NULL, O_TIMEOUT }, { "idle-timeout", required_argument, NULL, O_IDLE },
 		{ "memory", required_argument, NULL, O_MEMORY }, { "cpus", required_argument, NULL, O_CPUS },
-		{ "pids-limit", required_argument, NULL, O_PIDS },
+		{ "pids-limit", required_argument, NULL, O_PIDS }, { "allow-out", required_argument, NULL, O_ALLOW },
+		{ "deny-out", required_argument, NULL, O_DENY }, { "egress-reset", no_argument, NULL, O_RESET },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	struct capsa_sandbox_update u = { -1, -1 };
 	struct capsa_limits_update lim = { 0 };
 	struct capsa_error *err = NULL;
+	_cleanup_strv_ char **allow = NULL, **deny = NULL;
+	bool egress = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "hm:", opts, NULL)) != -1) {
 		switch (c) {
+		case O_ALLOW: allow = strv_push(allow, optarg); egress = true; break;
+		case O_DENY: deny = strv_push(deny, optarg); egress = true; break;
+		case O_RESET: egress = true; break;
 		case 'm':
 		case O_MEMORY:
 			if (parse_size(optarg, &lim.memory, &err) < 0 || lim.memory == 0) {
@@ -408,14 +418,16 @@ CLI_CMD(update)
 		}
 	}
 	bool limits = lim.memory || lim.cpus_milli || lim.pids;
-	if (u.timeout_ms < 0 && u.idle_timeout_ms < 0 && !limits)
-		return cli_usage_error(cli, "nothing to update: give --timeout, --idle-timeout, --memory, --cpus or "
-					    "--pids-limit");
+	if (u.timeout_ms < 0 && u.idle_timeout_ms < 0 && !limits && !egress)
+		return cli_usage_error(cli, "nothing to update: give --timeout, --idle-timeout, --memory, --cpus, "
+					    "--pids-limit, --allow-out, --deny-out or --egress-reset");
 	if (optind >= argc)
 		return cli_usage_error(cli, "requires at least one SANDBOX");
 	int rc = 0;
 	for (int i = optind; i < argc; i++) {
 		if (limits && capsa_sandbox_set_limits(cli_ctx(cli), argv[i], &lim, &err) < 0)
+			rc = cli_fail(cli, err);
+		else if (egress && capsa_sandbox_set_egress(cli_ctx(cli), argv[i], allow, deny, &err) < 0)
 			rc = cli_fail(cli, err);
 		else if ((u.timeout_ms >= 0 || u.idle_timeout_ms >= 0) &&
 			 capsa_sandbox_update(cli_ctx(cli), argv[i], &u, &err) < 0)

@@ -42,6 +42,7 @@ CLI_CMD(cp);
 CLI_CMD(files);
 CLI_CMD(serve);
 CLI_CMD(template);
+CLI_CMD(network);
 
 #define CAPSA_COMMANDS \
 	CMD("run", cmd_run, "create a sandbox from an image and run a command in it") \
@@ -71,6 +72,7 @@ CLI_CMD(template);
 	CMD("logout", HEAVY(cmd_logout), "forget the credentials for a registry") \
 	CMD("serve", HEAVY(cmd_serve), "serve the HTTP API (native and E2B-compatible)") \
 	CMD("template", cmd_template, "manage templates: create, ls, rm") \
+	CMD("network", cmd_network, "manage networks: create, ls, inspect, rm") \
 	CMD("oci", cmd_oci, "the OCI runtime with runc's command line (also installed as capsa-runc)") \
 	CMD("_finalize", cmd_finalize, "(internal) record the end of a sandbox")
 

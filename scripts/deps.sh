@@ -5,11 +5,12 @@ set -eu
 PKGS="
 build-essential meson ninja-build pkg-config musl-tools clang libclang-rt-14-dev
 libsqlite3-dev libseccomp-dev libarchive-dev libcurl4-openssl-dev libjansson-dev
-libzstd-dev zlib1g-dev libmicrohttpd-dev libssl-dev
+libzstd-dev zlib1g-dev libmicrohttpd-dev libssl-dev libnftables-dev
 busybox-static debootstrap skopeo umoci docker-registry apache2-utils openssl
 crun runc bubblewrap podman containerd uidmap qemu-system-x86 cpio
 python3 python3-pytest python3-yaml tmux curl jq hyperfine e2fsprogs iproute2 util-linux
 procps psmisc file xz-utils zstd gzip tar valgrind ca-certificates
+dnsmasq-base nftables
 "
 missing=""
 for p in $PKGS; do

@@ -22,6 +22,8 @@ command -v valgrind >/dev/null || { echo "valgrind not installed"; echo '{"name"
 
 T=$(mktemp -d /tmp/capsa-valgrind-XXXXXX)
 export CAPSA_ROOT=$T/root CAPSA_RUN_ROOT=$T/run CAPSA_CGROUP_PARENT=capsa-valgrind-$$
+# loopback only: this checks memory, not networks (which change the host)
+export CAPSA_DEFAULT_NETWORK=none
 unset CAPSA_LIBEXEC_DIR
 NAME=vg-$$
 SUP=$REPO/build-asan/capsa-supervisor-glibc

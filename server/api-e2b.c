@@ -8,12 +8,18 @@
  * stopped sandboxes).  Bodies are decoded leniently, as E2B's API does
  * (the SDKs send fields capsa has no use for), except for features capsa
  * cannot honour, which are refused rather than ignored.
+ *
+ * Egress rules are E2B's (allowOut over denyOut) mapped onto capsa's
+ * (capsa_egress_from_allow_wins) and applied by the library; what getInfo reports is derived
+ * from the rules the sandbox has, so that it reads back what was set (in
+ * the forms E2B documents) and stays true after any later change.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "api.h"
 #include "capsa/admission.h"
+#include "capsa/network.h"
 #include "capsa/sandbox.h"
 #include "capsa/template.h"
 #include "json.h"
@@ -70,6 +76,14 @@ static json_t *e2b_sandbox_json(struct server *srv, json_t *s)
 	const char *deadline = json_string_value(json_object_get(s, "deadline"));
 	if (deadline)
 		json_object_set_new(o, "endAt", json_string(deadline));
+	json_t *net = json_object_get(s, "network");
+	char *text = net ? json_dumps(net, JSON_COMPACT) : NULL;
+	char *view = capsa_egress_to_allow_wins(text);
+	json_t *egress = view ? json_loads(view, 0, NULL) : NULL;
+	if (egress)
+		json_object_update_new(o, egress);
+	free(text);
+	free(view);
 	return o;
 }
 
@@ -113,6 +127,79 @@ static int64_t timeout_seconds(struct jdec *d, const char *key, int64_t def)
 	return json_integer_value(v) * 1000;
 }
 
+/* What an E2B body asks of the sandbox's network: create's network object
+ * with allow_internet_access beside it, or an update's body (prefix ""). */
+struct e2b_egress {
+	char **allow_out, **deny_out;
+	bool no_internet;
+};
+
+static void e2b_egress_release(struct e2b_egress *e)
+{
+	strv_free(e->allow_out);
+	strv_free(e->deny_out);
+	memset(e, 0, sizeof(*e));
+}
+
+static bool nonempty(json_t *v)
+{
+	return v && !json_is_null(v) && !(json_is_object(v) && json_object_size(v) == 0) &&
+	       !(json_is_array(v) && json_array_size(v) == 0);
+}
+
+/* Reads the fields into e; a feature capsa does not have fails d. */
+static void decode_egress(struct jdec *d, json_t *net, const char *prefix, bool create, struct e2b_egress *e)
+{
+	struct jdec nd;
+	jdec_init(&nd, net, prefix);
+	e->no_internet = !jdec_bool(d, "allow_internet_access", true);
+	e->allow_out = jdec_strv(&nd, "allowOut", CAPSA_EGRESS_MAX_RULES);
+	e->deny_out = jdec_strv(&nd, "denyOut", CAPSA_EGRESS_MAX_RULES);
+	if (nonempty(json_object_get(net, "rules")))
+		jdec_fail(&nd, "%srules: request transforms are not supported by capsa yet (a later issue)", prefix);
+	if (nonempty(json_object_get(net, "egressProxy")))
+		jdec_fail(&nd, "%segressProxy: an egress proxy is not supported by capsa yet (a later issue)", prefix);
+	if (create && jdec_bool(&nd, "allowPublicTraffic", false))
+		jdec_fail(&nd, "%sallowPublicTraffic: capsa's sandbox URLs always need the sandbox's access token "
+			       "(E2B's default); public sandbox URLs are not supported",
+			  prefix);
+	if (create && nonempty(json_object_get(net, "maskRequestHost")))
+		jdec_fail(&nd, "%smaskRequestHost: capsa passes the Host header of requests to sandbox ports "
+			       "unchanged; masking it is not supported",
+			  prefix);
+	if (create && nonempty(json_object_get(net, "httpsPorts")))
+		jdec_fail(&nd, "%shttpsPorts: capsa reaches sandbox ports over plain HTTP only", prefix);
+	if (nd.failed)
+		jdec_fail(d, "%s", nd.err);
+}
+
+/* capsa's rules for e (allow and deny NULL: none to apply); -1 with the
+ * reply sent.  has_network: whether the sandbox has (or gets) a network
+ * of capsa's; without one nothing is reachable, which honours any denial
+ * and no allowance. */
+static int egress_rules(struct http_req *r, const struct e2b_egress *e, bool has_network, const char *what,
+			char ***allow, char ***deny)
+{
+	struct capsa_error *err = NULL;
+	*allow = *deny = NULL;
+	if (!has_network && e->allow_out && *e->allow_out) {
+		http_reply_error(r, 400, "invalid_argument",
+				 "network.allowOut: %s no network (loopback only): nothing outside can be allowed", what);
+		return -1;
+	}
+	if (capsa_egress_from_allow_wins(e->allow_out, e->deny_out, e->no_internet, allow, deny, &err) < 0) {
+		http_reply_capsa_error(r, err);
+		return -1;
+	}
+	if (!has_network) {
+		/* checked, and honoured by having nothing to apply them to */
+		strv_free(*allow);
+		strv_free(*deny);
+		*allow = *deny = NULL;
+	}
+	return 0;
+}
+
 static void create_sandbox(struct http_req *r, struct capsa_ctx *ctx)
 {
 	json_t *body = http_json_body(r, true);
@@ -125,19 +212,15 @@ static void create_sandbox(struct http_req *r, struct capsa_ctx *ctx)
 	int64_t timeout = timeout_seconds(&d, "timeout", srv->o.e2b_default_timeout_ms);
 	char **env = jdec_labels(&d, "envVars", 4096);
 	char **meta = jdec_labels(&d, "metadata", 256);
-	/* allow_internet_access (older SDKs send true by default) is not
-	 * honoured: sandboxes have a network namespace with loopback only,
-	 * whatever it says (docs/api.md) */
+	struct e2b_egress eg = { 0 };
+	decode_egress(&d, jdec_obj(&d, "network"), "network.", true, &eg);
 	if (json_is_true(json_object_get(body, "autoPause")))
 		jdec_fail(&d, "autoPause: capsa ends a sandbox when its timeout expires; pausing instead is not "
 			      "supported");
-	static const char *const refused[] = { "mcp", "network", "volumeMounts", "iam", "autoResume" };
-	for (size_t i = 0; i < ARRAY_SIZE(refused); i++) {
-		json_t *v = json_object_get(body, refused[i]);
-		if (v && !json_is_null(v) && !(json_is_object(v) && json_object_size(v) == 0) &&
-		    !(json_is_array(v) && json_array_size(v) == 0))
+	static const char *const refused[] = { "mcp", "volumeMounts", "iam", "autoResume" };
+	for (size_t i = 0; i < ARRAY_SIZE(refused); i++)
+		if (nonempty(json_object_get(body, refused[i])))
 			jdec_fail(&d, "%s: not supported by capsa", refused[i]);
-	}
 	for (char **m = meta; m && *m; m++)
 		if (str_has_prefix(*m, "capsa."))
 			jdec_fail(&d, "metadata key '%.100s': the capsa. prefix is reserved", *m);
@@ -147,10 +230,17 @@ static void create_sandbox(struct http_req *r, struct capsa_ctx *ctx)
 	_cleanup_free_ char *id = NULL;
 	json_t *s = NULL;
 	struct capsa_sandbox_opts o = { 0 };
+	char **allow = NULL, **deny = NULL;
 	if (!jdec_finish(&d, false)) {
 		http_reply_error(r, 400, "invalid_argument", "%s", d.err);
 		goto out;
 	}
+	/* the server's sandboxes have the default network; with none (as
+	 * CAPSA_DEFAULT_NETWORK may say) allow_internet_access true, which
+	 * SDKs send unasked, gets loopback only and getInfo says so */
+	if (egress_rules(r, &eg, strcmp(capsa_network_default(ctx), "none") != 0, "this server's sandboxes have",
+			 &allow, &deny) < 0)
+		goto out;
 	if (capsa_template_get(ctx, tmpl, &t, &err) < 0) {
 		http_reply_capsa_error(r, err);
 		goto out;
@@ -168,6 +258,8 @@ static void create_sandbox(struct http_req *r, struct capsa_ctx *ctx)
 	o.disk = t.disk > 0 ? t.disk : r->srv->o.default_disk;
 	o.timeout_ms = timeout;
 	o.auto_remove = true;
+	o.allow_out = allow && *allow ? allow : NULL;
+	o.deny_out = deny && *deny ? deny : NULL;
 	if (api_create_sandbox(r, ctx, &o, &id) < 0)
 		goto out;
 	s = inspect(ctx, id, &err);
@@ -182,6 +274,50 @@ out:
 	strv_free(env);
 	strv_free(meta);
 	strv_free(labels);
+	strv_free(allow);
+	strv_free(deny);
+	e2b_egress_release(&eg);
+	json_decref(body);
+}
+
+/* SandboxNetworkUpdateConfig: replaces the rules; omitted fields clear
+ * theirs. */
+static void update_network(struct http_req *r, struct capsa_ctx *ctx)
+{
+	json_t *body = http_json_body(r, false);
+	if (!body)
+		return;
+	struct jdec d;
+	jdec_init(&d, body, "");
+	struct e2b_egress eg = { 0 };
+	decode_egress(&d, body, "", false, &eg);
+	char **allow = NULL, **deny = NULL;
+	json_t *s = NULL;
+	struct capsa_error *err = NULL;
+	_cleanup_free_ char *what = NULL;
+	const char *mode = NULL;
+	bool has_network = false;
+	if (!jdec_finish(&d, false)) {
+		http_reply_error(r, 400, "invalid_argument", "%s", d.err);
+		goto out;
+	}
+	s = live_sandbox(r, ctx, r->param[0]);
+	if (!s)
+		goto out;
+	mode = json_string_value(json_object_get(json_object_get(s, "network"), "mode"));
+	what = xasprintf("sandbox %s has", jstr(s, "name"));
+	has_network = mode && strcmp(mode, "none") != 0;
+	if (egress_rules(r, &eg, has_network, what, &allow, &deny) < 0)
+		goto out;
+	if (has_network && capsa_sandbox_set_egress(ctx, jstr(s, "id"), allow, deny, &err) < 0)
+		http_reply_capsa_error(r, err);
+	else
+		http_reply_empty(r, 204);
+out:
+	json_decref(s);
+	strv_free(allow);
+	strv_free(deny);
+	e2b_egress_release(&eg);
 	json_decref(body);
 }
 
@@ -487,5 +623,6 @@ const struct route e2b_routes[] = {
 	{ "POST", "/sandboxes/{}/connect", connect_sandbox, BODY_JSON, NULL },
 	{ "POST", "/v2/sandboxes/{}/connect", connect_sandbox, BODY_JSON, NULL },
 	{ "GET", "/sandboxes/{}/metrics", sandbox_metrics, BODY_NONE, NULL },
+	{ "PUT", "/sandboxes/{}/network", update_network, BODY_JSON, NULL },
 	{ NULL, NULL, NULL, BODY_NONE, NULL },
 };

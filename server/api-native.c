@@ -1,6 +1,7 @@
-/* api-native.c: the /v1 API: sandboxes, logs, events, images, templates,
- * the ledger and /metrics (docs/api.md).  Process sessions, files and
- * tunnels are in api-native-exec.c.
+/* api-native.c: the /v1 API: sandboxes and their egress rules, logs,
+ * events, images, templates, networks, the ledger and /metrics
+ * (docs/api.md).  Process sessions, files and tunnels are in
+ * api-native-exec.c.
  *
  * Handlers run on worker threads with the worker's context; they decode
  * strictly (unknown fields are refused), call the library, and reply.
@@ -17,6 +18,7 @@
 #include "capsa/admission.h"
 #include "capsa/image.h"
 #include "capsa/logs.h"
+#include "capsa/network.h"
 #include "capsa/pull.h"
 #include "capsa/sandbox.h"
 #include "capsa/template.h"
@@ -30,20 +32,26 @@
 static char keep_sleep[] = "sleep", keep_inf[] = "infinity";
 char *api_keepalive_cmd[] = { keep_sleep, keep_inf, NULL };
 
-static void reply_inspect(struct http_req *r, struct capsa_ctx *ctx, const char *id, unsigned status)
+/* The JSON a library call returned (s, freed here), or its error. */
+static void reply_library_json(struct http_req *r, unsigned status, char *s, struct capsa_error *err)
 {
-	struct capsa_error *err = NULL;
-	_cleanup_free_ char *s = capsa_sandbox_inspect(ctx, id, &err);
 	if (!s) {
 		http_reply_capsa_error(r, err);
 		return;
 	}
 	json_t *j = json_loads(s, 0, NULL);
-	if (!j) {
+	free(s);
+	if (j)
+		http_reply_json(r, status, j);
+	else
 		http_reply_error(r, 500, "internal", "the library returned malformed JSON");
-		return;
-	}
-	http_reply_json(r, status, j);
+}
+
+static void reply_inspect(struct http_req *r, struct capsa_ctx *ctx, const char *id, unsigned status)
+{
+	struct capsa_error *err = NULL;
+	char *s = capsa_sandbox_inspect(ctx, id, &err);
+	reply_library_json(r, status, s, err);
 }
 
 int api_create_sandbox(struct http_req *r, struct capsa_ctx *ctx, struct capsa_sandbox_opts *o, char **id_out)
@@ -57,6 +65,35 @@ int api_create_sandbox(struct http_req *r, struct capsa_ctx *ctx, struct capsa_s
 	}
 	atomic_fetch_add(&m->creates, 1);
 	return 0;
+}
+
+/* Egress rules: at most the library's limit of entries per list. */
+#define MAX_EGRESS_RULES 1024
+
+/* The "network" object of a create: {"mode", "allowOut", "denyOut"}, the
+ * forms of `capsa run --network --allow-out --deny-out` (the library checks
+ * them, with the command line's messages).  false with the reply sent. */
+static bool decode_network(struct http_req *r, struct jdec *d, struct capsa_sandbox_opts *o)
+{
+	struct jdec nd;
+	jdec_init(&nd, jdec_obj(d, "network"), "network.");
+	o->network = jdec_str(&nd, "mode", false);
+	o->allow_out = jdec_strv(&nd, "allowOut", MAX_EGRESS_RULES);
+	o->deny_out = jdec_strv(&nd, "denyOut", MAX_EGRESS_RULES);
+	if (!jdec_finish(&nd, true)) {
+		http_reply_error(r, 400, "invalid_argument", "%s", nd.err);
+		return false;
+	}
+	/* the host's network takes the sandbox out of every rule: only the
+	 * operator may hand that out (a server whose default network is the
+	 * host's was told so by its operator) */
+	if (o->network && strcmp(o->network, "host") == 0 && !r->srv->o.allow_host_network) {
+		http_reply_error(r, 403, "permission_denied",
+				 "network.mode 'host': this server does not give sandboxes the host's network (capsa "
+				 "serve --allow-host-network)");
+		return false;
+	}
+	return true;
 }
 
 static void create_sandbox(struct http_req *r, struct capsa_ctx *ctx)
@@ -92,6 +129,8 @@ static void create_sandbox(struct http_req *r, struct capsa_ctx *ctx)
 	o.cpus_milli = jdec_cpus(&lim, "cpus", -1);
 	o.pids = jdec_int(&lim, "pids", 0, 0, 1 << 22);
 	o.disk = jdec_size(&lim, "disk", -1);
+	if (!decode_network(r, &d, &o))
+		goto out;
 	if (!jdec_finish(&d, true) || !jdec_finish(&lim, true)) {
 		http_reply_error(r, 400, "invalid_argument", "%s", d.failed ? d.err : lim.err);
 		goto out;
@@ -146,6 +185,8 @@ out:
 	strv_free(entry);
 	strv_free(env);
 	strv_free(labels);
+	strv_free(o.allow_out);
+	strv_free(o.deny_out);
 	json_decref(body);
 }
 
@@ -313,6 +354,29 @@ static void timeout_sandbox(struct http_req *r, struct capsa_ctx *ctx)
 	json_decref(body);
 }
 
+/* {allowOut, denyOut} replace the running sandbox's egress rules; an
+ * omitted list is emptied. */
+static void set_egress(struct http_req *r, struct capsa_ctx *ctx)
+{
+	struct jdec d;
+	json_t *body = http_json_body(r, true);
+	if (!body)
+		return;
+	jdec_init(&d, body, "");
+	char **allow = jdec_strv(&d, "allowOut", MAX_EGRESS_RULES);
+	char **deny = jdec_strv(&d, "denyOut", MAX_EGRESS_RULES);
+	if (action_ok(r, &d)) {
+		struct capsa_error *err = NULL;
+		if (capsa_sandbox_set_egress(ctx, r->param[0], allow, deny, &err) < 0)
+			http_reply_capsa_error(r, err);
+		else
+			reply_inspect(r, ctx, r->param[0], 200);
+	}
+	strv_free(allow);
+	strv_free(deny);
+	json_decref(body);
+}
+
 static void wait_sandbox(struct http_req *r, struct capsa_ctx *ctx)
 {
 	struct capsa_exit e;
@@ -464,14 +528,6 @@ static void get_logs(struct http_req *r, struct capsa_ctx *ctx)
 
 /* --- images ------------------------------------------------------------ */
 
-static json_t *strv_json(char *const *v)
-{
-	json_t *a = json_array();
-	for (; v && *v; v++)
-		json_array_append_new(a, json_string(*v));
-	return a;
-}
-
 static void list_images(struct http_req *r, struct capsa_ctx *ctx)
 {
 	struct capsa_image_info *v;
@@ -486,7 +542,7 @@ static void list_images(struct http_req *r, struct capsa_ctx *ctx)
 		char ts[40];
 		format_rfc3339(v[i].imported_at, ts, sizeof(ts));
 		json_t *o = json_pack("{s:s, s:s, s:o, s:s, s:s, s:I, s:I, s:I, s:I}", "id", v[i].id, "digest",
-				      v[i].manifest_digest, "names", strv_json(v[i].names), "platform", v[i].platform,
+				      v[i].manifest_digest, "names", json_strv(v[i].names), "platform", v[i].platform,
 				      "imported", ts, "size", (json_int_t)v[i].size, "unpackedSize",
 				      (json_int_t)v[i].unpacked_size, "layers", (json_int_t)v[i].n_layers, "sandboxes",
 				      (json_int_t)v[i].n_sandboxes);
@@ -501,16 +557,8 @@ static void list_images(struct http_req *r, struct capsa_ctx *ctx)
 static void get_image(struct http_req *r, struct capsa_ctx *ctx)
 {
 	struct capsa_error *err = NULL;
-	_cleanup_free_ char *s = capsa_image_inspect(ctx, r->rest, &err);
-	if (!s) {
-		http_reply_capsa_error(r, err);
-		return;
-	}
-	json_t *j = json_loads(s, 0, NULL);
-	if (j)
-		http_reply_json(r, 200, j);
-	else
-		http_reply_error(r, 500, "internal", "the library returned malformed JSON");
+	char *s = capsa_image_inspect(ctx, r->rest, &err);
+	reply_library_json(r, 200, s, err);
 }
 
 static void delete_image(struct http_req *r, struct capsa_ctx *ctx)
@@ -527,8 +575,8 @@ static void delete_image(struct http_req *r, struct capsa_ctx *ctx)
 		http_reply_capsa_error(r, err);
 		return;
 	}
-	http_reply_json(r, 200, json_pack("{s:o, s:o}", "untagged", strv_json(res.untagged), "deleted",
-					  strv_json(res.deleted)));
+	http_reply_json(r, 200, json_pack("{s:o, s:o}", "untagged", json_strv(res.untagged), "deleted",
+					  json_strv(res.deleted)));
 	capsa_image_rm_result_release(&res);
 }
 
@@ -549,8 +597,8 @@ static void import_image(struct http_req *r, struct capsa_ctx *ctx)
 		http_reply_capsa_error(r, err);
 		return;
 	}
-	http_reply_json(r, 201, json_pack("{s:s, s:o, s:o}", "format", res.format, "ids", strv_json(res.ids), "names",
-					  strv_json(res.names)));
+	http_reply_json(r, 201, json_pack("{s:s, s:o, s:o}", "format", res.format, "ids", json_strv(res.ids), "names",
+					  json_strv(res.names)));
 	capsa_image_import_result_release(&res);
 }
 
@@ -720,6 +768,56 @@ static void delete_template(struct http_req *r, struct capsa_ctx *ctx)
 		http_reply_empty(r, 204);
 }
 
+/* --- networks ---------------------------------------------------------- */
+
+static void list_networks(struct http_req *r, struct capsa_ctx *ctx)
+{
+	struct capsa_error *err = NULL;
+	char *s = capsa_network_list(ctx, &err);
+	reply_library_json(r, 200, s, err);
+}
+
+static void get_network(struct http_req *r, struct capsa_ctx *ctx)
+{
+	struct capsa_error *err = NULL;
+	char *s = capsa_network_inspect(ctx, r->param[0], &err);
+	reply_library_json(r, 200, s, err);
+}
+
+static void create_network(struct http_req *r, struct capsa_ctx *ctx)
+{
+	json_t *body = http_json_body(r, true);
+	if (!body)
+		return;
+	struct jdec d;
+	jdec_init(&d, body, "");
+	struct capsa_network_opts o = { 0 };
+	o.name = jdec_str(&d, "name", true);
+	o.subnet = jdec_str(&d, "subnet", false);
+	o.labels = jdec_labels(&d, "labels", 256);
+	struct capsa_error *err = NULL;
+	char *made;
+	if (!jdec_finish(&d, true))
+		http_reply_error(r, 400, "invalid_argument", "%s", d.err);
+	else if (capsa_network_create(ctx, &o, &err) < 0)
+		http_reply_capsa_error(r, err);
+	else {
+		made = capsa_network_inspect(ctx, o.name, &err);
+		reply_library_json(r, 201, made, err);
+	}
+	strv_free(o.labels);
+	json_decref(body);
+}
+
+static void delete_network(struct http_req *r, struct capsa_ctx *ctx)
+{
+	struct capsa_error *err = NULL;
+	if (capsa_network_remove(ctx, r->param[0], &err) < 0)
+		http_reply_capsa_error(r, err);
+	else
+		http_reply_empty(r, 204);
+}
+
 /* --- server ------------------------------------------------------------ */
 
 static void get_version(struct http_req *r, struct capsa_ctx *ctx)
@@ -772,6 +870,7 @@ const struct route native_routes[] = {
 	{ "POST", "/v1/sandboxes/{}/unpause", unpause_sandbox, BODY_JSON, NULL },
 	{ "POST", "/v1/sandboxes/{}/timeout", timeout_sandbox, BODY_JSON, NULL },
 	{ "POST", "/v1/sandboxes/{}/wait", wait_sandbox, BODY_JSON, NULL },
+	{ "PUT", "/v1/sandboxes/{}/network", set_egress, BODY_JSON, NULL },
 	{ "GET", "/v1/sandboxes/{}/logs", get_logs, BODY_NONE, NULL },
 	{ "GET", "/v1/images", list_images, BODY_NONE, NULL },
 	{ "POST", "/v1/images/pull", pull_image, BODY_JSON, NULL },
@@ -782,5 +881,9 @@ const struct route native_routes[] = {
 	{ "POST", "/v1/templates", create_template, BODY_JSON, NULL },
 	{ "GET", "/v1/templates/{}", get_template, BODY_NONE, NULL },
 	{ "DELETE", "/v1/templates/{}", delete_template, BODY_NONE, NULL },
+	{ "GET", "/v1/networks", list_networks, BODY_NONE, NULL },
+	{ "POST", "/v1/networks", create_network, BODY_JSON, NULL },
+	{ "GET", "/v1/networks/{}", get_network, BODY_NONE, NULL },
+	{ "DELETE", "/v1/networks/{}", delete_network, BODY_NONE, NULL },
 	{ NULL, NULL, NULL, BODY_NONE, NULL },
 };

@@ -280,6 +280,14 @@ bool jdec_finish(struct jdec *d, bool strict)
 	return true;
 }
 
+json_t *json_strv(char *const *v)
+{
+	json_t *a = json_array();
+	for (; v && *v; v++)
+		json_array_append_new(a, json_string(*v));
+	return a;
+}
+
 /* --- UTF-8 ------------------------------------------------------------- */
 
 char *utf8_sanitize(const char *p, size_t n, size_t *out_len)

@@ -54,6 +54,9 @@ void jdec_fail(struct jdec *d, const char *fmt, ...) __attribute__((format(print
  * unread). */
 bool jdec_finish(struct jdec *d, bool strict);
 
+/* A JSON array of the strings of v (NULL: empty). */
+json_t *json_strv(char *const *v);
+
 /* p[0..n) with every invalid UTF-8 sequence (and NUL) replaced by U+FFFD,
  * NUL-terminated; *out_len is its length. */
 char *utf8_sanitize(const char *p, size_t n, size_t *out_len);

@@ -39,6 +39,7 @@ struct server_opts {
 	int64_t e2b_default_timeout_ms; /* 0: 300 s */
 	int64_t default_memory;	   /* limit of API sandboxes that give none; 0: 512 MiB */
 	int64_t default_disk;	   /* --disk of API sandboxes that give none; 0: none */
+	bool allow_host_network;   /* API creates may ask for the host's network */
 	int stop_fd;		   /* readable: stop (tests); -1: SIGINT/SIGTERM */
 };
 

@@ -174,6 +174,36 @@ static int join_cgroup(void *ctx, struct capsa_error **err)
 	return 0;
 }
 
+/* The sandbox's network namespace: a new one with loopback (cloned with
+ * CLONE_NEWNET), the one the library made and configured (fd 5: eth0 on a
+ * bridge, or another sandbox's), or the host's (nothing to do, and nothing
+ * of the host's may be changed). */
+static void child_network(struct child_args *a)
+{
+	struct capsa_error *err = NULL;
+	if (sup.spec.net_mode == PROTO_NET_HOST)
+		return;
+	if (sup.spec.net_mode == PROTO_NET_JOIN && setns(SUP_NETNS_FD, CLONE_NEWNET) < 0)
+		child_fail(a->sync, "join the sandbox's network namespace", NULL, errno);
+	if (loopback_up() < 0)
+		child_fail(a->sync, "bring up loopback", NULL, errno);
+	/* root inside a user namespace lacks CAP_NET_BIND_SERVICE over this
+	 * network namespace (the host's user namespace owns it): let every
+	 * user bind low ports, as docker does */
+	if (sup_userns_on() && linux_sysctl_set("net.ipv4.ip_unprivileged_port_start", "0", &err) < 0)
+		child_fail(a->sync, "allow low ports", err, 0);
+	/* ping without a raw socket (ICMP datagram sockets) for every group,
+	 * as docker does: the raw socket needs CAP_NET_RAW over the namespace,
+	 * which root in the sandbox's user namespace lacks.  The range is read
+	 * in our user namespace: rootless, only the ids it maps.  A nicety,
+	 * not a condition of the sandbox. */
+	if (linux_sysctl_set("net.ipv4.ping_group_range", "0 4294967294", NULL) < 0 && sup.spec.userns_count > 0) {
+		char range[32];
+		snprintf(range, sizeof(range), "0 %llu", (unsigned long long)sup.spec.userns_count - 1);
+		linux_sysctl_set("net.ipv4.ping_group_range", range, NULL);
+	}
+}
+
 static __attribute__((noreturn)) void child_main(struct child_args *a)
 {
 	struct capsa_error *err = NULL;
@@ -193,13 +223,7 @@ static __attribute__((noreturn)) void child_main(struct child_args *a)
 	a->rootfs.before_cgroup_ctx = a;
 	if (sup.spec.hostname && sethostname(sup.spec.hostname, strlen(sup.spec.hostname)) < 0)
 		child_fail(a->sync, "set hostname", NULL, errno);
-	if (loopback_up() < 0)
-		child_fail(a->sync, "bring up loopback", NULL, errno);
-	/* root inside a user namespace lacks CAP_NET_BIND_SERVICE over this
-	 * network namespace (the host's user namespace owns it): let every
-	 * user bind low ports, as docker does */
-	if (sup_userns_on() && linux_sysctl_set("net.ipv4.ip_unprivileged_port_start", "0", &err) < 0)
-		child_fail(a->sync, "allow low ports", err, 0);
+	child_network(a);
 	if (sup_userns_child_layers(&a->rootfs, &err) < 0 || sup_userns_child_volumes(&err) < 0)
 		child_fail(a->sync, "set up rootfs", err, 0);
 	if (linux_rootfs_setup(&a->rootfs, &err) < 0)
@@ -407,7 +431,9 @@ static int create_sandbox(struct capsa_error **err)
 			.before_pivot = sup_userns_on() ? sup_userns_before_pivot : NULL,
 		},
 	};
-	uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
+	uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+	if (s->net_mode == PROTO_NET_OWN)
+		flags |= CLONE_NEWNET;
 	if (cgfd >= 0)
 		flags |= CLONE_NEWCGROUP;
 	pid_t pid = linux_clone(flags, cgfd, NULL, SIGCHLD);
@@ -889,6 +915,15 @@ static void open_runtime_files(void)
 	if (logfd >= 0) {
 		dup2(logfd, 2);
 		close(logfd);
+	}
+	/* fd 5: the sandbox's network namespace, made by the library
+	 * (PROTO_NET_JOIN); the child joins it, nothing else keeps it */
+	if (sup.spec.net_mode == PROTO_NET_JOIN) {
+		if (fcntl(SUP_NETNS_FD, F_GETFD) < 0) {
+			error_set(&err, EBADF, "sandbox %s: no network namespace was handed over", sup.spec.id);
+			fail_start(sup.creator, err);
+		}
+		fd_set_cloexec(SUP_NETNS_FD, true);
 	}
 	/* fd 4: the sandbox lock, taken by the creator before the sandbox
 	 * existed and held (same open file) until the sandbox is finalized */

@@ -278,4 +278,7 @@ void sup_stop(int64_t timeout_ms, int sig, const char *reason);
 void sup_kill_all(void);
 void sup_arm_timers(void);
 
+/* The sandbox's network namespace, when the library made one (PROTO_NET_JOIN). */
+#define SUP_NETNS_FD 5
+
 #endif

@@ -79,7 +79,8 @@ def main():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--cache", os.path.join(SDK, ".npm-cache")],
                        cwd=SDK, check=True, stdout=subprocess.DEVNULL)
     work = tempfile.mkdtemp(prefix="capsa-bench-api-")
-    env = dict(os.environ, CAPSA_ROOT=os.path.join(work, "root"), CAPSA_RUN_ROOT=os.path.join(work, "run"))
+    env = dict(os.environ, CAPSA_ROOT=os.path.join(work, "root"), CAPSA_RUN_ROOT=os.path.join(work, "run"),
+               CAPSA_DEFAULT_NETWORK="none")  # no network made on this machine
     sock = os.path.join(work, "capsa.sock")
     srv = None
     try:

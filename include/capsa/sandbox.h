@@ -78,6 +78,17 @@ struct capsa_sandbox_opts {
 	int64_t disk;		   /* bytes: the sandbox's writable layer lives in
 				      an ext4 image of this size (`--disk`), and
 				      the capacity ledger reserves it; 0: none */
+	const char *network;	   /* NULL or "bridge": the default network (none
+				      in rootless mode); "none" (loopback only),
+				      "host" (the host's, no isolation),
+				      "container:SANDBOX" (another's), or the
+				      name of a network (docs/network.md) */
+	char **allow_out, **deny_out; /* egress rules: CIDR, IPv4 address,
+					 hostname, "*.domain", "host" (allow);
+					 comma-separated lists allowed */
+	char **dns;		   /* nameservers for /etc/resolv.conf instead of the
+				      network's resolver (IPv4 or IPv6 addresses) */
+	char **add_hosts;	   /* "NAME:ADDRESS" lines added to /etc/hosts */
 };
 
 /* Standard streams for an attached process: the library pumps between these

@@ -374,6 +374,8 @@ int proto_sandbox_encode(struct buf *b, const struct proto_sandbox *s)
 	tlv_put_str(b, T_DISK_MOUNT, s->disk_mount);
 	tlv_put_i64(b, T_DISK_SIZE, s->disk_size);
 	tlv_put_i64(b, T_PTY_MAX, s->pty_max);
+	if (s->net_mode)
+		tlv_put_i64(b, T_NETWORK, s->net_mode);
 	if (s->userns_count) {
 		tlv_put_u64(b, T_USERNS_UID, s->userns_uid);
 		tlv_put_u64(b, T_USERNS_GID, s->userns_gid);
@@ -441,6 +443,11 @@ int proto_sandbox_decode(const uint8_t *p, size_t n, struct proto_sandbox *s, co
 		case T_DISK_MOUNT: bad = get_str(&s->disk_mount, val, len); break;
 		case T_DISK_SIZE: bad = tlv_i64(val, len, &s->disk_size); break;
 		case T_PTY_MAX: bad = tlv_i64(val, len, &s->pty_max); break;
+		case T_NETWORK:
+			bad = tlv_i64(val, len, &s->net_mode);
+			if (!bad && (s->net_mode < PROTO_NET_OWN || s->net_mode > PROTO_NET_HOST))
+				DECODE_FAIL("unknown network mode");
+			break;
 		case T_USERNS_UID: bad = tlv_u64(val, len, &s->userns_uid); break;
 		case T_USERNS_GID: bad = tlv_u64(val, len, &s->userns_gid); break;
 		case T_USERNS_COUNT: bad = tlv_u64(val, len, &s->userns_count); break;

@@ -110,6 +110,13 @@ struct proto_sandbox {
 	uint64_t userns_uid, userns_gid, userns_count; /* count 0: no user namespace */
 	bool framed;	/* no descriptor passing: stdio and tunnels in frames (a test hook,
 			 * and what a VM agent gets) */
+	int64_t net_mode; /* PROTO_NET_*: the sandbox's network namespace */
+};
+
+enum {
+	PROTO_NET_OWN = 0,  /* a new one with loopback only (--network none) */
+	PROTO_NET_JOIN = 1, /* the one open on the supervisor's fd 5, already configured */
+	PROTO_NET_HOST = 2, /* the host's: no network isolation (--network host) */
 };
 
 int proto_sandbox_encode(struct buf *b, const struct proto_sandbox *s);

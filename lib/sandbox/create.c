@@ -29,6 +29,7 @@
 #include "linux/rootfs.h"
 #include "linux/seccomp-profile.h"
 #include "ledger.h"
+#include "net/net.h"
 #include "sandbox.h"
 #include "userns.h"
 #include "util/fs.h"
@@ -424,7 +425,7 @@ static int validate(const struct capsa_sandbox_opts *o, struct capsa_error **err
 
 struct start_state {
 	bool ready, failed, final;
-	pid_t supervisor;
+	pid_t supervisor, init;
 	int64_t started_at;
 	int code;
 	char *msg;
@@ -445,6 +446,8 @@ static int on_start_frame(void *ctx, struct proto_conn *c, const struct proto_hd
 			uint64_t u;
 			if (tag == T_SUPERVISOR_PID && tlv_u64(val, len, &u) == 0)
 				s->supervisor = (pid_t)u;
+			else if (tag == T_PID && tlv_u64(val, len, &u) == 0)
+				s->init = (pid_t)u;
 			else if (tag == T_STARTED_AT && tlv_u64(val, len, &u) == 0)
 				s->started_at = (int64_t)u;
 		}
@@ -546,12 +549,15 @@ static int set_running(struct capsa_ctx *ctx, const char *id, const struct start
 	_cleanup_stmt_ sqlite3_stmt *who = NULL, *st = NULL, *ask = NULL;
 	if (store_begin(db, err) < 0)
 		return -1;
-	if (store_prepare(db, "UPDATE sandboxes SET supervisor_pid=?2, supervisor_start=?3 WHERE id=?1 AND state='creating'",
+	if (store_prepare(db,
+			  "UPDATE sandboxes SET supervisor_pid=?2, supervisor_start=?3, init_pid=?4 "
+			  "WHERE id=?1 AND state='creating'",
 			  &who, err) < 0)
 		goto fail;
 	store_bind_text(who, 1, id);
 	sqlite3_bind_int64(who, 2, ss->supervisor);
 	sqlite3_bind_int64(who, 3, (sqlite3_int64)sup_start);
+	sqlite3_bind_int64(who, 4, ss->init);
 	if (sqlite3_step(who) != SQLITE_DONE) {
 		store_error(db, "record sandbox supervisor", err);
 		goto fail;
@@ -652,6 +658,57 @@ static void end_for_removal(struct proto_conn *conn)
 	buf_release(&b);
 }
 
+/* The sandbox's network (lib/net): what the supervisor joins, and the
+ * resolver and hosts files its /etc gets. */
+/* --dns and --add-host (checked by net_plan_make) over what the network
+ * gave: docker's rules. */
+static int resolver_files(const struct capsa_sandbox_opts *o, struct proto_sandbox *spec)
+{
+	if (o->dns) {
+		struct buf b = BUF_INIT;
+		for (char **d = o->dns; *d; d++)
+			buf_appendf(&b, "nameserver %s\n", *d);
+		free(spec->resolv);
+		spec->resolv = buf_steal(&b);
+	}
+	if (o->add_hosts) {
+		const char *host = spec->hostname ? spec->hostname : spec->id;
+		struct buf b = BUF_INIT;
+		if (spec->hosts)
+			buf_appendf(&b, "%s", spec->hosts);
+		else
+			buf_appendf(&b, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n",
+				    host);
+		for (char **h = o->add_hosts; *h; h++) {
+			const char *colon = strchr(*h, ':');
+			buf_appendf(&b, "%s\t%.*s\n", colon + 1, (int)(colon - *h), *h);
+		}
+		free(spec->hosts);
+		spec->hosts = buf_steal(&b);
+	}
+	return 0;
+}
+
+static int network_setup(struct capsa_ctx *ctx, const char *id, const char *name, const struct net_plan *plan,
+			 const struct capsa_sandbox_opts *o, struct proto_sandbox *spec, struct net_attach *net,
+			 struct capsa_error **err)
+{
+	if (net_sandbox_setup(ctx, id, name, spec->hostname, plan, net, err) < 0)
+		return -1;
+	spec->net_mode = plan->mode == NET_HOST	    ? PROTO_NET_HOST
+			 : net->netns_fd >= 0 ? PROTO_NET_JOIN
+					      : PROTO_NET_OWN;
+	if (net->resolv) {
+		free(spec->resolv);
+		spec->resolv = xstrdup(net->resolv);
+	}
+	if (net->hosts) {
+		free(spec->hosts);
+		spec->hosts = xstrdup(net->hosts);
+	}
+	return resolver_files(o, spec);
+}
+
 /* Test hooks: sleep for $name milliseconds (below 10 s) at a point of
  * creation whose races the tests force. */
 static void test_delay(const char *name)
@@ -720,8 +777,10 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 	struct proto_conn conn = { .fd = -1 };
 	struct proto_exit e = { 0 };
 	struct start_state ss = { .e = &e };
+	struct net_plan plan = { 0 };
+	struct net_attach net = { .netns_fd = -1 };
 
-	if (build_spec(ctx, o, img, id, name, &spec, err) < 0)
+	if (build_spec(ctx, o, img, id, name, &spec, err) < 0 || net_plan_make(ctx, o, &plan, err) < 0)
 		goto out;
 	labels = labels_json(o->labels, err);
 	if (!labels)
@@ -766,12 +825,18 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 	if (make_dirs(&spec, err) < 0 || sandbox_userns_own_dirs(&spec, err) < 0)
 		goto out;
 	trace_mark("run: dirs made");
+	if (network_setup(ctx, id, name, &plan, o, &spec, &net, err) < 0)
+		goto out;
+	trace_mark("run: network");
 	spec.creator_finalizes = stdio != NULL;
 	if (stdio)
 		spec.creator_attach = ATTACH_STDOUT | ATTACH_STDERR | (o->interactive ? ATTACH_STDIN : 0);
 	pid_t sup_pid;
-	if (supervisor_spawn(ctx, lock_fd, &conn, &sup_pid, err) < 0)
+	if (supervisor_spawn(ctx, lock_fd, net.netns_fd, &conn, &sup_pid, err) < 0)
 		goto out;
+	/* the supervisor holds the namespace now */
+	close(net.netns_fd);
+	net.netns_fd = -1;
 	struct buf b = BUF_INIT;
 	proto_sandbox_encode(&b, &spec);
 	int qr = proto_conn_queue(&conn, P_SPEC, 0, 0, b.data, b.len);
@@ -848,6 +913,8 @@ out:
 	proto_exit_release(&e);
 	proto_conn_release(&conn, true);
 	proto_sandbox_release(&spec);
+	net_plan_release(&plan);
+	net_attach_release(&net);
 	image_free(img);
 	return rc;
 }

@@ -32,6 +32,7 @@ struct sb_row {
 	uint64_t creator_start, supervisor_start;
 	char *cgroup; /* its cgroup as created; NULL in rows older than the column */
 	bool remove_requested;
+	pid_t init_pid; /* its PID 1 on the host, while it runs */
 };
 
 void sb_row_release(struct sb_row *r);
@@ -109,6 +110,9 @@ void sandbox_events_forget(struct capsa_ctx *ctx, const char *id);
 
 /* Spawns a detached supervisor; *conn is connected to it (creator side);
  * lock_fd is handed down and keeps the sandbox locked from here on. */
-int supervisor_spawn(struct capsa_ctx *ctx, int lock_fd, struct proto_conn *conn, pid_t *pid, struct capsa_error **err);
+/* netns_fd (-1: none) becomes the supervisor's fd 5: the sandbox's
+ * network namespace (PROTO_NET_JOIN). */
+int supervisor_spawn(struct capsa_ctx *ctx, int lock_fd, int netns_fd, struct proto_conn *conn, pid_t *pid,
+		     struct capsa_error **err);
 
 #endif

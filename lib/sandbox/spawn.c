@@ -2,8 +2,9 @@
  *
  * The supervisor must outlive its creator and never hold the creator's
  * terminal or files: double fork with setsid in between, stdio on
- * /dev/null, every fd closed but the creator socket (3) and the sandbox lock
- * (4), an empty signal mask and a minimal environment.  Only
+ * /dev/null, every fd closed but the creator socket (3), the sandbox lock
+ * (4) and, when it has one made for it, the sandbox's network namespace
+ * (5), an empty signal mask and a minimal environment.  Only
  * async-signal-safe calls run between fork and exec; argv and env are built
  * before forking.
  */
@@ -21,7 +22,8 @@
 #include "util/fs.h"
 #include "util/paths.h"
 
-int supervisor_spawn(struct capsa_ctx *ctx, int lock_fd, struct proto_conn *conn, pid_t *pid, struct capsa_error **err)
+int supervisor_spawn(struct capsa_ctx *ctx, int lock_fd, int netns_fd, struct proto_conn *conn, pid_t *pid,
+		     struct capsa_error **err)
 {
 	(void)ctx;
 	_cleanup_free_ char *path = capsa_helper_path("capsa-supervisor");
@@ -51,13 +53,16 @@ int supervisor_spawn(struct capsa_ctx *ctx, int lock_fd, struct proto_conn *conn
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
 			_exit(126);
-		/* sv[1] and lock_fd may already sit on 3 or 4: park them high first */
+		/* sv[1], lock_fd and netns_fd may already sit on 3 to 5: park
+		 * them high first */
 		int s = fcntl(sv[1], F_DUPFD, 100);
 		int l = fcntl(lock_fd, F_DUPFD, 100);
-		if (s < 0 || l < 0 || dup2(s, 3) < 0 || dup2(l, 4) < 0)
+		int n = netns_fd >= 0 ? fcntl(netns_fd, F_DUPFD, 100) : -1;
+		if (s < 0 || l < 0 || dup2(s, 3) < 0 || dup2(l, 4) < 0 || (netns_fd >= 0 && (n < 0 || dup2(n, 5) < 0)))
 			_exit(126);
-		if (syscall(SYS_close_range, 5, ~0U, 0) < 0)
-			for (int fd = 5; fd < 4096; fd++)
+		int first = netns_fd >= 0 ? 6 : 5;
+		if (syscall(SYS_close_range, first, ~0U, 0) < 0)
+			for (int fd = first; fd < 4096; fd++)
 				close(fd);
 		struct sigaction dfl = { .sa_handler = SIG_DFL };
 		for (int sig = 1; sig < 65; sig++)

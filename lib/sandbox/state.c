@@ -20,6 +20,7 @@
 
 #include "ledger.h"
 #include "linux/cgroup.h"
+#include "net/net.h"
 #include "sandbox.h"
 #include "userns.h"
 #include "util/fs.h"
@@ -64,7 +65,7 @@ bool sandbox_name_like_id(const char *name)
 #define ROW_COLUMNS                                                                                   \
 	"id,name,image_id,image_ref,state,config,labels,reason,error,created_at,started_at,finished_at," \
 	"exit_code,supervisor_pid,auto_remove,deadline_at,idle_timeout_ms,boot_id,creator_pid,creator_start," \
-	"supervisor_start,cgroup,remove_requested"
+	"supervisor_start,cgroup,remove_requested,init_pid"
 
 static void fill_row(sqlite3_stmt *st, struct sb_row *r)
 {
@@ -92,6 +93,7 @@ static void fill_row(sqlite3_stmt *st, struct sb_row *r)
 	r->supervisor_start = (uint64_t)sqlite3_column_int64(st, 20);
 	r->cgroup = store_col_strdup(st, 21);
 	r->remove_requested = sqlite3_column_int(st, 22) != 0;
+	r->init_pid = (pid_t)sqlite3_column_int64(st, 23);
 }
 
 int sandbox_lookup(struct capsa_ctx *ctx, const char *ref, struct sb_row *out, struct capsa_error **err)
@@ -302,6 +304,8 @@ int sandbox_forget(struct capsa_ctx *ctx, const char *id, const char *name, stru
 	struct store *db = ctx_db(ctx, err);
 	if (!db)
 		return -1;
+	/* a sandbox undone before it ran was never finalized */
+	net_sandbox_release(ctx, id);
 	_cleanup_free_ char *rdir = sandbox_run_dir(ctx, id);
 	if (rm_rf_at(AT_FDCWD, rdir, err) < 0)
 		return error_wrap(err, "remove sandbox %s", id);
@@ -383,7 +387,7 @@ int sandbox_finalize(struct capsa_ctx *ctx, const char *id, const struct proto_e
 		_cleanup_stmt_ sqlite3_stmt *st = NULL;
 		if (store_prepare(db,
 				  "UPDATE sandboxes SET state='exited', exit_code=?2, reason=?3, error=?4, "
-				  "finished_at=?5, started_at=coalesce(started_at, nullif(?6, 0)), supervisor_pid=NULL "
+				  "finished_at=?5, started_at=coalesce(started_at, nullif(?6, 0)), supervisor_pid=NULL, init_pid=NULL "
 				  "WHERE id=?1 AND state!='exited'",
 				  &st, err) < 0) {
 			rc = -1;
@@ -426,6 +430,7 @@ int sandbox_finalize(struct capsa_ctx *ctx, const char *id, const struct proto_e
 	trace_mark("finalize: recorded");
 	runindex_remove(ctx->run_fd, r.name, r.id);
 	sandbox_cgroup_remove(ctx, r.id, r.cgroup, NULL);
+	net_sandbox_release(ctx, r.id);
 	sandbox_events_import(ctx, r.id);
 	char *rdir = sandbox_run_dir(ctx, r.id);
 	rm_rf_at(AT_FDCWD, rdir, NULL);
@@ -659,6 +664,9 @@ CAPSA_EXPORT char *capsa_sandbox_inspect(struct capsa_ctx *ctx, const char *sand
 	json_t *userns = sandbox_userns_json(ctx, r.id);
 	if (userns)
 		json_object_set_new(o, "userns", userns);
+	json_t *net = net_sandbox_json(ctx, r.id);
+	if (net)
+		json_object_set_new(o, "network", net);
 	char *s = json_dumps(o, JSON_INDENT(2));
 	json_decref(o);
 	sb_row_release(&r);

@@ -122,6 +122,24 @@ static const char *const migrations[] = {
 	"ALTER TABLE sandboxes ADD COLUMN supervisor_start INTEGER;"
 	"ALTER TABLE sandboxes ADD COLUMN cgroup TEXT;"
 	"ALTER TABLE sandboxes ADD COLUMN remove_requested INTEGER NOT NULL DEFAULT 0;",
+	/* 5: networks (lib/net): named networks, and what each sandbox was
+	 * given (its address while it runs, and its egress rules) */
+	"CREATE TABLE networks("
+	"  id TEXT PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  subnet TEXT NOT NULL,"
+	"  bridge TEXT NOT NULL UNIQUE,"
+	"  labels TEXT NOT NULL DEFAULT '{}',"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE sandbox_net("
+	"  sandbox_id TEXT PRIMARY KEY REFERENCES sandboxes(id) ON DELETE CASCADE,"
+	"  mode TEXT NOT NULL,"			  /* none bridge host container */
+	"  network TEXT,"
+	"  bridge TEXT,"
+	"  ip TEXT,"
+	"  policy TEXT NOT NULL DEFAULT '{}',"	  /* {"allowOut": [...], "denyOut": [...]} */
+	"  container TEXT,"
+	"  released INTEGER NOT NULL DEFAULT 0);",
 };
 
 const int store_schema_version = (int)ARRAY_SIZE(migrations);
@@ -134,7 +152,7 @@ static const struct {
 } schema_tables[] = {
 	{ "meta", 1 }, { "blobs", 1 }, { "layers", 1 }, { "images", 1 }, { "image_layers", 1 },
 	{ "image_mounts", 1 }, { "refs", 1 }, { "sandboxes", 1 }, { "sandbox_layers", 1 }, { "events", 1 },
-	{ "templates", 1 }, { "userns_ranges", 3 },
+	{ "templates", 1 }, { "userns_ranges", 3 }, { "networks", 5 }, { "sandbox_net", 5 },
 };
 
 int store_refuse(const char *path, struct capsa_error **err, const char *fmt, ...)

@@ -369,49 +369,54 @@ const char *signal_name(int sig)
 	return NULL;
 }
 
-#define HOSTNAME_RULE                                                                                  \
-	"labels of 1-63 letters, digits and '-', not starting or ending with '-', joined by dots; " \
-	"at most 64 characters"
+#define DNS_NAME_RULE "labels of 1-63 letters, digits and '-', not starting or ending with '-', joined by dots"
 
-int check_hostname(const char *s, struct capsa_error **err)
+int check_dns_name(const char *s, const char *what, size_t max, struct capsa_error **err)
 {
 	/* the name as it may be shown: bytes outside printable ASCII as '?' */
-	char shown[HOSTNAME_MAX + 1];
+	char shown[256];
 	size_t n = strlen(s), i;
-	for (i = 0; i < n && i < HOSTNAME_MAX; i++)
+	if (max > sizeof(shown) - 1)
+		max = sizeof(shown) - 1;
+	for (i = 0; i < n && i < max; i++)
 		shown[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
 	shown[i] = '\0';
 	if (n == 0)
-		return error_set(err, EINVAL, "invalid hostname '': empty (" HOSTNAME_RULE ")");
-	if (n > HOSTNAME_MAX)
-		return error_set(err, EINVAL, "invalid hostname '%s...': %zu characters, at most %d", shown, n,
-				 HOSTNAME_MAX);
+		return error_set(err, EINVAL, "invalid %s '': empty (" DNS_NAME_RULE "; at most %zu characters)", what,
+				 max);
+	if (n > max)
+		return error_set(err, EINVAL, "invalid %s '%s...': %zu characters, at most %zu", what, shown, n, max);
 	for (i = 0; i < n; i++) {
 		char c = s[i];
 		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 		if (alnum || c == '-' || c == '.')
 			continue;
-		char what[16];
+		char bad[16];
 		if (shown[i] == c)
-			snprintf(what, sizeof(what), "'%c'", c);
+			snprintf(bad, sizeof(bad), "'%c'", c);
 		else
-			snprintf(what, sizeof(what), "byte 0x%02x", (unsigned char)c);
-		return error_set(err, EINVAL, "invalid hostname '%s': %s at position %zu (" HOSTNAME_RULE ")", shown,
-				 what, i + 1);
+			snprintf(bad, sizeof(bad), "byte 0x%02x", (unsigned char)c);
+		return error_set(err, EINVAL, "invalid %s '%s': %s at position %zu (" DNS_NAME_RULE "; at most %zu characters)",
+				 what, shown, bad, i + 1, max);
 	}
 	for (const char *l = s; l <= s + n;) {
 		size_t len = strcspn(l, ".");
 		if (len == 0)
-			return error_set(err, EINVAL, "invalid hostname '%s': empty label (" HOSTNAME_RULE ")", shown);
+			return error_set(err, EINVAL, "invalid %s '%s': empty label (" DNS_NAME_RULE ")", what, shown);
 		if (len > 63)
-			return error_set(err, EINVAL, "invalid hostname '%s': a label of %zu characters (%s)", shown,
-					 len, HOSTNAME_RULE);
+			return error_set(err, EINVAL, "invalid %s '%s': a label of %zu characters (" DNS_NAME_RULE ")", what,
+					 shown, len);
 		if (l[0] == '-' || l[len - 1] == '-')
-			return error_set(err, EINVAL, "invalid hostname '%s': label '%.*s' starts or ends with '-'", shown,
+			return error_set(err, EINVAL, "invalid %s '%s': label '%.*s' starts or ends with '-'", what, shown,
 					 (int)len, l);
 		l += len + 1;
 	}
 	return 0;
+}
+
+int check_hostname(const char *s, struct capsa_error **err)
+{
+	return check_dns_name(s, "hostname", HOSTNAME_MAX, err);
 }
 
 int parse_signal(const char *s, int *out, struct capsa_error **err)

@@ -71,6 +71,9 @@ const char *signal_name(int sig); /* "SIGTERM"; NULL if unknown */
  * labels (1-63 of [a-zA-Z0-9-], not starting or ending with '-') joined by
  * dots, at most 64 characters in all (the kernel's HOST_NAME_MAX). */
 #define HOSTNAME_MAX 64
+/* A DNS name of at most max characters: labels of 1-63 letters, digits and
+ * '-' not at either end, joined by dots; the error calls it what. */
+int check_dns_name(const char *s, const char *what, size_t max, struct capsa_error **err);
 int check_hostname(const char *s, struct capsa_error **err);
 /* Decimal integer within [min, max]. */
 int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);

@@ -16,6 +16,11 @@ import pytest
 import metrics_reg
 from cli_runner import CliRunner
 
+# Sandboxes of the tests have loopback only unless a test asks for a
+# network: the bridge's tests run inside a fake internet of their own
+# (netenv.py), never on this machine's real network.
+os.environ.setdefault("CAPSA_DEFAULT_NETWORK", "none")
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("CAPSA_BUILD", os.path.join(REPO, "build"))
 IMAGES = os.path.join(REPO, "tests", "images", "out")

@@ -2,6 +2,10 @@
 and a unix socket in a temp dir, driven with http.client, stopped with
 SIGTERM at the end; a server that crashed, leaked (under ASan) or printed a
 sanitizer report fails the test that used it.
+
+Given a netenv.NetCapsa, the server runs in the fake internet's host
+namespace (its sandboxes get the network there) and TCP requests are made
+from a socket of that namespace: its loopback is not this one's.
 """
 import http.client
 import json
@@ -14,7 +18,6 @@ import subprocess
 import threading
 import time
 
-from conftest import capsa_bin
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -26,6 +29,20 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(self.timeout)
         s.connect(self.path)
+        self.sock = s
+
+
+class NetnsHTTPConnection(http.client.HTTPConnection):
+    """TCP from a socket of a netenv.FakeInternet's host namespace."""
+
+    def __init__(self, net, port, timeout=60):
+        super().__init__("127.0.0.1", port, timeout=timeout)
+        self.net = net
+
+    def connect(self):
+        s = self.net.host_socket()
+        s.settimeout(self.timeout)
+        s.connect((self.host, self.port))
         self.sock = s
 
 
@@ -90,7 +107,9 @@ class Serve:
         self.dir = os.path.join(os.path.dirname(capsa.root), "serve")
         os.makedirs(self.dir, exist_ok=True)
         self.sock = os.path.join(self.dir, "capsa.sock")
-        cmd = [capsa_bin(), "serve", "--socket", self.sock]
+        # NetCapsa.argv runs it in the fake internet's host namespace
+        self.net = getattr(capsa, "net", None)
+        cmd = capsa.argv("serve", "--socket", self.sock)
         if tcp:
             cmd += ["--listen", "127.0.0.1:0"]
         cmd += list(map(str, args))
@@ -139,6 +158,8 @@ class Serve:
     def conn(self, unix=False, timeout=120):
         if unix or not self.url:
             return UnixHTTPConnection(self.sock, timeout=timeout)
+        if self.net:
+            return NetnsHTTPConnection(self.net, self.port, timeout=timeout)
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 
     def request(self, method, path, body=None, headers=None, unix=False, auth=True, timeout=120):

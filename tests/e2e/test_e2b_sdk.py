@@ -47,13 +47,17 @@ def e2b_srv(store):
 
 
 def run_node(node, srv, script, *args, timeout=300, env=None):
+    """The script's last JSON line; a server in the fake internet's host
+    namespace (srv.net) is reached from there."""
     e = dict(os.environ, E2B_API_URL=srv.url, E2B_SANDBOX_URL=srv.url, E2B_API_KEY=srv.token)
     e.pop("E2B_DEBUG", None)
     e.pop("E2B_DOMAIN", None)
     if env:
         e.update(env)
-    p = subprocess.run([node, os.path.join(SDK_DIR, script), *map(str, args)], cwd=SDK_DIR, env=e,
-                       capture_output=True, timeout=timeout)
+    argv = [node, os.path.join(SDK_DIR, script), *map(str, args)]
+    if srv.net:
+        argv = srv.net.host_argv(argv)
+    p = subprocess.run(argv, cwd=SDK_DIR, env=e, capture_output=True, timeout=timeout)
     out, err = p.stdout.decode(), p.stderr.decode()
     assert p.returncode == 0, f"node {script}: exit {p.returncode}\nstdout: {out[-3000:]}\nstderr: {err[-5000:]}"
     last = [l for l in out.splitlines() if l.startswith("{")]

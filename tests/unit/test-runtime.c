@@ -108,7 +108,7 @@ static int start(struct started *s, char **argv, bool attach)
 	free(lock);
 	struct capsa_error *err = NULL;
 	pid_t pid;
-	int rc = supervisor_spawn(ctx, s->lock, &s->conn, &pid, &err);
+	int rc = supervisor_spawn(ctx, s->lock, -1, &s->conn, &pid, &err);
 	if (rc == 0) {
 		struct buf b = BUF_INIT;
 		proto_sandbox_encode(&b, &sp);

@@ -1,7 +1,8 @@
 /* test-server.c: the parsers of capsa serve that see client bytes: request
  * targets, routing, strict JSON decoding, UTF-8 sanitizing, multipart
- * bodies and Connect envelopes; and the guard on connections that have
- * not shown the token (which ones it closes, on real sockets). */
+ * bodies and Connect envelopes; E2B's egress rules onto capsa's (CIDR
+ * subtraction, the mapping, the read-back); and the guard on connections
+ * that have not shown the token (which ones it closes, on real sockets). */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "server/connect.h"
+#include "net/allowwins.h"
 #include "server/http.h"
 #include "server/json.h"
 #include "server/metrics.h"
@@ -379,6 +381,230 @@ static void test_preauth(void)
 	preauth_free(pa);
 }
 
+
+/* --- E2B egress rules --------------------------------------------------- */
+
+static struct linux_ip4net net4(const char *s)
+{
+	struct linux_ip4net n = { 0xffffffffu, 33 }; /* matches nothing: a typo fails its test */
+	linux_ip4net_parse(s, &n, NULL);
+	return n;
+}
+
+static bool in_net(uint32_t a, const struct linux_ip4net *n)
+{
+	return (a & linux_ip4_mask(n->prefix)) == (n->addr & linux_ip4_mask(n->prefix));
+}
+
+/* Over every address of base (a /24 or smaller): the result holds exactly
+ * the addresses of a and not of b, each in one prefix only. */
+static bool subtract_exact(const struct linux_ip4net *a, size_t na, const struct linux_ip4net *b, size_t nb,
+			   const char *base)
+{
+	struct linux_ip4net *out = NULL, space = net4(base);
+	size_t n = 0;
+	if (net_cidr_subtract(a, na, b, nb, &out, &n, NULL) < 0)
+		return false;
+	bool good = true;
+	for (uint32_t i = 0; i < (1u << (32 - space.prefix)) && good; i++) {
+		uint32_t addr = space.addr + i;
+		bool want = false, deny = false;
+		for (size_t k = 0; k < na; k++)
+			want |= in_net(addr, &a[k]);
+		for (size_t k = 0; k < nb; k++)
+			deny |= in_net(addr, &b[k]);
+		size_t hits = 0;
+		for (size_t k = 0; k < n; k++)
+			hits += in_net(addr, &out[k]);
+		good = hits == (want && !deny ? 1u : 0u);
+	}
+	for (size_t k = 0; k < n; k++)
+		good = good && out[k].addr == (out[k].addr & linux_ip4_mask(out[k].prefix));
+	free(out);
+	return good;
+}
+
+static size_t subtract_count(const char *a, const char *b)
+{
+	struct linux_ip4net x = net4(a), y = net4(b), *out = NULL;
+	size_t n = 0;
+	if (net_cidr_subtract(&x, 1, &y, 1, &out, &n, NULL) < 0)
+		return (size_t)-1;
+	free(out);
+	return n;
+}
+
+static void test_cidr_subtract(void)
+{
+	is_int((int)subtract_count("10.0.0.0/8", "10.0.0.0/8"), 0, "a prefix minus itself is nothing");
+	is_int((int)subtract_count("10.0.0.0/24", "10.0.0.0/8"), 0, "minus a wider one: nothing");
+	is_int((int)subtract_count("10.0.0.0/8", "11.0.0.0/8"), 1, "minus a disjoint one: itself");
+	is_int((int)subtract_count("10.0.0.0/24", "10.0.0.5"), 8, "a /24 minus one address: 8 prefixes");
+	is_int((int)subtract_count("0.0.0.0/0", "0.0.0.0/0"), 0, "everything minus everything");
+	is_int((int)subtract_count("0.0.0.0/0", "198.51.100.10"), 32, "everything minus one address: 32 prefixes");
+
+	struct linux_ip4net a = net4("10.0.0.0/24"), hole = net4("10.0.0.5");
+	ok(subtract_exact(&a, 1, &hole, 1, "10.0.0.0/24"), "a /24 minus one address is exact");
+	struct linux_ip4net loose = net4("10.0.0.7/24");
+	ok(subtract_exact(&loose, 1, &hole, 1, "10.0.0.0/24"), "host bits of an input are ignored");
+	struct linux_ip4net halves[] = { net4("10.0.0.0/25"), net4("10.0.0.128/25") };
+	ok(subtract_exact(&a, 1, halves, 2, "10.0.0.0/24"), "two halves take the whole");
+	struct linux_ip4net *out = NULL;
+	size_t n = 9;
+	ok(net_cidr_subtract(&a, 1, halves, 2, &out, &n, NULL) == 0 && n == 0, "and leave no prefix");
+	free(out);
+
+	/* random lists inside one /24, checked address by address */
+	unsigned seed = 12345;
+	bool all = true;
+	for (int round = 0; round < 300 && all; round++) {
+		struct linux_ip4net x[4], y[6];
+		size_t nx = 1 + rand_r(&seed) % 4, ny = rand_r(&seed) % 6;
+		for (size_t i = 0; i < nx; i++)
+			x[i] = (struct linux_ip4net){ 0x0a000000u | (rand_r(&seed) & 0xff), 24 + rand_r(&seed) % 9 };
+		for (size_t i = 0; i < ny; i++)
+			y[i] = (struct linux_ip4net){ 0x0a000000u | (rand_r(&seed) & 0xff), 24 + rand_r(&seed) % 9 };
+		all = subtract_exact(x, nx, y, ny, "10.0.0.0/24");
+	}
+	ok(all, "300 random subtractions are exact");
+
+	/* the result is bounded: 0/0 minus 1100 scattered addresses */
+	struct linux_ip4net every = net4("0.0.0.0/0"), *many = xcalloc(1100, sizeof(*many));
+	for (size_t i = 0; i < 1100; i++)
+		many[i] = (struct linux_ip4net){ (uint32_t)(i * 3900017u), 32 };
+	struct capsa_error *err = NULL;
+	ok(net_cidr_subtract(&every, 1, many, 1100, &out, &n, &err) < 0 && err && err->code == E2BIG,
+	   "more than the limit of prefixes: E2BIG");
+	capsa_error_free(err);
+	err = NULL;
+	/* ...unless a wider prefix among them takes it all, wherever it is */
+	many = xrealloc(many, 1101 * sizeof(*many));
+	many[1100] = every;
+	out = NULL;
+	ok(net_cidr_subtract(&every, 1, many, 1101, &out, &n, &err) == 0 && n == 0 && !err,
+	   "0/0 last in the list still takes everything at once");
+	free(out);
+	free(many);
+}
+
+static char *joined(char **v)
+{
+	struct buf b = BUF_INIT;
+	for (char **p = v; p && *p; p++)
+		buf_appendf(&b, "%s%s", p == v ? "" : " ", *p);
+	char *s = xstrdup(buf_cstr(&b));
+	buf_release(&b);
+	return s;
+}
+
+/* "allow | deny" of the mapping, or "error: message". */
+static char *map(const char *allow, const char *deny, bool no_internet)
+{
+	_cleanup_strv_ char **a = allow ? strv_split(allow, ' ') : NULL;
+	_cleanup_strv_ char **d = deny ? strv_split(deny, ' ') : NULL;
+	char **ca = NULL, **cd = NULL;
+	struct capsa_error *err = NULL;
+	if (net_allow_wins_map(a, d, no_internet, &ca, &cd, &err) < 0) {
+		char *m = xasprintf("error: %s", err->code == EINVAL ? err->msg : "not EINVAL");
+		capsa_error_free(err);
+		return m;
+	}
+	_cleanup_free_ char *ja = joined(ca), *jd = joined(cd);
+	strv_free(ca);
+	strv_free(cd);
+	return xasprintf("%s | %s", ja, jd);
+}
+
+static void map_is(const char *allow, const char *deny, bool no_internet, const char *want, const char *what)
+{
+	_cleanup_free_ char *got = map(allow, deny, no_internet);
+	if (str_has_prefix(want, "error: "))
+		ok(str_has_prefix(got, "error: ") && strstr(got, want + 7), "%s (%s)", what, got);
+	else
+		is_str(got, want, "%s", what);
+}
+
+static void test_e2b_map(void)
+{
+	map_is(NULL, NULL, false, " | ", "no rules: none");
+	map_is(NULL, NULL, true, " | 0.0.0.0/0", "allow_internet_access false: deny everything");
+	map_is("www.example.test", "0.0.0.0/0", false, "www.example.test | ", "deny all, allow a name: only it");
+	map_is("www.example.test *.wild.test 198.51.100.0/24", NULL, true,
+	       "www.example.test *.wild.test 198.51.100.0/24 | ", "no internet with allowOut: only those");
+	map_is("x.test", "0.0.0.0/1 128.0.0.0/1", false, "x.test | ", "two halves deny everything too");
+	map_is(NULL, "203.0.113.0/24 8.8.8.8", false, " | 203.0.113.0/24 8.8.8.8", "deny only: as given");
+	map_is("203.0.113.10", "203.0.113.0/24", false,
+	       " | 203.0.113.128/25 203.0.113.64/26 203.0.113.32/27 203.0.113.16/28 203.0.113.0/29 203.0.113.12/30 "
+	       "203.0.113.8/31 203.0.113.11",
+	       "allowed holes cut out of the denied");
+	map_is("203.0.113.0/24", "203.0.113.0/24", false, " | ", "allowed all of the denied");
+	map_is("a.test 1.2.3.4", NULL, false, " | ", "allowOut without denyOut adds nothing to everything");
+	map_is("a.test", "1.2.3.0/24", false, "error: capsa cannot express", "a name with a partial deny");
+	map_is(NULL, "evil.test", false, "error: network.denyOut 'evil.test': deny rules take CIDR",
+	       "names in denyOut refused, as E2B does");
+	map_is("host", "0.0.0.0/0", false, "error: network.allowOut 'host'", "capsa's keyword refused");
+	map_is(NULL, "::/0", false, "error: IPv6", "IPv6 refused");
+	map_is("1.2.3.4,5.6.7.8", "0.0.0.0/0", false, "error: one address", "comma lists refused");
+	map_is(NULL, "1.2.3.4/33", false, "error: network.denyOut: invalid address", "bad prefix");
+	map_is("", NULL, false, "error: one address", "empty entry");
+	/* nftables refuses overlapping elements in a set: none are passed on */
+	map_is("10.1.0.0/16 a.test 10.0.0.0/8 10.0.0.0/8 10.2.3.4", "0.0.0.0/0", false, "a.test 10.0.0.0/8 | ",
+	       "nested allowed prefixes dropped");
+	map_is(NULL, "10.1.0.0/16 10.0.0.0/8 8.8.8.8 8.8.8.8/32", false, " | 10.0.0.0/8 8.8.8.8",
+	       "nested denied prefixes dropped");
+	struct buf b = BUF_INIT;
+	for (unsigned i = 0; i < 1000; i++)
+		buf_appendf(&b, "%u.%u.%u.%u ", 1 + i % 200, i % 7, i % 13, i % 251);
+	buf_appendf(&b, "0.0.0.0/0");
+	map_is("a.test", buf_cstr(&b), false, "a.test | ", "1000 addresses and 0/0 last deny everything");
+	buf_release(&b);
+}
+
+static char *view(const char *net_json)
+{
+	json_t *n = net_json ? json_loads(net_json, 0, NULL) : NULL;
+	json_t *v = net_allow_wins_view(n);
+	char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(v);
+	json_decref(n);
+	return s;
+}
+
+static void test_e2b_view(void)
+{
+	struct {
+		const char *in, *want, *what;
+	} c[] = {
+		{ NULL, "{\"allowInternetAccess\":false,\"network\":{\"allowOut\":[],\"denyOut\":[\"0.0.0.0/0\"]}}",
+		  "no record: loopback only" },
+		{ "{\"mode\":\"none\"}",
+		  "{\"allowInternetAccess\":false,\"network\":{\"allowOut\":[],\"denyOut\":[\"0.0.0.0/0\"]}}", "none" },
+		{ "{\"mode\":\"host\"}", "{\"allowInternetAccess\":true,\"network\":{\"allowOut\":[],\"denyOut\":[]}}",
+		  "host: no rules" },
+		{ "{\"mode\":\"bridge\",\"allowOut\":[],\"denyOut\":[]}",
+		  "{\"allowInternetAccess\":true,\"network\":{\"allowOut\":[],\"denyOut\":[]}}", "bridge, no rules" },
+		{ "{\"mode\":\"bridge\",\"allowOut\":[\"www.example.test\"],\"denyOut\":[]}",
+		  "{\"allowInternetAccess\":false,\"network\":{\"allowOut\":[\"www.example.test\"],\"denyOut\":[\"0.0."
+		  "0.0/0\"]}}",
+		  "allow list: deny everything else" },
+		{ "{\"mode\":\"bridge\",\"allowOut\":[],\"denyOut\":[\"0.0.0.0/0\"]}",
+		  "{\"allowInternetAccess\":false,\"network\":{\"allowOut\":[],\"denyOut\":[\"0.0.0.0/0\"]}}",
+		  "deny everything: no internet" },
+		{ "{\"mode\":\"bridge\",\"allowOut\":[],\"denyOut\":[\"203.0.113.0/24\",\"x.test\"]}",
+		  "{\"allowInternetAccess\":true,\"network\":{\"allowOut\":[],\"denyOut\":[\"203.0.113.0/24\",\"x.test\"]"
+		  "}}",
+		  "partial deny" },
+		{ "{\"mode\":\"bridge\",\"allowOut\":[\"10.0.0.0/30\",\"a.test\"],\"denyOut\":[\"10.0.0.1\"]}",
+		  "{\"allowInternetAccess\":false,\"network\":{\"allowOut\":[\"10.0.0.2/31\",\"10.0.0.0\",\"a.test\"],"
+		  "\"denyOut\":[\"0.0.0.0/0\"]}}",
+		  "capsa's deny cut out of its allow" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(c); i++) {
+		_cleanup_free_ char *got = view(c[i].in);
+		is_str(got, c[i].want, "view: %s", c[i].what);
+	}
+}
+
 int main(void)
 {
 	test_unescape();
@@ -388,5 +614,8 @@ int main(void)
 	test_multipart();
 	test_connect();
 	test_preauth();
+	test_cidr_subtract();
+	test_e2b_map();
+	test_e2b_view();
 	return done_testing();
 }
