@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <nftables/libnftables.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -107,53 +108,13 @@ static void detach_stdio(void)
 	}
 }
 
-/* In a process of its own (see nft_run_detached): each script, errors
- * ignored, then the answer that they ran. */
-void nft_run_each_detached(char *const *scripts, size_t n)
-{
-	pthread_once(&once, load);
-	if (!lib.run)
-		return;
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return;
-	pid_t child = fork();
-	if (child == 0) {
-		close(p[0]);
-		if (fork() != 0)
-			_exit(0);
-		detach_stdio();
-		struct nft_ctx *c = lib.ctx_new(NFT_CTX_DEFAULT);
-		if (c) {
-			lib.buffer_output(c);
-			lib.buffer_error(c);
-			for (size_t i = 0; i < n; i++)
-				lib.run(c, scripts[i]);
-		}
-		if (write(p[1], "0", 1) < 0) {
-			/* the parent is gone */
-		}
-		close(p[1]);
-		if (c)
-			lib.ctx_free(c);
-		_exit(0);
-	}
-	close(p[1]);
-	if (child > 0) {
-		while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
-		}
-		char ok;
-		while (read(p[0], &ok, 1) < 0 && errno == EINTR) {
-		}
-	}
-	close(p[0]);
-}
-
 /* The kernel frees what a transaction removed after an RCU grace period,
  * and the close of the netlink socket that made it waits for that (10-20
- * ms on a VM): a removal is made by a grandchild that reports its result
- * through a pipe and then closes its socket on its own time, detached. */
-int nft_run_detached(const char *script, const char *what, struct capsa_error **err)
+ * ms on a VM): removals are made by a grandchild that reports through a
+ * pipe and then closes its socket on its own time, detached.  It runs the
+ * scripts in turn, each its own transaction; with stop, the first refused
+ * one ends the run and its error is the answer, else errors are ignored. */
+static int run_detached(char *const *scripts, size_t n, bool stop, const char *what, struct capsa_error **err)
 {
 	pthread_once(&once, load); /* before the fork: the grandchild inherits it */
 	if (!lib.run)
@@ -167,18 +128,20 @@ int nft_run_detached(const char *script, const char *what, struct capsa_error **
 		if (fork() != 0)
 			_exit(0);
 		detach_stdio();
-		/* the grandchild: the batch, its verdict, then the slow close */
 		struct capsa_error *e = NULL;
-		char msg[600];
 		struct nft_ctx *c = ctx_new(what, &e);
-		int rc = c ? ctx_run(c, script, what, &e) : -1;
-		int n = snprintf(msg, sizeof(msg), "%c%s", rc == 0 ? '0' : '1', e ? e->msg : "");
-		if (write(p[1], msg, (size_t)n) < 0) {
+		int rc = c ? 0 : -1;
+		for (size_t i = 0; c && i < n && rc == 0; i++)
+			if (ctx_run(c, scripts[i], what, stop ? &e : NULL) < 0 && stop)
+				rc = -1;
+		char msg[600];
+		int len = snprintf(msg, sizeof(msg), "%c%s", rc == 0 ? '0' : '1', e ? e->msg : "");
+		if (write(p[1], msg, (size_t)len) < 0) {
 			/* the parent is gone: nobody to tell */
 		}
 		close(p[1]);
 		if (c)
-			lib.ctx_free(c);
+			lib.ctx_free(c); /* the slow part, on nobody's time */
 		_exit(0);
 	}
 	close(p[1]);
@@ -189,15 +152,26 @@ int nft_run_detached(const char *script, const char *what, struct capsa_error **
 	while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
 	}
 	char msg[600];
-	ssize_t n;
+	ssize_t len;
 	do
-		n = read(p[0], msg, sizeof(msg) - 1);
-	while (n < 0 && errno == EINTR);
+		len = read(p[0], msg, sizeof(msg) - 1);
+	while (len < 0 && errno == EINTR);
 	close(p[0]);
-	if (n <= 0)
+	if (len <= 0)
 		return error_set(err, EIO, "%s: the nftables helper ended without an answer", what);
-	msg[n] = '\0';
+	msg[len] = '\0';
 	if (msg[0] != '0')
 		return error_set(err, EIO, "%s", msg + 1);
 	return 0;
+}
+
+void nft_run_each_detached(char *const *scripts, size_t n)
+{
+	run_detached(scripts, n, false, "nft", NULL);
+}
+
+int nft_run_detached(const char *script, const char *what, struct capsa_error **err)
+{
+	char *one[] = { (char *)script };
+	return run_detached(one, 1, true, what, err);
 }

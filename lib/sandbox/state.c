@@ -464,13 +464,9 @@ int sandbox_reconcile_one(struct capsa_ctx *ctx, const char *id, struct capsa_er
  * a runtime directory no row names: remove those whose lock is free. */
 static void remove_orphan_run_dirs(struct capsa_ctx *ctx, struct store *db)
 {
-	int fd = openat(ctx->run_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
+	DIR *d = opendir_at(ctx->run_fd, ".");
+	if (!d)
 		return;
-	}
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		if (strlen(de->d_name) != 64 || strspn(de->d_name, "0123456789abcdef") != 64)
@@ -506,13 +502,9 @@ static void remove_orphan_run_dirs(struct capsa_ctx *ctx, struct store *db)
  * bookkeeping.  The index is only a cache of the database. */
 static void sweep_names(struct capsa_ctx *ctx)
 {
-	int fd = openat(ctx->run_fd, "names", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
+	DIR *d = opendir_at(ctx->run_fd, "names");
+	if (!d)
 		return;
-	}
 	struct dirent *de;
 	char link[80];
 	while ((de = readdir(d))) {
