@@ -352,8 +352,15 @@ def test_published_ports_work_on_the_bridge(fake_internet, net):
 # ---- nothing left, however sandboxes end -------------------------------------------------
 
 def supervisors_in(fi):
-    return [pid for pid, _ in fi.processes_inside()
-            if open(f"/proc/{pid}/comm").read().startswith("capsa-supervis")]
+    out = []
+    for pid, _ in fi.processes_inside():
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().startswith("capsa-supervis"):
+                    out.append(pid)
+        except OSError:
+            pass  # ended meanwhile
+    return out
 
 
 @pytest.mark.slow
