@@ -142,6 +142,9 @@ struct net_plan {
 int net_plan_make(struct capsa_ctx *ctx, const struct capsa_sandbox_opts *o, struct net_plan *out,
 		  struct capsa_error **err);
 void net_plan_release(struct net_plan *p);
+/* The sandbox's sandbox_net row (its intent), in the caller's transaction:
+ * the one that inserts the sandbox's own row. */
+int net_plan_record(struct capsa_ctx *ctx, const char *id, const struct net_plan *p, struct capsa_error **err);
 
 /* What a sandbox got: recorded in sandbox_net, used to undo it. */
 struct net_attach {

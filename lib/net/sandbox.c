@@ -374,6 +374,13 @@ static int record(struct capsa_ctx *ctx, const char *id, const char *mode, const
 	return 0;
 }
 
+int net_plan_record(struct capsa_ctx *ctx, const char *id, const struct net_plan *p, struct capsa_error **err)
+{
+	static const char *const modes[] = { [NET_NONE] = "none", [NET_BRIDGE] = "bridge", [NET_HOST] = "host",
+					     [NET_CONTAINER] = "container" };
+	return record(ctx, id, modes[p->mode], p, 0, err);
+}
+
 void net_attach_release(struct net_attach *a)
 {
 	if (a->netns_fd >= 0)
@@ -420,8 +427,6 @@ static int setup_bridge(struct capsa_ctx *ctx, const char *id, const char *name,
 	if (net_network_ensure(ctx, n, err) < 0)
 		return -1;
 	trace_mark("net: network ensured");
-	if (record(ctx, id, "bridge", p, 0, err) < 0)
-		return -1;
 	_cleanup_free_ char *run_dir = sandbox_run_dir(ctx, id);
 	int lock = net_state_lock(err);
 	if (lock < 0)
@@ -479,12 +484,10 @@ int net_sandbox_setup(struct capsa_ctx *ctx, const char *id, const char *name, c
 	case NET_NONE:
 		/* no network: no resolver to name */
 		out->resolv = xstrdup("");
-		return record(ctx, id, "none", p, 0, err);
+		return 0;
 	case NET_HOST:
-		return record(ctx, id, "host", p, 0, err);
+		return 0;
 	case NET_CONTAINER:
-		if (record(ctx, id, "container", p, 0, err) < 0)
-			return -1;
 		return setup_container(ctx, p, out, err);
 	case NET_BRIDGE:
 		if (setup_bridge(ctx, id, name, hostname, p, out, err) < 0)
@@ -571,9 +574,8 @@ void net_sandbox_release(struct capsa_ctx *ctx, const char *id)
 	struct net_row r;
 	if (net_row_get(ctx, id, &r) < 0)
 		return;
+	/* only the bridge holds anything on the host */
 	if (r.released || strcmp(r.mode, "bridge") != 0 || !r.bridge) {
-		if (!r.released)
-			mark_released(ctx, id);
 		net_row_release(&r);
 		return;
 	}

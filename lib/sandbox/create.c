@@ -466,7 +466,7 @@ static int on_start_frame(void *ctx, struct proto_conn *c, const struct proto_hd
 
 static int insert_row(struct capsa_ctx *ctx, const char *id, const char *name, const struct image *img,
 		      const struct capsa_sandbox_opts *o, const char *config, const char *labels, const char *cgroup,
-		      struct capsa_error **err)
+		      const struct net_plan *plan, struct capsa_error **err)
 {
 	struct store *db = ctx_db(ctx, err);
 	if (!db || store_begin(db, err) < 0)
@@ -524,7 +524,7 @@ static int insert_row(struct capsa_ctx *ctx, const char *id, const char *name, c
 		error_set(err, EAGAIN, "image %s changed while the sandbox was being created", o->image);
 		goto fail;
 	}
-	if (image_record_sandbox_layers(ctx, id, img, err) < 0)
+	if (image_record_sandbox_layers(ctx, id, img, err) < 0 || net_plan_record(ctx, id, plan, err) < 0)
 		goto fail;
 	if (store_add_event(db, id, "create", NULL, err) < 0)
 		goto fail;
@@ -805,7 +805,7 @@ CAPSA_EXPORT int capsa_sandbox_run(struct capsa_ctx *ctx, const struct capsa_san
 		error_sys(err, errno, "lock %s", lock);
 		goto out;
 	}
-	if (insert_row(ctx, id, name, img, o, config, labels, spec.cg_name, err) < 0)
+	if (insert_row(ctx, id, name, img, o, config, labels, spec.cg_name, &plan, err) < 0)
 		goto out;
 	row = true;
 	runindex_add(ctx->run_fd, name, id);

@@ -21,6 +21,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "linux/cgroup.h"
@@ -178,17 +179,38 @@ int sandbox_cgroup_remove(struct capsa_ctx *ctx, const char *id, const char *cgr
 	return rc;
 }
 
+/* Waits (up to ms) for the recorded supervisor to exit: a pidfd wakes us
+ * the moment it does (a supervisor that sent FINAL is usually a few
+ * hundred microseconds from its exit), where sleeping would round up. */
+static void wait_supervisor_exit(const struct sb_row *r, int ms)
+{
+	int fd = r->supervisor_pid > 0 && r->supervisor_pid != getpid() ? (int)syscall(SYS_pidfd_open, r->supervisor_pid, 0)
+									 : -1;
+	uint64_t t;
+	/* the pid must still be the recorded process, or this waits on another */
+	if (fd >= 0 && linux_proc_start_time(r->supervisor_pid, &t) == 0 && t == r->supervisor_start) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		poll(&p, 1, ms);
+	} else {
+		/* something else holds on (the lock): a plain pause */
+		poll(NULL, 0, ms);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
 int sandbox_prove_dead(struct capsa_ctx *ctx, const struct sb_row *r, int wait_ms, struct capsa_error **err)
 {
 	int64_t deadline = mono_ms() + wait_ms;
 	int pause_ms = 1;
 	while (alive(ctx, r, true)) {
-		if (mono_ms() > deadline) {
+		int64_t left = deadline - mono_ms();
+		if (left < 0) {
 			pid_t pid = r->supervisor_pid > 0 ? r->supervisor_pid : r->creator_pid;
 			return error_set(err, EBUSY, "sandbox %s still has a live %s (pid %d)", r->name,
 					 r->supervisor_pid > 0 ? "supervisor" : "creator", (int)pid);
 		}
-		poll(NULL, 0, pause_ms);
+		wait_supervisor_exit(r, (int)(left < pause_ms ? left : pause_ms));
 		if (pause_ms < 16)
 			pause_ms *= 2;
 	}
